@@ -1,0 +1,173 @@
+/* AVX2 kernels. Compiled with a per-region target attribute (no -mavx2), called only when
+ * the CPU has AVX2 and FMA. The 4-way byte dot product is vpmaddubsw + vpmaddwd. */
+#include "lowbit_internal.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <float.h>
+#include <immintrin.h>
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+
+#define INLINE static inline __attribute__((always_inline))
+
+static int absmax_avx2(const float *restrict x, int64_t n, float *restrict out) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), big = _mm256_set1_ps(FLT_MAX);
+    __m256 m = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i));
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, big, _CMP_NLE_UQ));
+        m = _mm256_max_ps(m, a);
+    }
+    float lanes[8], tail;
+    _mm256_storeu_ps(lanes, m);
+    int b = lowbit_absmax_scalar(x + i, n - i, &tail) | (_mm256_movemask_ps(bad) != 0);
+    b |= lowbit_absmax_scalar(lanes, 8, out);
+    *out = tail > *out ? tail : *out;
+    return b;
+}
+
+static int sums_avx2(const float *restrict x, int64_t n, double *restrict sum, double *restrict abssum) {
+    const __m256d sign = _mm256_set1_pd(-0.0);
+    __m256d s[4], a[4];
+    for (int l = 0; l < 4; l++) s[l] = a[l] = _mm256_setzero_pd();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        for (int l = 0; l < 4; l++) {
+            const __m256d v = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4 * l));
+            s[l] = _mm256_add_pd(s[l], v);
+            a[l] = _mm256_add_pd(a[l], _mm256_andnot_pd(sign, v));
+        }
+    }
+    double sl[16], al[16];
+    for (int l = 0; l < 4; l++) {
+        _mm256_storeu_pd(sl + 4 * l, s[l]);
+        _mm256_storeu_pd(al + 4 * l, a[l]);
+    }
+    for (int64_t t = 0; i + t < n; t++) {
+        sl[t] += (double)x[i + t];
+        al[t] += (double)(x[i + t] < 0 ? -x[i + t] : x[i + t]);
+    }
+    *sum = lowbit_reduce16(sl);
+    *abssum = lowbit_reduce16(al);
+    return !(*abssum <= DBL_MAX);
+}
+
+static void quantize_avx2(const float *restrict x, int64_t n, float inv, int qmax, int8_t *restrict q) {
+    const __m256 vinv = _mm256_set1_ps(inv), hi = _mm256_set1_ps((float)qmax), lo = _mm256_set1_ps(-(float)qmax);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vinv),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v = _mm256_max_ps(_mm256_min_ps(v, hi), lo);
+        const __m256i w = _mm256_cvtps_epi32(v);
+        const __m128i h = _mm_packs_epi32(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+        _mm_storel_epi64((__m128i *)(q + i), _mm_packs_epi16(h, h));
+    }
+    lowbit_quantize_scalar(x + i, n - i, inv, qmax, q + i);
+}
+
+static void sign_avx2(const float *restrict x, int64_t n, float threshold, int8_t *restrict q) {
+    const __m256 t = _mm256_set1_ps(threshold);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        /* all-ones (-1) where x < t, else 0; then 2 * that + 1 gives -1 or +1 */
+        const __m256i lt = _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(x + i), t, _CMP_NGE_UQ));
+        const __m256i v = _mm256_add_epi32(_mm256_add_epi32(lt, lt), _mm256_set1_epi32(1));
+        const __m128i h = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        _mm_storel_epi64((__m128i *)(q + i), _mm_packs_epi16(h, h));
+    }
+    lowbit_sign_scalar(x + i, n - i, threshold, q + i);
+}
+
+/* acc += 4-way dot of unsigned codes u (<= 15) and signed bytes s, per int32 lane. */
+INLINE __m256i dp_small(__m256i acc, __m256i u, __m256i s) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+}
+
+/* The same for full 8-bit codes: split into nibbles so vpmaddubsw cannot saturate. */
+INLINE __m256i dp_byte(__m256i acc, __m256i u, __m256i s) {
+    const __m256i m = _mm256_set1_epi8(0x0f);
+    const __m256i lo = _mm256_and_si256(u, m), hi = _mm256_and_si256(_mm256_srli_epi16(u, 4), m);
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, s), _mm256_set1_epi16(1)));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, s), _mm256_set1_epi16(16)));
+}
+
+/* One panel (two ymm of 8 rows) times NR <= 4 tokens. */
+INLINE void dot_tile(const int bits, const int NR, int64_t chunks, const uint8_t *restrict w,
+                     const int8_t *restrict x, int64_t ldx, int32_t *restrict acc) {
+    const int planes = 8 / bits, chunk_k = 32 / bits;
+    const __m256i mask = _mm256_set1_epi8((char)((1 << bits) - 1));
+    __m256i a0[4], a1[4];
+    for (int j = 0; j < NR; j++) a0[j] = a1[j] = _mm256_setzero_si256();
+    for (int64_t c = 0; c < chunks; c++) {
+        const __m256i v0 = _mm256_loadu_si256((const __m256i *)(w + c * 64));
+        const __m256i v1 = _mm256_loadu_si256((const __m256i *)(w + c * 64 + 32));
+        for (int p = 0; p < planes; p++) {
+            __m256i c0 = v0, c1 = v1;
+            if (bits < 8) {
+                c0 = _mm256_and_si256(_mm256_srli_epi16(v0, p * bits), mask);
+                c1 = _mm256_and_si256(_mm256_srli_epi16(v1, p * bits), mask);
+            }
+            const int8_t *xp = x + c * chunk_k + 4 * p;
+            for (int j = 0; j < NR; j++) {
+                const __m256i xb = _mm256_set1_epi32(lowbit_load_i32(xp + j * ldx));
+                if (bits < 8) {
+                    a0[j] = dp_small(a0[j], c0, xb);
+                    a1[j] = dp_small(a1[j], c1, xb);
+                } else {
+                    a0[j] = dp_byte(a0[j], c0, xb);
+                    a1[j] = dp_byte(a1[j], c1, xb);
+                }
+            }
+        }
+    }
+    for (int j = 0; j < NR; j++) {
+        _mm256_storeu_si256((__m256i *)(acc + 16 * j), a0[j]);
+        _mm256_storeu_si256((__m256i *)(acc + 16 * j + 8), a1[j]);
+    }
+}
+
+INLINE void dot_avx2(const int bits, int64_t chunks, const uint8_t *restrict w, const int8_t *restrict x,
+                     int64_t ldx, int nr, int32_t *restrict acc) {
+    for (int j = 0; j < nr; j += 4) {
+        const int8_t *xj = x + j * ldx;
+        int32_t *aj = acc + 16 * j;
+        switch (nr - j >= 4 ? 4 : nr - j) {
+        case 1: dot_tile(bits, 1, chunks, w, xj, ldx, aj); break;
+        case 2: dot_tile(bits, 2, chunks, w, xj, ldx, aj); break;
+        case 3: dot_tile(bits, 3, chunks, w, xj, ldx, aj); break;
+        default: dot_tile(bits, 4, chunks, w, xj, ldx, aj); break;
+        }
+    }
+}
+
+#define DEFINE_DOT(B)                                                                                 \
+    static void dot_b##B##_avx2(int64_t chunks, const uint8_t *restrict w, const int8_t *restrict x, \
+                                int64_t ldx, int nr, int32_t *restrict acc) {                         \
+        dot_avx2(B, chunks, w, x, ldx, nr, acc);                                                      \
+    }
+DEFINE_DOT(1)
+DEFINE_DOT(2)
+DEFINE_DOT(4)
+DEFINE_DOT(8)
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#elif defined(__GNUC__)
+#pragma GCC pop_options
+#endif
+
+void lowbit_table_init_avx2(lowbit_kernel_table *t) {
+#define SET(name)              \
+    t->name = name##_avx2;     \
+    t->name##_isa = LOWBIT_ISA_AVX2;
+    SET(absmax) SET(sums) SET(quantize) SET(sign) SET(dot_b1) SET(dot_b2) SET(dot_b4) SET(dot_b8)
+#undef SET
+}
+#endif

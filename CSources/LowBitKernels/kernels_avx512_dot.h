@@ -1,0 +1,67 @@
+/* The AVX-512 dot microkernel, written once and compiled twice: by kernels_avx512.c with
+ * vpmaddubsw + vpmaddwd (AVX512BW), and by kernels_avx512vnni.c with vpdpbusd (VNNI).
+ * The includer sets LOWBIT_DOT_SUFFIX and LOWBIT_DOT_VNNI and the target attribute.
+ * One panel is one zmm (16 rows x 4 columns of codes per plane); up to 8 tokens at once. */
+
+#define INLINE static inline __attribute__((always_inline))
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+
+/* acc += 4-way dot of unsigned codes u and signed bytes s; `full` = codes may exceed 15. */
+INLINE __m512i dp4(__m512i acc, __m512i u, __m512i s, const int full) {
+#if LOWBIT_DOT_VNNI
+    (void)full;
+    return _mm512_dpbusd_epi32(acc, u, s);
+#else
+    if (!full)
+        return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
+    /* split into nibbles so that vpmaddubsw cannot saturate */
+    const __m512i m = _mm512_set1_epi8(0x0f);
+    const __m512i lo = _mm512_and_si512(u, m), hi = _mm512_and_si512(_mm512_srli_epi16(u, 4), m);
+    acc = _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(lo, s), _mm512_set1_epi16(1)));
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(hi, s), _mm512_set1_epi16(16)));
+#endif
+}
+
+INLINE void CAT(dot_tile, LOWBIT_DOT_SUFFIX)(const int bits, const int NR, int64_t chunks,
+                                              const uint8_t *restrict w, const int8_t *restrict x,
+                                              int64_t ldx, int32_t *restrict acc) {
+    const int planes = 8 / bits, chunk_k = 32 / bits;
+    const __m512i mask = _mm512_set1_epi8((char)((1 << bits) - 1));
+    __m512i a[LOWBIT_MAX_NR];
+    for (int j = 0; j < NR; j++) a[j] = _mm512_setzero_si512();
+    for (int64_t c = 0; c < chunks; c++) {
+        const __m512i v = _mm512_loadu_si512((const void *)(w + c * 64));
+        for (int p = 0; p < planes; p++) {
+            const __m512i codes = bits < 8 ? _mm512_and_si512(_mm512_srli_epi16(v, p * bits), mask) : v;
+            const int8_t *xp = x + c * chunk_k + 4 * p;
+            for (int j = 0; j < NR; j++)
+                a[j] = dp4(a[j], codes, _mm512_set1_epi32(lowbit_load_i32(xp + j * ldx)), bits == 8);
+        }
+    }
+    for (int j = 0; j < NR; j++) _mm512_storeu_si512((void *)(acc + 16 * j), a[j]);
+}
+
+INLINE void CAT(dot_all, LOWBIT_DOT_SUFFIX)(const int bits, int64_t chunks, const uint8_t *restrict w,
+                                             const int8_t *restrict x, int64_t ldx, int nr,
+                                             int32_t *restrict acc) {
+    switch (nr) {
+#define CASE(R) \
+    case R: CAT(dot_tile, LOWBIT_DOT_SUFFIX)(bits, R, chunks, w, x, ldx, acc); break;
+    CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7)
+    default: CAT(dot_tile, LOWBIT_DOT_SUFFIX)(bits, 8, chunks, w, x, ldx, acc); break;
+#undef CASE
+    }
+}
+
+#define DEFINE_DOT(B)                                                                                   \
+    static void CAT(CAT(dot_b, B), LOWBIT_DOT_SUFFIX)(int64_t chunks, const uint8_t *restrict w,       \
+                                                      const int8_t *restrict x, int64_t ldx, int nr,   \
+                                                      int32_t *restrict acc) {                         \
+        CAT(dot_all, LOWBIT_DOT_SUFFIX)(B, chunks, w, x, ldx, nr, acc);                                \
+    }
+DEFINE_DOT(1)
+DEFINE_DOT(2)
+DEFINE_DOT(4)
+DEFINE_DOT(8)
+#undef DEFINE_DOT

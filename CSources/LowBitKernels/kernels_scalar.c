@@ -1,0 +1,78 @@
+/* Scalar kernels: the reference twins every ISA is checked against. Plain C, no intrinsics. */
+#include "lowbit_internal.h"
+#include <float.h>
+#include <math.h>
+
+int lowbit_absmax_scalar(const float *restrict x, int64_t n, float *restrict out) {
+    float m = 0.0f;
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const float a = fabsf(x[i]);
+        bad |= !(a <= FLT_MAX);
+        m = a > m ? a : m;
+    }
+    *out = m;
+    return bad;
+}
+
+int lowbit_sums_scalar(const float *restrict x, int64_t n, double *restrict sum, double *restrict abssum) {
+    double s[16] = {0}, a[16] = {0};
+    for (int64_t i = 0; i < n; i++) {
+        s[i % 16] += (double)x[i];
+        a[i % 16] += fabs((double)x[i]);
+    }
+    *sum = lowbit_reduce16(s);
+    *abssum = lowbit_reduce16(a);
+    /* A finite float sum in double cannot overflow, so only NaN or Inf input makes it non-finite. */
+    return !isfinite(*abssum);
+}
+
+void lowbit_quantize_scalar(const float *restrict x, int64_t n, float inv, int qmax, int8_t *restrict q) {
+    const float hi = (float)qmax, lo = -(float)qmax;
+    for (int64_t i = 0; i < n; i++) {
+        float v = rintf(x[i] * inv);
+        v = v < lo ? lo : (v > hi ? hi : v);
+        q[i] = (int8_t)v;
+    }
+}
+
+void lowbit_sign_scalar(const float *restrict x, int64_t n, float threshold, int8_t *restrict q) {
+    for (int64_t i = 0; i < n; i++) q[i] = x[i] >= threshold ? 1 : -1;
+}
+
+static inline void dot_scalar(int bits, int64_t chunks, const uint8_t *restrict w, const int8_t *restrict x,
+                              int64_t ldx, int nr, int32_t *restrict acc) {
+    const int chunk_k = 32 / bits, mask = (1 << bits) - 1;
+    for (int j = 0; j < nr; j++) {
+        for (int r = 0; r < LOWBIT_PANEL_ROWS; r++) {
+            int32_t s = 0;
+            for (int64_t c = 0; c < chunks; c++) {
+                const uint8_t *wc = w + c * LOWBIT_CHUNK_BYTES + r * 4;
+                const int8_t *xc = x + j * ldx + c * chunk_k;
+                for (int kk = 0; kk < chunk_k; kk++) {
+                    const int code = (wc[kk % 4] >> ((kk / 4) * bits)) & mask;
+                    s += code * xc[kk];
+                }
+            }
+            acc[j * LOWBIT_PANEL_ROWS + r] = s;
+        }
+    }
+}
+
+#define DEFINE_DOT(B)                                                                                  \
+    void lowbit_dot_b##B##_scalar(int64_t chunks, const uint8_t *restrict w, const int8_t *restrict x, \
+                                  int64_t ldx, int nr, int32_t *restrict acc) {                        \
+        dot_scalar(B, chunks, w, x, ldx, nr, acc);                                                     \
+    }
+DEFINE_DOT(1)
+DEFINE_DOT(2)
+DEFINE_DOT(4)
+DEFINE_DOT(8)
+
+void lowbit_table_init_scalar(lowbit_kernel_table *t) {
+#define LOWBIT_KERNEL(name, ret, params) \
+    t->name = lowbit_##name##_scalar;    \
+    t->name##_isa = LOWBIT_ISA_SCALAR;
+#include "lowbit_kernels.def"
+#undef LOWBIT_KERNEL
+}

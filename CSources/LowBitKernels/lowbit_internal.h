@@ -1,0 +1,74 @@
+/* Internal: the kernel table, the per-ISA kernels and the shared helpers. Not installed. */
+#ifndef LOWBIT_INTERNAL_H
+#define LOWBIT_INTERNAL_H
+
+#include "lowbit.h"
+#include <string.h>
+
+#define LOWBIT_KERNEL(name, ret, params) typedef ret(*lowbit_##name##_fn) params;
+#include "lowbit_kernels.def"
+#undef LOWBIT_KERNEL
+
+/** One function pointer per kernel, and which ISA's code it is. */
+typedef struct lowbit_kernel_table {
+#define LOWBIT_KERNEL(name, ret, params) \
+    lowbit_##name##_fn name;             \
+    lowbit_isa name##_isa;
+#include "lowbit_kernels.def"
+#undef LOWBIT_KERNEL
+} lowbit_kernel_table;
+
+/* Scalar twins: always built, the reference every other ISA is tested against. */
+#define LOWBIT_KERNEL(name, ret, params) ret lowbit_##name##_scalar params;
+#include "lowbit_kernels.def"
+#undef LOWBIT_KERNEL
+
+/* Each ISA file overrides the entries it optimises in a table already filled by a lower ISA. */
+void lowbit_table_init_scalar(lowbit_kernel_table *t);
+void lowbit_table_init_avx2(lowbit_kernel_table *t);
+void lowbit_table_init_avx512(lowbit_kernel_table *t);
+void lowbit_table_init_avx512vnni(lowbit_kernel_table *t);
+void lowbit_table_init_neon(lowbit_kernel_table *t);
+void lowbit_table_init_neondot(lowbit_kernel_table *t);
+
+/** The dot kernel for `bits` bits per code. */
+static inline lowbit_dot_b1_fn lowbit_dot_for_bits(const lowbit_kernel_table *t, int bits) {
+    switch (bits) {
+    case 1: return t->dot_b1;
+    case 2: return t->dot_b2;
+    case 4: return t->dot_b4;
+    default: return t->dot_b8;
+    }
+}
+
+/** Runs fn(arg, begin, end) over [0, n) split into `threads` contiguous ranges. */
+typedef void (*lowbit_range_fn)(void *arg, int64_t begin, int64_t end);
+void lowbit_parallel_for(int threads, int64_t n, lowbit_range_fn fn, void *arg);
+
+/* lowbit_pack with element (row, col) at q[row * rs + col * cs]. */
+lowbit_status lowbit_pack_strided(lowbit_format format, const int8_t *q, int64_t m, int64_t k, int64_t rs,
+                                  int64_t cs, uint8_t *out);
+
+/* Where the code of (row, col) lives in the packed layout, and at which bit. */
+static inline size_t lowbit_code_offset(int bits, int64_t kpad, int64_t row, int64_t col, int *shift) {
+    const int chunk_k = 32 / bits;
+    const int64_t panel = row / LOWBIT_PANEL_ROWS, r = row % LOWBIT_PANEL_ROWS;
+    const int64_t chunk = col / chunk_k, kk = col % chunk_k;
+    *shift = (int)(kk / 4) * bits;
+    return (size_t)((panel * (kpad / chunk_k) + chunk) * LOWBIT_CHUNK_BYTES + r * 4 + kk % 4);
+}
+
+static inline int32_t lowbit_load_i32(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* The pairwise tree that finishes the canonical 16-lane sum. */
+static inline double lowbit_reduce16(double lane[16]) {
+    for (int w = 8; w >= 1; w /= 2)
+        for (int l = 0; l < w; l++) lane[l] += lane[l + w];
+    return lane[0];
+}
+
+#endif

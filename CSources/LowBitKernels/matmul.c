@@ -1,0 +1,162 @@
+/* The packed matmul, written once for every ISA: tiling, threading, the zero-point
+ * correction and the fused dequantize. Only the inner dot (one 16-row panel times up to
+ * 8 tokens over a range of K) is ISA code.
+ *
+ * Tiles are (8 tokens) x (16 panels = 256 rows). Consecutive tiles share their weight
+ * panels, so a thread reuses the panels it has just read while they are in cache. */
+#include "lowbit_internal.h"
+#include <float.h>
+
+enum { TILE_TOKENS = LOWBIT_MAX_NR, TILE_PANELS = 16 };
+
+typedef struct {
+    const lowbit_kernel_table *t;
+    const lowbit_format_traits *f;
+    const lowbit_packed_weights *w;
+    lowbit_dot_b1_fn dot;
+    const int8_t *x;
+    int64_t n, ldx, kpad, panels, token_blocks, group, groups;
+    const float *x_scales, *bias;
+    float *yf;   /* fused dequantize output, or */
+    int32_t *ys; /* exact int32 output */
+    int64_t ldy;
+} matmul_job;
+
+static void run_tiles(void *arg, int64_t begin, int64_t end) {
+    const matmul_job *j = arg;
+    const lowbit_format_traits *f = j->f;
+    const int64_t panel_bytes = j->kpad / f->chunk_k * LOWBIT_CHUNK_BYTES;
+    int32_t acc[TILE_TOKENS * LOWBIT_PANEL_ROWS];
+    for (int64_t tile = begin; tile < end; tile++) {
+        const int64_t i0 = (tile % j->token_blocks) * TILE_TOKENS;
+        const int nr = (int)(j->n - i0 < TILE_TOKENS ? j->n - i0 : TILE_TOKENS);
+        const int64_t p0 = (tile / j->token_blocks) * TILE_PANELS;
+        const int64_t p1 = p0 + TILE_PANELS < j->panels ? p0 + TILE_PANELS : j->panels;
+        for (int64_t g = 0; g < j->groups; g++) {
+            const int64_t k0 = g * j->group, k1 = k0 + j->group < j->w->k ? k0 + j->group : j->w->k;
+            const int64_t c0 = k0 / f->chunk_k, c1 = (k1 + f->chunk_k - 1) / f->chunk_k;
+            int64_t xsum[TILE_TOKENS]; /* for the zero-point correction */
+            for (int i = 0; i < nr; i++) {
+                const int8_t *xi = j->x + (i0 + i) * j->ldx;
+                int64_t s = 0;
+                for (int64_t c = k0; c < k1; c++) s += xi[c];
+                xsum[i] = s;
+            }
+            for (int64_t p = p0; p < p1; p++) {
+                j->dot(c1 - c0, j->w->data + p * panel_bytes + c0 * LOWBIT_CHUNK_BYTES,
+                       j->x + i0 * j->ldx + c0 * f->chunk_k, j->ldx, nr, acc);
+                const int64_t rows = j->w->m - p * LOWBIT_PANEL_ROWS < LOWBIT_PANEL_ROWS ? j->w->m - p * LOWBIT_PANEL_ROWS
+                                                                                       : LOWBIT_PANEL_ROWS;
+                for (int i = 0; i < nr; i++) {
+                    const int64_t corr = (int64_t)f->zero_point * xsum[i];
+                    for (int64_t r = 0; r < rows; r++) {
+                        const int64_t row = p * LOWBIT_PANEL_ROWS + r;
+                        const int32_t dot = (int32_t)((int64_t)f->step * acc[i * LOWBIT_PANEL_ROWS + r] - corr);
+                        if (j->ys) {
+                            j->ys[(i0 + i) * j->ldy + row] = dot;
+                        } else {
+                            float *y = j->yf + (i0 + i) * j->ldy + row;
+                            const float s = j->x_scales[i0 + i] * j->w->scales[row * j->groups + g];
+                            const float prev = g > 0 ? *y : (j->bias ? j->bias[row] : 0.0f);
+                            *y = prev + (float)dot * s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+static int all_finite(const float *v, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!(v[i] >= -FLT_MAX && v[i] <= FLT_MAX)) return 0;
+    return 1;
+}
+
+static lowbit_status run(const lowbit_context *ctx, const lowbit_packed_weights *w, const int8_t *x, int64_t n,
+                         int64_t ldx, const float *x_scales, const float *bias, float *yf, int32_t *ys, int64_t ldy) {
+    if (!ctx || !w || !x || !w->data) return LOWBIT_ERR_ARGUMENT;
+    const lowbit_format_traits *f = lowbit_format_get(w->format);
+    if (!f) return LOWBIT_ERR_ARGUMENT;
+    if (w->m <= 0 || w->k <= 0 || w->k > LOWBIT_MAX_K || n <= 0 || ldx < lowbit_padded_k(w->k) || ldy < w->m)
+        return LOWBIT_ERR_SHAPE;
+    matmul_job j = {.t = ctx->table, .f = f, .w = w, .dot = lowbit_dot_for_bits(ctx->table, f->bits), .x = x,
+                    .n = n, .ldx = ldx, .kpad = lowbit_padded_k(w->k),
+                    .panels = (w->m + LOWBIT_PANEL_ROWS - 1) / LOWBIT_PANEL_ROWS,
+                    .token_blocks = (n + TILE_TOKENS - 1) / TILE_TOKENS, .group = w->k, .groups = 1,
+                    .x_scales = x_scales, .bias = bias, .yf = yf, .ys = ys, .ldy = ldy};
+    if (yf) {
+        if (!x_scales || !w->scales) return LOWBIT_ERR_ARGUMENT;
+        if (w->group < 0) return LOWBIT_ERR_SHAPE;
+        if (w->group > 0 && w->group < w->k) {
+            if (w->group % f->chunk_k != 0) return LOWBIT_ERR_SHAPE;
+            j.group = w->group;
+            j.groups = (w->k + w->group - 1) / w->group;
+        }
+        if (!all_finite(x_scales, n) || !all_finite(w->scales, w->m * j.groups) || (bias && !all_finite(bias, w->m)))
+            return LOWBIT_ERR_NONFINITE;
+    }
+    const int64_t tiles = j.token_blocks * ((j.panels + TILE_PANELS - 1) / TILE_PANELS);
+    lowbit_parallel_for(ctx->threads, tiles, run_tiles, &j);
+    return LOWBIT_OK;
+}
+
+lowbit_status lowbit_matmul_s32(const lowbit_context *ctx, const lowbit_packed_weights *w, const int8_t *x,
+                                int64_t n, int64_t ldx, int32_t *y, int64_t ldy) {
+    if (!y) return LOWBIT_ERR_ARGUMENT;
+    return run(ctx, w, x, n, ldx, NULL, NULL, NULL, y, ldy);
+}
+
+lowbit_status lowbit_matmul_f32(const lowbit_context *ctx, const lowbit_packed_weights *w, const int8_t *x,
+                                int64_t n, int64_t ldx, const float *x_scales, const float *bias, float *y,
+                                int64_t ldy) {
+    if (!y) return LOWBIT_ERR_ARGUMENT;
+    return run(ctx, w, x, n, ldx, x_scales, bias, y, NULL, ldy);
+}
+
+static size_t align64(size_t v) { return (v + 63) / 64 * 64; }
+
+size_t lowbit_linear_workspace_size(int64_t n, int64_t k) {
+    if (n <= 0 || k <= 0) return 0;
+    return align64((size_t)(n * lowbit_padded_k(k))) + (size_t)n * sizeof(float);
+}
+
+lowbit_status lowbit_linear_f32(const lowbit_context *ctx, const lowbit_packed_weights *w, const float *x,
+                                int64_t n, const float *bias, float *y, void *workspace) {
+    if (!w || !workspace) return LOWBIT_ERR_ARGUMENT;
+    if (w->k <= 0 || w->k > LOWBIT_MAX_K || n <= 0) return LOWBIT_ERR_SHAPE;
+    const int64_t kpad = lowbit_padded_k(w->k);
+    int8_t *xq = workspace;
+    float *xs = (float *)((char *)workspace + align64((size_t)(n * kpad)));
+    const lowbit_status st = lowbit_quantize_activations(ctx, x, n, w->k, xq, kpad, xs);
+    if (st != LOWBIT_OK) return st;
+    return lowbit_matmul_f32(ctx, w, xq, n, kpad, xs, bias, y, w->m);
+}
+
+size_t lowbit_gemm_s8_workspace_size(int64_t m, int64_t n, int64_t k) {
+    if (m <= 0 || n <= 0 || k <= 0) return 0;
+    return align64(lowbit_packed_size(LOWBIT_FORMAT_INT8, n, k)) + (size_t)(m * lowbit_padded_k(k));
+}
+
+lowbit_status lowbit_gemm_s8(const lowbit_context *ctx, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                             const int8_t *a, int64_t lda, const int8_t *b, int64_t ldb, int32_t *c, int64_t ldc,
+                             void *workspace) {
+    if (!a || !b || !c || !workspace) return LOWBIT_ERR_ARGUMENT;
+    if (m <= 0 || n <= 0 || k <= 0 || k > LOWBIT_MAX_K || ldc < n) return LOWBIT_ERR_SHAPE;
+    if (lda < (trans_a ? m : k) || ldb < (trans_b ? k : n)) return LOWBIT_ERR_SHAPE;
+    /* C = op(A) op(B) is the packed matmul with op(B)^T as int8 "weights" [n, k] and op(A) as
+     * "activations" [m, k]: pack the one, copy the other into padded rows. */
+    uint8_t *packed = workspace;
+    int8_t *rows = (int8_t *)workspace + align64(lowbit_packed_size(LOWBIT_FORMAT_INT8, n, k));
+    lowbit_status st = trans_b ? lowbit_pack_strided(LOWBIT_FORMAT_INT8, b, n, k, ldb, 1, packed)
+                               : lowbit_pack_strided(LOWBIT_FORMAT_INT8, b, n, k, 1, ldb, packed);
+    if (st != LOWBIT_OK) return st;
+    const int64_t kpad = lowbit_padded_k(k);
+    for (int64_t i = 0; i < m; i++) {
+        int8_t *row = rows + i * kpad;
+        for (int64_t kk = 0; kk < k; kk++) row[kk] = trans_a ? a[kk * lda + i] : a[i * lda + kk];
+        memset(row + k, 0, (size_t)(kpad - k));
+    }
+    const lowbit_packed_weights w = {.format = LOWBIT_FORMAT_INT8, .m = n, .k = k, .data = packed};
+    return lowbit_matmul_s32(ctx, &w, rows, m, kpad, c, ldc);
+}

@@ -1,0 +1,362 @@
+/*
+ * C-level kernel tests: every ISA this host can run against the scalar twins, kernel by
+ * kernel and through the public drivers, on random data with awkward sizes. Built and run
+ * by run.sh natively (and under sanitizers) and cross-compiled for aarch64 under qemu,
+ * where it checks the NEON kernels. Prints "N passed, N failed" and exits non-zero on failure.
+ *
+ * Every kernel in lowbit_kernels.def must have a test_kernel_<name> here: the X-macro
+ * table below does not compile otherwise.
+ */
+#include "lowbit_internal.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int passed, failed;
+static const char *current_isa = "";
+
+#define CHECK(cond, ...)                                                       \
+    do {                                                                       \
+        if (cond) passed++;                                                    \
+        else {                                                                 \
+            failed++;                                                          \
+            fprintf(stderr, "FAIL [%s] %s:%d: ", current_isa, __FILE__, __LINE__); \
+            fprintf(stderr, __VA_ARGS__);                                      \
+            fputc('\n', stderr);                                               \
+        }                                                                      \
+    } while (0)
+
+/* xorshift64*: deterministic, seedable from the command line */
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint64_t next_u64(void) {
+    rng_state ^= rng_state >> 12, rng_state ^= rng_state << 25, rng_state ^= rng_state >> 27;
+    return rng_state * 2685821657736338717ull;
+}
+static int rand_int(int lo, int hi) { return lo + (int)(next_u64() % (uint64_t)(hi - lo + 1)); }
+static float rand_float(void) { return (float)((double)(next_u64() >> 11) / 9007199254740992.0 * 2.0 - 1.0); }
+static void fill_floats(float *x, int64_t n, float scale) {
+    for (int64_t i = 0; i < n; i++) x[i] = rand_float() * scale;
+}
+static void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) abort();
+    return p;
+}
+
+static const int64_t sizes[] = {1, 2, 3, 7, 15, 16, 17, 31, 33, 63, 64, 65, 127, 257, 1000};
+#define NSIZES (int)(sizeof sizes / sizeof sizes[0])
+
+static lowbit_context scalar_ctx;
+
+/* ---- kernel by kernel against the scalar twin ---- */
+
+static void test_kernel_absmax(const lowbit_kernel_table *t) {
+    for (int s = 0; s < NSIZES; s++) {
+        const int64_t n = sizes[s];
+        float *x = xmalloc(n * sizeof *x);
+        fill_floats(x, n, 3.0f);
+        float a, b;
+        const int ba = t->absmax(x, n, &a), bb = lowbit_absmax_scalar(x, n, &b);
+        CHECK(a == b && ba == 0 && bb == 0, "absmax n=%lld: %g vs %g", (long long)n, a, b);
+        x[rand_int(0, (int)n - 1)] = NAN;
+        CHECK(t->absmax(x, n, &a) == 1, "absmax misses NaN, n=%lld", (long long)n);
+        x[rand_int(0, (int)n - 1)] = -INFINITY;
+        CHECK(t->absmax(x, n, &a) == 1, "absmax misses -Inf, n=%lld", (long long)n);
+        free(x);
+    }
+}
+
+static void test_kernel_sums(const lowbit_kernel_table *t) {
+    for (int s = 0; s < NSIZES; s++) {
+        const int64_t n = sizes[s];
+        float *x = xmalloc(n * sizeof *x);
+        fill_floats(x, n, 100.0f);
+        double s1, a1, s2, a2;
+        t->sums(x, n, &s1, &a1);
+        lowbit_sums_scalar(x, n, &s2, &a2);
+        CHECK(s1 == s2 && a1 == a2, "sums n=%lld not bit-identical: %.17g/%.17g vs %.17g/%.17g", (long long)n, s1, a1,
+              s2, a2);
+        x[n - 1] = INFINITY;
+        CHECK(t->sums(x, n, &s1, &a1) == 1, "sums misses Inf");
+        free(x);
+    }
+}
+
+static void test_kernel_quantize(const lowbit_kernel_table *t) {
+    for (int s = 0; s < NSIZES; s++) {
+        const int64_t n = sizes[s];
+        float *x = xmalloc(n * sizeof *x);
+        int8_t *q1 = xmalloc(n), *q2 = xmalloc(n);
+        fill_floats(x, n, 2.0f);
+        for (int64_t i = 0; i < n; i += 3) x[i] = (float)rand_int(-6, 6) * 0.25f; /* exact ties */
+        const int qmaxes[] = {1, 7, 127};
+        for (int qi = 0; qi < 3; qi++) {
+            const float inv = (float)qmaxes[qi] * 0.9f;
+            t->quantize(x, n, inv, qmaxes[qi], q1);
+            lowbit_quantize_scalar(x, n, inv, qmaxes[qi], q2);
+            CHECK(memcmp(q1, q2, n) == 0, "quantize n=%lld qmax=%d differs", (long long)n, qmaxes[qi]);
+        }
+        /* round half to even, and the clamp */
+        const float ties[] = {0.5f, 1.5f, 2.5f, -0.5f, -1.5f, 200.0f, -200.0f, 0.0f};
+        const int8_t want[] = {0, 2, 2, 0, -2, 7, -7, 0};
+        int8_t got[8];
+        t->quantize(ties, 8, 1.0f, 7, got);
+        CHECK(memcmp(got, want, 8) == 0, "quantize rounding: %d %d %d %d %d %d %d %d", got[0], got[1], got[2], got[3],
+              got[4], got[5], got[6], got[7]);
+        free(x), free(q1), free(q2);
+    }
+}
+
+static void test_kernel_sign(const lowbit_kernel_table *t) {
+    for (int s = 0; s < NSIZES; s++) {
+        const int64_t n = sizes[s];
+        float *x = xmalloc(n * sizeof *x);
+        int8_t *q1 = xmalloc(n), *q2 = xmalloc(n);
+        fill_floats(x, n, 1.0f);
+        x[0] = 0.125f; /* equal to the threshold: +1 */
+        t->sign(x, n, 0.125f, q1);
+        lowbit_sign_scalar(x, n, 0.125f, q2);
+        CHECK(memcmp(q1, q2, n) == 0 && q1[0] == 1, "sign n=%lld differs", (long long)n);
+        free(x), free(q1), free(q2);
+    }
+}
+
+static void test_dot(const lowbit_kernel_table *t, int bits) {
+    const lowbit_dot_b1_fn dot = lowbit_dot_for_bits(t, bits), ref = lowbit_dot_for_bits(&(lowbit_kernel_table){
+        .dot_b1 = lowbit_dot_b1_scalar, .dot_b2 = lowbit_dot_b2_scalar, .dot_b4 = lowbit_dot_b4_scalar,
+        .dot_b8 = lowbit_dot_b8_scalar}, bits);
+    const int chunk_k = 32 / bits, mask = (1 << bits) - 1;
+    for (int64_t chunks = 1; chunks <= 9; chunks += 2) {
+        for (int nr = 1; nr <= LOWBIT_MAX_NR; nr++) {
+            const int64_t ldx = chunks * chunk_k + rand_int(0, 5);
+            uint8_t *w = xmalloc(chunks * 64);
+            int8_t *x = xmalloc(nr * ldx);
+            for (int64_t i = 0; i < chunks * 64; i++) w[i] = (uint8_t)next_u64();
+            if (bits < 8) /* all-max codes make the extreme sums */
+                for (int64_t i = 0; i < 64; i++) w[i] = (uint8_t)(bits == 2 ? 0xAA : 0xFF) & (uint8_t)(mask * 0x55 | 0xFF);
+            for (int64_t i = 0; i < nr * ldx; i++) x[i] = (int8_t)rand_int(-128, 127);
+            int32_t a[LOWBIT_MAX_NR * 16], b[LOWBIT_MAX_NR * 16];
+            dot(chunks, w, x, ldx, nr, a);
+            ref(chunks, w, x, ldx, nr, b);
+            CHECK(memcmp(a, b, nr * 16 * sizeof(int32_t)) == 0, "dot_b%d chunks=%lld nr=%d differs", bits,
+                  (long long)chunks, nr);
+            free(w), free(x);
+        }
+    }
+}
+static void test_kernel_dot_b1(const lowbit_kernel_table *t) { test_dot(t, 1); }
+static void test_kernel_dot_b2(const lowbit_kernel_table *t) { test_dot(t, 2); }
+static void test_kernel_dot_b4(const lowbit_kernel_table *t) { test_dot(t, 4); }
+static void test_kernel_dot_b8(const lowbit_kernel_table *t) { test_dot(t, 8); }
+
+typedef void (*kernel_test)(const lowbit_kernel_table *);
+static const kernel_test kernel_tests[] = {
+#define LOWBIT_KERNEL(name, ret, params) test_kernel_##name,
+#include "lowbit_kernels.def"
+#undef LOWBIT_KERNEL
+};
+
+/* ---- through the public drivers ---- */
+
+static void test_quantizers(const lowbit_context *ctx) {
+    const int64_t shapes[][3] = {{1, 1, 0}, {3, 17, 17}, {5, 63, 0}, {4, 65, 32}, {17, 257, 64}, {2, 100, 7}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t rows = shapes[s][0], cols = shapes[s][1], group = shapes[s][2];
+        const int64_t nscales = group == 0 ? 1 : rows * ((cols + group - 1) / group);
+        float *w = xmalloc(rows * cols * sizeof *w), *s1 = xmalloc(nscales * 4), *s2 = xmalloc(nscales * 4);
+        int8_t *q1 = xmalloc(rows * cols), *q2 = xmalloc(rows * cols);
+        fill_floats(w, rows * cols, 0.7f);
+        for (int kind = 0; kind < 4; kind++) {
+            lowbit_status a, b;
+            switch (kind) {
+            case 0: a = lowbit_quantize_sign(ctx, w, rows, cols, group, q1, s1);
+                    b = lowbit_quantize_sign(&scalar_ctx, w, rows, cols, group, q2, s2); break;
+            case 1: a = lowbit_quantize_ternary(ctx, w, rows, cols, group, q1, s1);
+                    b = lowbit_quantize_ternary(&scalar_ctx, w, rows, cols, group, q2, s2); break;
+            case 2: a = lowbit_quantize_absmax(ctx, w, rows, cols, group, 7, 7.5f, q1, s1);
+                    b = lowbit_quantize_absmax(&scalar_ctx, w, rows, cols, group, 7, 7.5f, q2, s2); break;
+            default: a = lowbit_quantize_absmax(ctx, w, rows, cols, group, 127, 127.0f, q1, s1);
+                     b = lowbit_quantize_absmax(&scalar_ctx, w, rows, cols, group, 127, 127.0f, q2, s2); break;
+            }
+            CHECK(a == LOWBIT_OK && b == LOWBIT_OK, "quantizer %d status %d/%d", kind, a, b);
+            CHECK(memcmp(q1, q2, rows * cols) == 0 && memcmp(s1, s2, nscales * 4) == 0,
+                  "quantizer %d on %lldx%lld group %lld differs from scalar", kind, (long long)rows, (long long)cols,
+                  (long long)group);
+        }
+        /* the defining formula, from first principles, for ternary per row */
+        if (group == cols) {
+            lowbit_quantize_ternary(ctx, w, rows, cols, group, q1, s1);
+            for (int64_t r = 0; r < rows; r++) {
+                double m = 0;
+                for (int64_t c = 0; c < cols; c++) m += fabs(w[r * cols + c]);
+                m /= (double)cols;
+                CHECK(fabs(s1[r] - m) <= 1e-6 * m, "ternary scale %g vs %g", s1[r], m);
+                for (int64_t c = 0; c < cols; c++) {
+                    const double v = w[r * cols + c] / m;
+                    const int want = v > 0.5 + 1e-5 ? 1 : (v < -0.5 - 1e-5 ? -1 : (fabs(v) < 0.5 - 1e-5 ? 0 : q1[r * cols + c]));
+                    CHECK(q1[r * cols + c] == want, "ternary value %d, want %d (w/scale = %g)", q1[r * cols + c], want, v);
+                }
+            }
+        }
+        w[rows * cols / 2] = NAN;
+        CHECK(lowbit_quantize_absmax(ctx, w, rows, cols, group, 127, 127.0f, q1, s1) == LOWBIT_ERR_NONFINITE,
+              "absmax accepts NaN");
+        CHECK(lowbit_quantize_ternary(ctx, w, rows, cols, group, q1, s1) == LOWBIT_ERR_NONFINITE, "ternary accepts NaN");
+        CHECK(lowbit_quantize_sign(ctx, w, rows, cols, group, q1, s1) == LOWBIT_ERR_NONFINITE, "sign accepts NaN");
+        free(w), free(s1), free(s2), free(q1), free(q2);
+    }
+    float z[4] = {0, 0, 0, 0}, sc;
+    int8_t q[4];
+    CHECK(lowbit_quantize_absmax(ctx, z, 1, 4, 4, 127, 127.0f, q, &sc) == LOWBIT_OK && sc == 0 && q[0] == 0 && q[3] == 0,
+          "zero row");
+    CHECK(lowbit_quantize_absmax(ctx, z, 0, 4, 4, 127, 127.0f, q, &sc) == LOWBIT_ERR_SHAPE, "zero rows accepted");
+    CHECK(lowbit_quantize_absmax(ctx, z, 1, 4, 4, 0, 127.0f, q, &sc) == LOWBIT_ERR_ARGUMENT, "qmax 0 accepted");
+}
+
+static void naive_matmul(const int8_t *wv, int64_t m, int64_t k, const int8_t *x, int64_t n, int64_t ldx, int32_t *y) {
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t r = 0; r < m; r++) {
+            int32_t s = 0;
+            for (int64_t c = 0; c < k; c++) s += wv[r * k + c] * x[i * ldx + c];
+            y[i * m + r] = s;
+        }
+}
+
+static void random_values(lowbit_format format, int8_t *v, int64_t n) {
+    const lowbit_format_traits *f = lowbit_format_get(format);
+    for (int64_t i = 0; i < n; i++) {
+        int x = rand_int(f->qmin, f->qmax);
+        if (format == LOWBIT_FORMAT_BINARY) x = x >= 0 ? 1 : -1;
+        v[i] = (int8_t)x;
+    }
+}
+
+static void test_pack_and_matmul(const lowbit_context *ctx) {
+    const int64_t ms[] = {1, 3, 16, 17, 65}, ks[] = {1, 3, 17, 32, 63, 65, 257}, ns[] = {1, 2, 8, 9, 17};
+    for (int fmt = 0; fmt < LOWBIT_FORMAT_COUNT; fmt++) {
+        const lowbit_format_traits *f = lowbit_format_get(fmt);
+        for (int a = 0; a < 5; a++)
+            for (int b = 0; b < 7; b++) {
+                const int64_t m = ms[a], k = ks[b], n = ns[(a + b) % 5], kpad = lowbit_padded_k(k);
+                int8_t *wv = xmalloc(m * k), *back = xmalloc(m * k), *x = xmalloc(n * kpad);
+                uint8_t *packed = xmalloc(lowbit_packed_size(fmt, m, k));
+                random_values(fmt, wv, m * k);
+                for (int64_t i = 0; i < n * kpad; i++) x[i] = (i % kpad) < k ? (int8_t)rand_int(-127, 127) : 0;
+                CHECK(lowbit_pack(fmt, wv, m, k, packed) == LOWBIT_OK, "pack");
+                lowbit_unpack(fmt, packed, m, k, back);
+                CHECK(memcmp(wv, back, m * k) == 0, "%s pack/unpack round trip %lldx%lld", f->name, (long long)m,
+                      (long long)k);
+                int32_t *y = xmalloc(n * m * 4), *want = xmalloc(n * m * 4);
+                naive_matmul(wv, m, k, x, n, kpad, want);
+                const lowbit_packed_weights pw = {.format = fmt, .m = m, .k = k, .data = packed};
+                CHECK(lowbit_matmul_s32(ctx, &pw, x, n, kpad, y, m) == LOWBIT_OK, "matmul_s32 status");
+                CHECK(memcmp(y, want, n * m * 4) == 0, "%s matmul_s32 m=%lld k=%lld n=%lld differs", f->name,
+                      (long long)m, (long long)k, (long long)n);
+                /* fused dequantize, with per-row or (int4) per-group scales */
+                const int64_t group = (fmt == LOWBIT_FORMAT_INT4 && k > 16) ? 16 : 0;
+                const int64_t groups = group ? (k + group - 1) / group : 1;
+                float *ws = xmalloc(m * groups * 4), *xs = xmalloc(n * 4), *bias = xmalloc(m * 4), *yf = xmalloc(n * m * 4);
+                fill_floats(ws, m * groups, 0.1f), fill_floats(xs, n, 0.05f), fill_floats(bias, m, 1.0f);
+                const lowbit_packed_weights pg = {.format = fmt, .m = m, .k = k, .group = group, .data = packed, .scales = ws};
+                CHECK(lowbit_matmul_f32(ctx, &pg, x, n, kpad, xs, bias, yf, m) == LOWBIT_OK, "matmul_f32 status");
+                int worst = 0;
+                for (int64_t i = 0; i < n; i++)
+                    for (int64_t r = 0; r < m; r++) {
+                        double ref = bias[r], mag = fabs(bias[r]);
+                        for (int64_t g = 0; g < groups; g++) {
+                            int64_t d = 0;
+                            const int64_t c1 = group ? ((g + 1) * group < k ? (g + 1) * group : k) : k;
+                            for (int64_t c = group ? g * group : 0; c < c1; c++) d += wv[r * k + c] * x[i * kpad + c];
+                            ref += (double)d * xs[i] * ws[r * groups + g];
+                            mag += fabs((double)d * xs[i] * ws[r * groups + g]);
+                        }
+                        /* float32 rounding of a few products and sums: a few ulps of the magnitude */
+                        if (fabs(yf[i * m + r] - ref) > 1e-6 * (mag + 1e-30) * (groups + 2)) worst = 1;
+                    }
+                CHECK(!worst, "%s matmul_f32 m=%lld k=%lld n=%lld off", f->name, (long long)m, (long long)k, (long long)n);
+                if (fmt != LOWBIT_FORMAT_INT8) {
+                    wv[0] = (int8_t)(fmt == LOWBIT_FORMAT_BINARY ? 0 : f->qmax + 1);
+                    CHECK(lowbit_pack(fmt, wv, m, k, packed) == LOWBIT_ERR_ARGUMENT, "%s pack accepts %d", f->name, wv[0]);
+                }
+                xs[0] = NAN;
+                CHECK(lowbit_matmul_f32(ctx, &pg, x, n, kpad, xs, bias, yf, m) == LOWBIT_ERR_NONFINITE, "NaN scale");
+                CHECK(lowbit_matmul_s32(ctx, &pw, x, n, kpad - 1 < k ? k - 1 : kpad - 1, y, m) == LOWBIT_ERR_SHAPE,
+                      "short ldx accepted");
+                free(wv), free(back), free(x), free(packed), free(y), free(want), free(ws), free(xs), free(bias), free(yf);
+            }
+    }
+}
+
+static void test_linear_and_threads(const lowbit_context *ctx) {
+    const int64_t m = 70, k = 129, n = 11;
+    float *w = xmalloc(m * k * 4), *x = xmalloc(n * k * 4), *s = xmalloc(m * 4), *y1 = xmalloc(n * m * 4),
+          *y2 = xmalloc(n * m * 4);
+    int8_t *q = xmalloc(m * k);
+    uint8_t *packed = xmalloc(lowbit_packed_size(LOWBIT_FORMAT_TERNARY, m, k));
+    void *ws = xmalloc(lowbit_linear_workspace_size(n, k));
+    fill_floats(w, m * k, 1.0f), fill_floats(x, n * k, 4.0f);
+    lowbit_quantize_ternary(ctx, w, m, k, k, q, s);
+    lowbit_pack(LOWBIT_FORMAT_TERNARY, q, m, k, packed);
+    const lowbit_packed_weights pw = {.format = LOWBIT_FORMAT_TERNARY, .m = m, .k = k, .data = packed, .scales = s};
+    lowbit_context one = *ctx, two = *ctx;
+    one.threads = 1, two.threads = 2;
+    CHECK(lowbit_linear_f32(&one, &pw, x, n, NULL, y1, ws) == LOWBIT_OK, "linear");
+    CHECK(lowbit_linear_f32(&two, &pw, x, n, NULL, y2, ws) == LOWBIT_OK, "linear 2 threads");
+    CHECK(memcmp(y1, y2, n * m * 4) == 0, "1 and 2 threads differ");
+    x[5] = INFINITY;
+    CHECK(lowbit_linear_f32(ctx, &pw, x, n, NULL, y1, ws) == LOWBIT_ERR_NONFINITE, "linear accepts Inf");
+    free(w), free(x), free(s), free(y1), free(y2), free(q), free(packed), free(ws);
+}
+
+static void test_gemm(const lowbit_context *ctx) {
+    const int64_t dims[][3] = {{1, 1, 1}, {3, 5, 7}, {17, 9, 65}, {8, 33, 100}};
+    for (int d = 0; d < 4; d++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                const int64_t m = dims[d][0], n = dims[d][1], k = dims[d][2];
+                const int64_t lda = (ta ? m : k) + 2, ldb = (tb ? k : n) + 1, ldc = n + 3;
+                int8_t *a = xmalloc((ta ? k : m) * lda), *b = xmalloc((tb ? n : k) * ldb);
+                for (int64_t i = 0; i < (ta ? k : m) * lda; i++) a[i] = (int8_t)rand_int(-128, 127);
+                for (int64_t i = 0; i < (tb ? n : k) * ldb; i++) b[i] = (int8_t)rand_int(-128, 127);
+                int32_t *c = xmalloc(m * ldc * 4);
+                void *ws = xmalloc(lowbit_gemm_s8_workspace_size(m, n, k));
+                CHECK(lowbit_gemm_s8(ctx, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, ws) == LOWBIT_OK, "gemm status");
+                int bad = 0;
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t j = 0; j < n; j++) {
+                        int32_t s = 0;
+                        for (int64_t kk = 0; kk < k; kk++)
+                            s += (ta ? a[kk * lda + i] : a[i * lda + kk]) * (tb ? b[j * ldb + kk] : b[kk * ldb + j]);
+                        bad |= c[i * ldc + j] != s;
+                    }
+                CHECK(!bad, "gemm_s8 %lldx%lldx%lld ta=%d tb=%d", (long long)m, (long long)n, (long long)k, ta, tb);
+                free(a), free(b), free(c), free(ws);
+            }
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1) rng_state = strtoull(argv[1], NULL, 10) | 1;
+    lowbit_context_init(&scalar_ctx, LOWBIT_ISA_SCALAR, 1);
+    printf("cpu features: %s; threading: %s\n", lowbit_cpu_features(),
+           lowbit_threading_available() ? "OpenMP runtime" : "serial");
+    int ran = 0;
+    for (int isa = 0; isa < LOWBIT_ISA_COUNT; isa++) {
+        lowbit_context ctx;
+        if (lowbit_context_init(&ctx, (lowbit_isa)isa, 2) != LOWBIT_OK) {
+            printf("%-11s skipped (not supported here)\n", lowbit_isa_name((lowbit_isa)isa));
+            continue;
+        }
+        current_isa = lowbit_isa_name((lowbit_isa)isa);
+        const int before = failed;
+        for (size_t i = 0; i < sizeof kernel_tests / sizeof kernel_tests[0]; i++) kernel_tests[i](ctx.table);
+        test_quantizers(&ctx);
+        test_pack_and_matmul(&ctx);
+        test_linear_and_threads(&ctx);
+        test_gemm(&ctx);
+        printf("%-11s %s\n", current_isa, failed == before ? "ok" : "FAILED");
+        ran++;
+    }
+    CHECK(ran >= 1, "no ISA ran");
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
