@@ -1,0 +1,66 @@
+// Kernel benchmarks: each quantize kernel, and the packed matmul of each mode at
+// (M, K) = (4096, 4096) with N in {1, 64, 256}, beside OpenBLAS on the same shapes.
+// Run: swift package benchmark --target LowBitBenchmarks   (LOWBIT_THREADS sets the threads)
+import Benchmark
+import Foundation
+import LowBit
+
+let benchmarks: @Sendable () -> Void = {
+    let config = (try? RuntimeConfiguration.fromEnvironment()) ?? RuntimeConfiguration()
+    let m = 4096, k = 4096, tokens = [1, 64, 256]
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .throughput], timeUnits: .microseconds, warmupIterations: 3,
+        maxDuration: .seconds(1), maxIterations: 1000)
+
+    var state: UInt64 = 7
+    func next() -> Float {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return Float(state >> 40) / Float(1 << 23) - 1
+    }
+    let w = Tensor(shape: [m, k]) { _ in next() }
+    let x = Tensor(shape: [256, k]) { _ in next() }
+    guard let backend = try? KernelsBackend(isa: config.isa, threads: config.threads) else { return }
+    let suffix = "\(config.isa.rawValue), \(config.threads) thread(s)"
+
+    // Quantize kernels: weights 4096 x 4096, activations 256 x 4096.
+    for mode in QuantizationMode.allCases {
+        Benchmark("quantize weights \(mode.rawValue) 4096x4096 (\(suffix))") { benchmark in
+            for _ in benchmark.scaledIterations { blackHole(try backend.quantize(weights: w, mode: mode)) }
+        }
+    }
+    Benchmark("quantize activations int8 256x4096 (\(suffix))") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(try backend.quantize(activations: x)) }
+    }
+
+    // Packed matmul per mode (activations quantized inside the call), and OpenBLAS.
+    var y = [Float](repeating: 0, count: 256 * m)
+    for mode in QuantizationMode.allCases {
+        guard let q = try? backend.quantize(weights: w, mode: mode),
+              let layer = try? PackedLinear(q, backend: backend, maxTokens: 256) else { continue }
+        for n in tokens {
+            Benchmark("matmul \(mode.rawValue) M=\(m) K=\(k) N=\(n) (\(suffix))",
+                      configuration: .init(scalingFactor: .one)) { benchmark in
+                for _ in benchmark.scaledIterations {
+                    try x.scalars.withUnsafeBufferPointer { xp in
+                        try y.withUnsafeMutableBufferPointer { yp in try layer(xp, tokens: n, into: yp) }
+                    }
+                }
+            }
+        }
+    }
+    OpenBLASLinear.setThreads(config.threads)
+    for n in tokens {
+        Benchmark("matmul f32 OpenBLAS M=\(m) K=\(k) N=\(n) (\(config.threads) thread(s))") { benchmark in
+            for _ in benchmark.scaledIterations {
+                x.scalars.withUnsafeBufferPointer { xp in
+                    w.scalars.withUnsafeBufferPointer { wp in
+                        y.withUnsafeMutableBufferPointer { yp in
+                            OpenBLASLinear.run(x: xp.baseAddress!, weights: wp.baseAddress!, tokens: n, outputs: m,
+                                               inputs: k, into: yp.baseAddress!)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

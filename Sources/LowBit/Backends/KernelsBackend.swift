@@ -1,0 +1,154 @@
+import LowBitKernels
+
+/// LowBit's C kernels: packed low-bit weights, int8 activations, int32 accumulation and a
+/// fused dequantize, on the ISA and thread count given. Float matmuls (not low-bit) go
+/// to OpenBLAS.
+public struct KernelsBackend: Backend {
+    public var kind: BackendKind { .kernels }
+    public let isa: ISA
+    public let threads: Int
+    /// Plain data; its table pointer refers to immutable tables built once per process.
+    private let box: ContextBox
+    var context: lowbit_context { box.value }
+
+    public init(isa: ISA = .best, threads: Int = RuntimeConfiguration.cpuCount) throws {
+        guard threads >= 1 else { throw LowBitError.invalidArgument("thread count must be at least 1, got \(threads)") }
+        var ctx = lowbit_context()
+        let status = lowbit_context_init(&ctx, isa.raw, Int32(threads))
+        guard status == LOWBIT_OK else {
+            throw LowBitError.unsupportedISA("\(isa.rawValue): \(String(cString: lowbit_status_string(status)))")
+        }
+        self.isa = isa
+        self.threads = threads
+        self.box = ContextBox(value: ctx)
+        OpenBLAS.setThreads(threads)
+    }
+
+    /// The ISA whose code runs each kernel (an ISA may leave a kernel to a lower one).
+    public var kernelISAs: [(kernel: String, isa: ISA)] {
+        withUnsafePointer(to: context) { ctx in
+            (0..<lowbit_kernel_count()).map { (String(cString: lowbit_kernel_name($0)), ISA(lowbit_kernel_isa(ctx, $0))) }
+        }
+    }
+
+    func check(_ status: lowbit_status, _ what: String) throws {
+        switch status {
+        case LOWBIT_OK: return
+        case LOWBIT_ERR_NONFINITE: throw LowBitError.nonFinite("\(what) holds NaN or infinity")
+        case LOWBIT_ERR_SHAPE: throw LowBitError.invalidShape("\(what): shape refused by the kernels")
+        case LOWBIT_ERR_UNSUPPORTED_ISA: throw LowBitError.unsupportedISA(what)
+        default: throw LowBitError.invalidArgument("\(what): \(String(cString: lowbit_status_string(status)))")
+        }
+    }
+
+    public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) throws -> Tensor {
+        let (m, n, k) = try checkMatmul(a, b, transposeA: transposeA, transposeB: transposeB)
+        var c = [Float](repeating: 0, count: m * n)
+        OpenBLAS.sgemm(a.scalars, b.scalars, m: m, n: n, k: k, lda: a.shape[1], ldb: b.shape[1],
+                       transposeA: transposeA, transposeB: transposeB, into: &c)
+        return try Tensor(shape: [m, n], scalars: c)
+    }
+
+    public func quantize(weights w: Tensor, mode: QuantizationMode, granularity: Granularity, bound: ScaleBound) throws -> QuantizedWeights {
+        let (rows, cols) = try w.matrixShape("weights")
+        guard rows > 0, cols > 0 else { throw LowBitError.invalidShape("weights must be non-empty, got \(w.shape)") }
+        try ReferenceQuantizer.validate(granularity, mode: mode, cols: cols)
+        let group = Int64(granularity.groupLength(cols: cols))
+        var q = [Int8](repeating: 0, count: rows * cols)
+        var scales = [Float](repeating: 0, count: granularity.scaleCount(rows: rows, cols: cols))
+        let status = withUnsafePointer(to: context) { ctx in
+            switch mode {
+            case .binary: lowbit_quantize_sign(ctx, w.scalars, Int64(rows), Int64(cols), group, &q, &scales)
+            case .ternary: lowbit_quantize_ternary(ctx, w.scalars, Int64(rows), Int64(cols), group, &q, &scales)
+            case .int4, .int8:
+                lowbit_quantize_absmax(ctx, w.scalars, Int64(rows), Int64(cols), group, Int32(mode.qmax),
+                                       bound.value(qmax: mode.qmax), &q, &scales)
+            }
+        }
+        try check(status, "weights")
+        return try QuantizedWeights(mode: mode, rows: rows, cols: cols, granularity: granularity, values: q, scales: scales)
+    }
+
+    public func quantize(activations x: Tensor) throws -> QuantizedActivations {
+        let (n, k) = try x.matrixShape("activations")
+        guard n > 0, k > 0 else { throw LowBitError.invalidShape("activations must be non-empty, got \(x.shape)") }
+        let stride = ReferenceQuantizer.paddedLength(k)
+        var q = [Int8](repeating: 0, count: n * stride)
+        var scales = [Float](repeating: 0, count: n)
+        let status = withUnsafePointer(to: context) { ctx in
+            lowbit_quantize_activations(ctx, x.scalars, Int64(n), Int64(k), &q, Int64(stride), &scales)
+        }
+        try check(status, "activations")
+        return QuantizedActivations(tokens: n, cols: k, stride: stride, values: q, scales: scales)
+    }
+
+    public func prepare(_ weights: QuantizedWeights) throws -> PreparedWeights {
+        let packed = PackedStorage(weights)
+        let status = weights.values.withUnsafeBufferPointer { v in
+            packed.bytes.withUnsafeMutableBufferPointer { out in
+                lowbit_pack(weights.mode.format, v.baseAddress, Int64(weights.rows), Int64(weights.cols), out.baseAddress)
+            }
+        }
+        try check(status, "weight values out of the \(weights.mode.rawValue) range")
+        return PreparedWeights(quantized: weights, storage: packed, backend: kind)
+    }
+
+    public func linear(_ x: QuantizedActivations, _ weights: PreparedWeights, bias: Tensor?) throws -> Tensor {
+        try checkLinear(x, weights, bias: bias)
+        guard let packed = weights.storage as? PackedStorage else {
+            throw LowBitError.invalidArgument("weights were not prepared by the kernels backend")
+        }
+        let w = weights.quantized
+        var y = [Float](repeating: 0, count: x.tokens * w.rows)
+        let status = packed.withWeights { pw in
+            withUnsafePointer(to: context) { ctx in
+                lowbit_matmul_f32(ctx, pw, x.values, Int64(x.tokens), Int64(x.stride), x.scales, bias?.scalars, &y, Int64(w.rows))
+            }
+        }
+        try check(status, "quantized linear")
+        return try Tensor(shape: [x.tokens, w.rows], scalars: y)
+    }
+
+    public func gemmInt8(_ a: Int8Matrix, _ b: Int8Matrix, transposeA: Bool, transposeB: Bool) throws -> [Int32] {
+        let (m, n, k) = try checkGemm(a, b, transposeA: transposeA, transposeB: transposeB)
+        var c = [Int32](repeating: 0, count: m * n)
+        var workspace = [UInt8](repeating: 0, count: lowbit_gemm_s8_workspace_size(Int64(m), Int64(n), Int64(k)))
+        let status = withUnsafePointer(to: context) { ctx in
+            lowbit_gemm_s8(ctx, transposeA ? 1 : 0, transposeB ? 1 : 0, Int64(m), Int64(n), Int64(k), a.values,
+                           Int64(a.stride), b.values, Int64(b.stride), &c, Int64(n), &workspace)
+        }
+        try check(status, "int8 GEMM")
+        return c
+    }
+}
+
+struct ContextBox: @unchecked Sendable {
+    let value: lowbit_context
+}
+
+/// Packed weights and their per-row (or per-group) scales, as ``KernelsBackend`` keeps them.
+final class PackedStorage: @unchecked Sendable {
+    let format: lowbit_format
+    let rows: Int, cols: Int, group: Int
+    var bytes: [UInt8]
+    let scales: [Float]
+
+    init(_ w: QuantizedWeights) {
+        format = w.mode.format
+        rows = w.rows
+        cols = w.cols
+        group = w.groupLength
+        bytes = [UInt8](repeating: 0, count: lowbit_packed_size(w.mode.format, Int64(w.rows), Int64(w.cols)))
+        scales = w.scalesPerRow
+    }
+
+    func withWeights<R>(_ body: (UnsafePointer<lowbit_packed_weights>) -> R) -> R {
+        bytes.withUnsafeBufferPointer { data in
+            scales.withUnsafeBufferPointer { s in
+                var pw = lowbit_packed_weights(format: format, m: Int64(rows), k: Int64(cols), group: Int64(group),
+                                               data: data.baseAddress, scales: s.baseAddress)
+                return withUnsafePointer(to: &pw, body)
+            }
+        }
+    }
+}

@@ -1,0 +1,48 @@
+import COpenBLAS
+
+/// The OpenBLAS calls LowBit uses, in one place.
+enum OpenBLAS {
+    /// Caps OpenBLAS's own thread pool, so that it and LowBit's kernels do not oversubscribe.
+    static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
+
+    static var configuration: String { String(cString: openblas_get_config()) }
+
+    /// C[m, n] = op(A) op(B) (+ C when accumulate), row-major.
+    static func sgemm(_ a: [Float], _ b: [Float], m: Int, n: Int, k: Int, lda: Int, ldb: Int,
+                      transposeA: Bool, transposeB: Bool, into c: inout [Float], accumulate: Bool = false) {
+        c.withUnsafeMutableBufferPointer { cp in
+            cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                        Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), accumulate ? 1 : 0,
+                        cp.baseAddress, Int32(n))
+        }
+    }
+
+    /// The same in double: exact for int8 products (sums stay far below 2^53).
+    static func dgemm(_ a: [Double], _ b: [Double], m: Int, n: Int, k: Int, lda: Int, ldb: Int,
+                      transposeA: Bool, transposeB: Bool) -> [Double] {
+        var c = [Double](repeating: 0, count: m * n)
+        c.withUnsafeMutableBufferPointer { cp in
+            cblas_dgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                        Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), 0, cp.baseAddress, Int32(n))
+        }
+        return c
+    }
+}
+
+/// The float baseline the kernels are measured against: y[n, m] = x[n, k] · W[m, k]ᵀ with
+/// OpenBLAS (sgemv for one token, sgemm otherwise).
+public enum OpenBLASLinear {
+    public static func setThreads(_ n: Int) { OpenBLAS.setThreads(n) }
+
+    public static var configuration: String { OpenBLAS.configuration }
+
+    public static func run(x: UnsafePointer<Float>, weights: UnsafePointer<Float>, tokens n: Int, outputs m: Int,
+                           inputs k: Int, into y: UnsafeMutablePointer<Float>) {
+        if n == 1 {
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(m), Int32(k), 1, weights, Int32(k), x, 1, 0, y, 1)
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(m), Int32(k), 1, x, Int32(k),
+                        weights, Int32(k), 0, y, Int32(m))
+        }
+    }
+}

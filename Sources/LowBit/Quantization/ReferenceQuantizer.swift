@@ -1,0 +1,103 @@
+/// The definition of LowBit's quantizers, in plain Swift. Every other implementation
+/// (the C kernels on every ISA) must return the same values and the same scale bits.
+///
+/// Means are taken in `Double` in a fixed order: element i goes to partial sum i % 16,
+/// then the partials are folded pairwise (8, 4, 2, 1). The order is part of the
+/// definition so that a SIMD implementation can follow it exactly.
+public enum ReferenceQuantizer {
+    /// Sum and sum of magnitudes in the canonical order.
+    public static func canonicalSums<C: Collection>(_ x: C) -> (sum: Double, absSum: Double) where C.Element == Float {
+        var s = [Double](repeating: 0, count: 16), a = s
+        for (i, v) in x.enumerated() {
+            s[i % 16] += Double(v)
+            a[i % 16] += Double(v).magnitude
+        }
+        for w in [8, 4, 2, 1] { for l in 0..<w { s[l] += s[l + w]; a[l] += a[l + w] } }
+        return (s[0], a[0])
+    }
+
+    /// numerator / denominator, capped at the largest finite float so that 0 * inverse is 0.
+    static func finiteInverse(_ numerator: Float, _ denominator: Float) -> Float {
+        let inv = numerator / denominator
+        return inv <= .greatestFiniteMagnitude ? inv : .greatestFiniteMagnitude
+    }
+
+    static func round(_ x: Float, inverse: Float, qmax: Int) -> Int8 {
+        let v = (x * inverse).rounded(.toNearestOrEven)
+        return Int8(min(max(v, -Float(qmax)), Float(qmax)))
+    }
+
+    /// Quantizes one scope; returns its scale.
+    static func quantizeScope(_ x: ArraySlice<Float>, mode: QuantizationMode, bound: Float, into q: inout [Int8], at start: Int) -> Float {
+        let n = x.count
+        switch mode {
+        case .binary:
+            let (sum, absSum) = canonicalSums(x)
+            let mean = Float(sum / Double(n))
+            for (i, v) in x.enumerated() { q[start + i] = v >= mean ? 1 : -1 }
+            return Float(absSum / Double(n))
+        case .ternary:
+            let scale = Float(canonicalSums(x).absSum / Double(n))
+            let inv = scale == 0 ? 0 : finiteInverse(1, scale)
+            for (i, v) in x.enumerated() { q[start + i] = scale == 0 ? 0 : round(v, inverse: inv, qmax: 1) }
+            return scale
+        case .int4, .int8:
+            let absmax = x.reduce(Float(0)) { max($0, $1.magnitude) }
+            let inv = absmax == 0 ? 0 : finiteInverse(bound, absmax)
+            for (i, v) in x.enumerated() { q[start + i] = absmax == 0 ? 0 : round(v, inverse: inv, qmax: mode.qmax) }
+            return absmax / bound
+        }
+    }
+
+    /// Throws unless `granularity` can be quantized and packed for a row of `cols`.
+    public static func validate(_ granularity: Granularity, mode: QuantizationMode, cols: Int) throws {
+        if case .perGroup(let g) = granularity {
+            let chunk = Int(mode.traits.chunk_k)
+            guard g > 0, g >= cols || g % chunk == 0 else {
+                throw LowBitError.invalidArgument(
+                    "group size \(g) for \(mode.rawValue) must be positive and a multiple of \(chunk) (or cover the row of \(cols))")
+            }
+        }
+    }
+
+    public static func quantize(weights w: Tensor, mode: QuantizationMode, granularity: Granularity, bound: ScaleBound = .qmax) throws -> QuantizedWeights {
+        let (rows, cols) = try w.matrixShape("weights")
+        guard rows > 0, cols > 0 else { throw LowBitError.invalidShape("weights must be non-empty, got \(w.shape)") }
+        try validate(granularity, mode: mode, cols: cols)
+        try w.checkFinite("weights")
+        let b = bound.value(qmax: mode.qmax)
+        var q = [Int8](repeating: 0, count: rows * cols)
+        var scales: [Float] = []
+        let g = granularity.groupLength(cols: cols)
+        if g == 0 {
+            scales = [quantizeScope(w.scalars[...], mode: mode, bound: b, into: &q, at: 0)]
+        } else {
+            for r in 0..<rows {
+                for c0 in stride(from: 0, to: cols, by: g) {
+                    let lo = r * cols + c0, hi = r * cols + min(c0 + g, cols)
+                    scales.append(quantizeScope(w.scalars[lo..<hi], mode: mode, bound: b, into: &q, at: lo))
+                }
+            }
+        }
+        return try QuantizedWeights(mode: mode, rows: rows, cols: cols, granularity: granularity, values: q, scales: scales)
+    }
+
+    /// Int8 absmax per token (row), bound 127, rows padded to `stride`.
+    public static func quantize(activations x: Tensor, stride: Int? = nil) throws -> QuantizedActivations {
+        let (n, k) = try x.matrixShape("activations")
+        guard n > 0, k > 0 else { throw LowBitError.invalidShape("activations must be non-empty, got \(x.shape)") }
+        try x.checkFinite("activations")
+        let s = stride ?? paddedLength(k)
+        var q = [Int8](repeating: 0, count: n * s)
+        var scales = [Float](repeating: 0, count: n)
+        var row = [Int8](repeating: 0, count: k)
+        for i in 0..<n {
+            scales[i] = quantizeScope(x.scalars[(i * k)..<((i + 1) * k)], mode: .int8, bound: 127, into: &row, at: 0)
+            for c in 0..<k { q[i * s + c] = row[c] }
+        }
+        return QuantizedActivations(tokens: n, cols: k, stride: s, values: q, scales: scales)
+    }
+
+    /// The row length the packed matmul reads: K rounded up to 32.
+    public static func paddedLength(_ k: Int) -> Int { (k + 31) / 32 * 32 }
+}

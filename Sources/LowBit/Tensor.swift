@@ -1,0 +1,67 @@
+/// A dense, row-major array of `Float` with a shape.
+///
+/// `Tensor` is a value: copies are cheap until one of them is mutated. It is deliberately
+/// small: the layers of LowBit need shapes, element access and little else, and every
+/// heavy operation goes through a ``Backend``.
+public struct Tensor: Sendable, Equatable {
+    /// The extent of each dimension, outermost first.
+    public let shape: [Int]
+    /// The elements in row-major order; `scalars.count` is the product of `shape`.
+    public var scalars: [Float]
+
+    /// Creates a tensor from its elements; throws if their count does not match the shape.
+    public init(shape: [Int], scalars: [Float]) throws {
+        guard shape.allSatisfy({ $0 >= 0 }) else {
+            throw LowBitError.invalidShape("negative dimension in \(shape)")
+        }
+        let count = shape.reduce(1, *)
+        guard count == scalars.count else {
+            throw LowBitError.invalidShape("shape \(shape) holds \(count) elements, got \(scalars.count)")
+        }
+        self.shape = shape
+        self.scalars = scalars
+    }
+
+    /// A tensor of zeros.
+    public init(zeros shape: [Int]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        self.shape = shape
+        self.scalars = [Float](repeating: 0, count: shape.reduce(1, *))
+    }
+
+    /// Creates a tensor by calling `element` for each flat index.
+    public init(shape: [Int], element: (Int) -> Float) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        self.shape = shape
+        self.scalars = (0..<shape.reduce(1, *)).map(element)
+    }
+
+    public var rank: Int { shape.count }
+    public var count: Int { scalars.count }
+
+    /// Rows and columns of a rank-2 tensor, or a shape error naming `role`.
+    public func matrixShape(_ role: String) throws -> (rows: Int, cols: Int) {
+        guard rank == 2 else {
+            throw LowBitError.invalidShape("\(role) must be a matrix [rows, cols], got shape \(shape)")
+        }
+        return (shape[0], shape[1])
+    }
+
+    /// The index of the first NaN or infinity, if any.
+    public var firstNonFiniteIndex: Int? { scalars.firstIndex { !$0.isFinite } }
+
+    /// Throws ``LowBitError/nonFinite(_:)`` if any element is NaN or infinite.
+    public func checkFinite(_ role: String) throws {
+        if let i = firstNonFiniteIndex {
+            throw LowBitError.nonFinite("\(role) holds \(scalars[i]) at flat index \(i)")
+        }
+    }
+
+    /// The transpose of a matrix.
+    public func transposed() throws -> Tensor {
+        let (r, c) = try matrixShape("transposed operand")
+        var out = [Float](repeating: 0, count: r * c)
+        for i in 0..<r { for j in 0..<c { out[j * r + i] = scalars[i * c + j] } }
+        return try Tensor(shape: [c, r], scalars: out)
+    }
+}

@@ -1,0 +1,137 @@
+import ArgumentParser
+import Foundation
+import LowBit
+
+/// `lowbit bench`: throughput measurements.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure throughput.", subcommands: [KernelsBench.self], defaultSubcommand: KernelsBench.self)
+}
+
+/// One measurement, with the keys `../shared/peers/ort_matmul.py` uses too.
+struct BenchRow: Codable {
+    var mode: String
+    var backend: String
+    var isa: String
+    var m: Int
+    var k: Int
+    var n: Int
+    var threads: Int
+    var gops: Double
+    var ms: Double
+}
+
+/// `lowbit bench kernels`: packed low-bit matmul per mode against OpenBLAS sgemm, same shapes, one run.
+struct KernelsBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kernels",
+        abstract: "Time the packed matmul of each mode (kernels backend) and OpenBLAS sgemm on the same shapes.",
+        discussion: """
+            Each case is warmed up, then repeated for about --seconds; the median is reported. \
+            Activations are quantized inside the timed call. gops = 2·M·N·K / median seconds / 1e9.
+            """)
+
+    @Option(help: "Modes, comma-separated (binary,ternary,int4,int8).") var modes = "binary,ternary,int4,int8"
+    @Option(help: "Output channels M, comma-separated.") var m = "4096"
+    @Option(help: "Input features K, comma-separated.") var k = "4096"
+    @Option(help: "Tokens N, comma-separated.") var n = "1,64,256"
+    @Option(help: "Thread counts, comma-separated (default: LOWBIT_THREADS or every CPU).") var threads: String?
+    @Option(help: "Time budget per case, in seconds.") var seconds = 0.5
+    @Flag(help: "Print only a JSON array on standard output.") var json = false
+
+    func run() throws {
+        let config = try runtimeConfiguration()
+        let modeList = try modes.split(separator: ",").map { try QuantizationMode(parsing: String($0)) }
+        let ms = try parseList(m, "--m"), ks = try parseList(k, "--k"), ns = try parseList(n, "--n")
+        let threadList = try threads.map { try parseList($0, "--threads") } ?? [config.threads]
+        guard ks.allSatisfy({ $0 <= 65536 }) else { throw ValidationError("--k must be at most 65536") }
+        guard seconds > 0, seconds <= 60 else { throw ValidationError("--seconds must be in (0, 60]") }
+        var rows: [BenchRow] = []
+        for (mm, kk) in zip(ms.count == 1 ? Array(repeating: ms[0], count: ks.count) : ms, ks.count == 1 ? Array(repeating: ks[0], count: ms.count) : ks) {
+            var rng = SplitMix64(seed: 7)
+            let w = Tensor(shape: [mm, kk]) { _ in rng.nextFloat() }
+            let maxN = ns.max()!
+            let x = (0..<(maxN * kk)).map { _ in rng.nextFloat() }
+            var y = [Float](repeating: 0, count: maxN * mm)
+            for t in threadList {
+                let backend = try KernelsBackend(isa: config.isa, threads: t)
+                for mode in modeList {
+                    let layer = try PackedLinear(backend.quantize(weights: w, mode: mode), backend: backend, maxTokens: maxN)
+                    for nn in ns {
+                        let sec = try x.withUnsafeBufferPointer { xp in
+                            try y.withUnsafeMutableBufferPointer { yp in
+                                try medianSeconds(budget: seconds) { try layer(xp, tokens: nn, into: yp) }
+                            }
+                        }
+                        rows.append(row(mode.rawValue, "kernels", config.isa.rawValue, mm, kk, nn, t, sec))
+                        progress(rows.last!)
+                    }
+                }
+                OpenBLASLinear.setThreads(t)
+                for nn in ns {
+                    let sec = x.withUnsafeBufferPointer { xp in
+                        w.scalars.withUnsafeBufferPointer { wp in
+                            y.withUnsafeMutableBufferPointer { yp in
+                                medianSeconds(budget: seconds) {
+                                    OpenBLASLinear.run(x: xp.baseAddress!, weights: wp.baseAddress!, tokens: nn, outputs: mm,
+                                                       inputs: kk, into: yp.baseAddress!)
+                                }
+                            }
+                        }
+                    }
+                    rows.append(row("f32", "openblas", "openblas", mm, kk, nn, t, sec))
+                    progress(rows.last!)
+                }
+            }
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+        } else {
+            printTable(rows)
+        }
+    }
+
+    func row(_ mode: String, _ backend: String, _ isa: String, _ m: Int, _ k: Int, _ n: Int, _ t: Int, _ sec: Double) -> BenchRow {
+        BenchRow(mode: mode, backend: backend, isa: isa, m: m, k: k, n: n, threads: t,
+                 gops: (2 * Double(m) * Double(n) * Double(k) / sec / 1e9 * 100).rounded() / 100,
+                 ms: (sec * 1e3 * 10000).rounded() / 10000)
+    }
+
+    /// One line per case on standard error, so that a long run shows it is alive.
+    func progress(_ r: BenchRow) {
+        FileHandle.standardError.write(Data("  \(r.mode) n=\(r.n) threads=\(r.threads): \(r.gops) GOP/s\n".utf8))
+    }
+
+    func printTable(_ rows: [BenchRow]) {
+        print("mode     backend   isa          M      K      N    threads  GOP/s     ms        × f32")
+        for r in rows {
+            let base = rows.first { $0.mode == "f32" && $0.m == r.m && $0.k == r.k && $0.n == r.n && $0.threads == r.threads }
+            let ratio = base.map { String(format: "%.1f×", r.gops / $0.gops) } ?? ""
+            print("\(pad(r.mode, 8)) \(pad(r.backend, 9)) \(pad(r.isa, 10)) \(pad(String(r.m), 6)) \(pad(String(r.k), 6)) \(pad(String(r.n), 4)) \(pad(String(r.threads), 8)) \(pad(String(format: "%.1f", r.gops), 9)) \(pad(String(format: "%.3f", r.ms), 9)) \(ratio)")
+        }
+    }
+}
+
+func parseList(_ text: String, _ name: String) throws -> [Int] {
+    let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+    guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else {
+        throw ValidationError("\(name) takes positive whole numbers separated by commas, got '\(text)'")
+    }
+    return values.map { $0! }
+}
+
+/// Warm up, then time repeats for about `budget` seconds (5 to 1000 of them); the median.
+func medianSeconds(budget: Double, _ body: () throws -> Void) rethrows -> Double {
+    let clock = ContinuousClock()
+    func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
+    for _ in 0..<2 { try body() }
+    let one = seconds(try clock.measure { try body() })
+    let repeats = min(1000, max(5, Int(budget / max(one, 1e-7))))
+    var times: [Double] = []
+    times.reserveCapacity(repeats)
+    for _ in 0..<repeats { times.append(seconds(try clock.measure { try body() })) }
+    times.sort()
+    return times[times.count / 2]
+}
