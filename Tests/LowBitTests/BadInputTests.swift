@@ -1,0 +1,77 @@
+import LowBit
+import Testing
+
+@Suite("Bad input is refused with a clear error")
+struct BadInputTests {
+    @Test("NaN or infinity in weights, activations, bias or gradients", arguments: [Float.nan, .infinity, -.infinity])
+    func nonFinite(bad: Float) throws {
+        var rng = TestRandom(3)
+        var w = rng.tensor([5, 40]); w.scalars[17] = bad
+        var x = rng.tensor([3, 40]); x.scalars[41] = bad
+        let good = rng.tensor([5, 40])
+        for b in try allBackends() {
+            for mode in QuantizationMode.allCases {
+                #expect(throws: LowBitError.self, "\(label(b)) \(mode) weights") { try b.quantize(weights: w, mode: mode) }
+            }
+            let prepared = try b.prepare(try b.quantize(weights: good, mode: .ternary))
+            #expect(throws: LowBitError.self, "\(label(b)) activations") { try b.linear(x, prepared, bias: nil) }
+            var bias = Tensor(zeros: [5]); bias.scalars[2] = bad
+            #expect(throws: LowBitError.self, "\(label(b)) bias") { try b.linear(good.transposed().transposed(), prepared, bias: bias) }
+            let xq = try b.quantize(activations: rng.tensor([3, 40]))
+            var g = Tensor(zeros: [3, 5]); g.scalars[4] = bad
+            #expect(throws: LowBitError.self) { try b.linearBackward(gradOutput: g, input: xq, weights: prepared) }
+            #expect(throws: LowBitError.self) { try b.matmul(x, good, transposeA: false, transposeB: true) }
+        }
+        do {
+            _ = try ReferenceBackend().quantize(activations: x)
+            Issue.record("NaN accepted")
+        } catch let error as LowBitError {
+            #expect(error.description.contains("non-finite"), "message: \(error)")
+        }
+    }
+
+    @Test("empty and mismatched shapes")
+    func shapes() throws {
+        var rng = TestRandom(4)
+        for b in try allBackends() {
+            #expect(throws: LowBitError.self) { try b.quantize(weights: Tensor(zeros: [0, 4]), mode: .int8) }
+            #expect(throws: LowBitError.self) { try b.quantize(weights: Tensor(zeros: [4]), mode: .int8) }
+            #expect(throws: LowBitError.self) { try b.quantize(activations: Tensor(zeros: [3, 0])) }
+            let prepared = try b.prepare(try b.quantize(weights: rng.tensor([6, 10]), mode: .int4))
+            #expect(throws: LowBitError.self) { try b.linear(rng.tensor([2, 11]), prepared, bias: nil) }
+            #expect(throws: LowBitError.self) { try b.linear(rng.tensor([2, 10]), prepared, bias: Tensor(zeros: [5])) }
+            #expect(throws: LowBitError.self) { try b.matmul(rng.tensor([2, 3]), rng.tensor([4, 2]), transposeA: false, transposeB: false) }
+            #expect(throws: LowBitError.self) {
+                try b.gemmInt8(Int8Matrix(rows: 2, cols: 3, values: [Int8](repeating: 1, count: 6)),
+                               Int8Matrix(rows: 2, cols: 3, values: [Int8](repeating: 1, count: 6)), transposeA: false, transposeB: false)
+            }
+            let xq = try b.quantize(activations: rng.tensor([3, 10]))
+            #expect(throws: LowBitError.self) { try b.linearBackward(gradOutput: Tensor(zeros: [3, 7]), input: xq, weights: prepared) }
+        }
+        #expect(throws: LowBitError.self) { try Tensor(shape: [2, 3], scalars: [1, 2]) }
+    }
+
+    @Test("group sizes the packed layout cannot hold, and weights from another backend")
+    func arguments() throws {
+        let w = TestRandom(1).tensorCopy([4, 64])
+        for b in try allBackends() {
+            #expect(throws: LowBitError.self) { try b.quantize(weights: w, mode: .int4, granularity: .perGroup(12), bound: .qmax) }
+            #expect(throws: LowBitError.self) { try b.quantize(weights: w, mode: .int4, granularity: .perGroup(0), bound: .qmax) }
+        }
+        let q = try ReferenceBackend().quantize(weights: w, mode: .ternary)
+        let fromBLAS = try BLASBackend(threads: 1).prepare(q)
+        #expect(throws: LowBitError.self) { try KernelsBackend().linear(TestRandom(2).tensorCopy([1, 64]), fromBLAS, bias: nil) }
+        // Values outside the format's range cannot be packed.
+        var broken = q
+        broken.values[0] = 5
+        #expect(throws: LowBitError.self) { try KernelsBackend().prepare(broken) }
+        #expect(throws: LowBitError.self) { try QuantizationMode(parsing: "int3") }
+    }
+}
+
+extension TestRandom {
+    func tensorCopy(_ shape: [Int]) -> Tensor {
+        var r = self
+        return r.tensor(shape)
+    }
+}
