@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The test command (README, and CI through .ci/run). Installs what is missing, then:
+#   1. the C kernel tests: every ISA this CPU runs against the scalar twins, the same
+#      under AddressSanitizer + UndefinedBehaviorSanitizer, and the NEON kernels under
+#      qemu-aarch64 (with and without SDOT);
+#   2. the Swift Testing suites under ASan, with UBSan on the C code (swift-driver has no
+#      UBSan for Swift on Linux);
+#   3. the Swift Testing suites in a release build (the C kernels at -O2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash .ci/setup --tests
+echo "== C kernel tests"
+bash Tests/KernelsC/run.sh all
+echo "== Swift tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+swift test --sanitize=address --disable-xctest --scratch-path .build-asan \
+    -Xcc -fsanitize=undefined -Xcc -fno-sanitize-recover=undefined
+echo "== Swift tests, release build"
+swift test -c release --disable-xctest
