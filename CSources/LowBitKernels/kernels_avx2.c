@@ -135,16 +135,7 @@ INLINE void dot_tile(const int bits, const int NR, int64_t chunks, const uint8_t
 
 INLINE void dot_avx2(const int bits, int64_t chunks, const uint8_t *restrict w, const int8_t *restrict x,
                      int64_t ldx, int nr, int32_t *restrict acc) {
-    for (int j = 0; j < nr; j += 4) {
-        const int8_t *xj = x + j * ldx;
-        int32_t *aj = acc + 16 * j;
-        switch (nr - j >= 4 ? 4 : nr - j) {
-        case 1: dot_tile(bits, 1, chunks, w, xj, ldx, aj); break;
-        case 2: dot_tile(bits, 2, chunks, w, xj, ldx, aj); break;
-        case 3: dot_tile(bits, 3, chunks, w, xj, ldx, aj); break;
-        default: dot_tile(bits, 4, chunks, w, xj, ldx, aj); break;
-        }
-    }
+    LOWBIT_TOKENS_BY_4(dot_tile, bits, chunks, w, x, ldx, nr, acc)
 }
 
 #define DEFINE_DOT(B)                                                                                 \

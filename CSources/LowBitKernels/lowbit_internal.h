@@ -45,6 +45,23 @@ static inline lowbit_dot_b1_fn lowbit_dot_for_bits(const lowbit_kernel_table *t,
 typedef void (*lowbit_range_fn)(void *arg, int64_t begin, int64_t end);
 void lowbit_parallel_for(int threads, int64_t n, lowbit_range_fn fn, void *arg);
 
+/*
+ * For ISA kernels whose register tile holds at most 4 tokens: calls TILE(bits, R, chunks, w,
+ * x_j, ldx, acc_j) over groups of R <= 4 tokens, with R a compile-time constant so that the
+ * tile's loops over tokens unroll.
+ */
+#define LOWBIT_TOKENS_BY_4(TILE, bits, chunks, w, x, ldx, nr, acc)                 \
+    for (int j_ = 0; j_ < (nr); j_ += 4) {                                          \
+        const int8_t *x_j = (x) + j_ * (ldx);                                       \
+        int32_t *acc_j = (acc) + LOWBIT_PANEL_ROWS * j_;                            \
+        switch ((nr) - j_ >= 4 ? 4 : (nr) - j_) {                                   \
+        case 1: TILE(bits, 1, chunks, w, x_j, ldx, acc_j); break;                   \
+        case 2: TILE(bits, 2, chunks, w, x_j, ldx, acc_j); break;                   \
+        case 3: TILE(bits, 3, chunks, w, x_j, ldx, acc_j); break;                   \
+        default: TILE(bits, 4, chunks, w, x_j, ldx, acc_j); break;                  \
+        }                                                                           \
+    }
+
 /* lowbit_pack with element (row, col) at q[row * rs + col * cs]. */
 lowbit_status lowbit_pack_strided(lowbit_format format, const int8_t *q, int64_t m, int64_t k, int64_t rs,
                                   int64_t cs, uint8_t *out);

@@ -43,10 +43,7 @@ public struct KernelsBackend: Backend {
 
     public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) throws -> Tensor {
         let (m, n, k) = try checkMatmul(a, b, transposeA: transposeA, transposeB: transposeB)
-        var c = [Float](repeating: 0, count: m * n)
-        OpenBLAS.sgemm(a.scalars, b.scalars, m: m, n: n, k: k, lda: a.shape[1], ldb: b.shape[1],
-                       transposeA: transposeA, transposeB: transposeB, into: &c)
-        return try Tensor(shape: [m, n], scalars: c)
+        return try OpenBLAS.matmul(a, b, m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB)
     }
 
     public func quantize(weights w: Tensor, mode: QuantizationMode, granularity: Granularity, bound: ScaleBound) throws -> QuantizedWeights {

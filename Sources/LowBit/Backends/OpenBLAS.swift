@@ -17,6 +17,14 @@ enum OpenBLAS {
         }
     }
 
+    /// op(a) · op(b) for matrices already checked by ``Backend/checkMatmul``.
+    static func matmul(_ a: Tensor, _ b: Tensor, m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool) throws -> Tensor {
+        var c = [Float](repeating: 0, count: m * n)
+        sgemm(a.scalars, b.scalars, m: m, n: n, k: k, lda: a.shape[1], ldb: b.shape[1],
+              transposeA: transposeA, transposeB: transposeB, into: &c)
+        return try Tensor(shape: [m, n], scalars: c)
+    }
+
     /// The same in double: exact for int8 products (sums stay far below 2^53).
     static func dgemm(_ a: [Double], _ b: [Double], m: Int, n: Int, k: Int, lda: Int, ldb: Int,
                       transposeA: Bool, transposeB: Bool) -> [Double] {
