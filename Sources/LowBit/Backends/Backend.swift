@@ -8,6 +8,10 @@ public protocol Backend: Sendable {
     /// Which implementation this is.
     var kind: BackendKind { get }
 
+    /// Names the implementation and its settings ("kernels/avx512vnni/2"): prepared
+    /// weights are reused only by the backend that prepared them.
+    var identity: String { get }
+
     /// Float matrix product op(a) · op(b), where op transposes when asked.
     func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) throws -> Tensor
 
@@ -100,6 +104,8 @@ extension Backend {
 }
 
 extension Backend {
+    public var identity: String { kind.rawValue }
+
     /// Quantized linear forward from float activations (quantized per token first).
     public func linear(_ x: Tensor, _ weights: PreparedWeights, bias: Tensor?) throws -> Tensor {
         try linear(quantize(activations: x), weights, bias: bias)

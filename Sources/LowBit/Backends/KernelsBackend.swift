@@ -5,6 +5,7 @@ import LowBitKernels
 /// to OpenBLAS.
 public struct KernelsBackend: Backend {
     public var kind: BackendKind { .kernels }
+    public var identity: String { "kernels/\(isa.rawValue)/\(threads)" }
     public let isa: ISA
     public let threads: Int
     /// Plain data; its table pointer refers to immutable tables built once per process.

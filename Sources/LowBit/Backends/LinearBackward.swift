@@ -20,6 +20,12 @@ public struct LinearGradients: Sendable {
 }
 
 extension Backend {
+    /// Per-row int8 quantization of a gradient: nearest (this backend's quantizer) or stochastic.
+    func quantizeGradient(_ g: Tensor, seed: UInt64?) throws -> QuantizedActivations {
+        if let seed { return try ReferenceQuantizer.quantizeStochastic(rows: g, seed: seed) }
+        return try quantize(activations: g)
+    }
+
     /// The backward pass of ``linear(_:_:bias:)`` (forward and backward side by side: the
     /// forward is one call, so only the backward needs spelling out).
     ///
@@ -27,7 +33,8 @@ extension Backend {
     /// (per group of columns when the weights have group scales), and the activation scales
     /// likewise, so that each int8 product needs one scale per output row.
     public func linearBackward(gradOutput g: Tensor, input x: QuantizedActivations, weights w: PreparedWeights,
-                               precision: BackwardPrecision = .float) throws -> LinearGradients {
+                               precision: BackwardPrecision = .float,
+                               stochasticRoundingSeed: UInt64? = nil) throws -> LinearGradients {
         let q = w.quantized
         guard g.shape == [x.tokens, q.rows] else {
             throw LowBitError.invalidShape("output gradient must be [\(x.tokens), \(q.rows)], got \(g.shape)")
@@ -51,7 +58,7 @@ extension Backend {
             for c0 in stride(from: 0, to: k, by: q.groupLength) {
                 let c1 = min(c0 + q.groupLength, k)
                 let folded = Tensor(shape: [n, m]) { i in g.scalars[i] * q.scale(row: i % m, col: c0) }
-                let gq = try quantize(activations: folded)
+                let gq = try quantizeGradient(folded, seed: stochasticRoundingSeed.map { $0 &+ UInt64(c0) })
                 var slice = [Int8](repeating: 0, count: m * (c1 - c0))
                 for r in 0..<m { for c in c0..<c1 { slice[r * (c1 - c0) + c - c0] = q.values[r * k + c] } }
                 let prod = try gemmInt8(gq.matrix, Int8Matrix(rows: m, cols: c1 - c0, values: slice),
@@ -60,7 +67,7 @@ extension Backend {
             }
             // per output channel: quantize the rows of (g · diag(sx))ᵀ
             let foldedT = Tensor(shape: [m, n]) { i in g.scalars[(i % n) * m + i / n] * x.scales[i % n] }
-            let gqT = try quantize(activations: foldedT)
+            let gqT = try quantizeGradient(foldedT, seed: stochasticRoundingSeed.map { $0 ^ 0x5bd1_e995 })
             let prod = try gemmInt8(gqT.matrix, x.matrix, transposeA: false, transposeB: false)
             let gradWeight = (0..<(m * k)).map { Float(prod[$0]) * gqT.scales[$0 / k] }
             return LinearGradients(

@@ -101,3 +101,41 @@ public enum ReferenceQuantizer {
     /// The row length the packed matmul reads: K rounded up to 32.
     public static func paddedLength(_ k: Int) -> Int { (k + 31) / 32 * 32 }
 }
+
+extension ReferenceQuantizer {
+    /// Static-range activations: one fixed range for every token (scale = absmax / 127).
+    public static func quantize(activations x: Tensor, staticAbsmax absmax: Float) throws -> QuantizedActivations {
+        let (n, k) = try x.matrixShape("activations")
+        guard n > 0, k > 0 else { throw LowBitError.invalidShape("activations must be non-empty, got \(x.shape)") }
+        try x.checkFinite("activations")
+        guard absmax.isFinite, absmax >= 0 else { throw LowBitError.invalidArgument("static range \(absmax) is not a finite magnitude") }
+        let s = paddedLength(k)
+        var q = [Int8](repeating: 0, count: n * s)
+        let inv = absmax == 0 ? 0 : finiteInverse(127, absmax)
+        for i in 0..<n { for c in 0..<k { q[i * s + c] = round(x.scalars[i * k + c], inverse: inv, qmax: 127) } }
+        return QuantizedActivations(tokens: n, cols: k, stride: s, values: q, scales: [Float](repeating: absmax / 127, count: n))
+    }
+
+    /// Int8 absmax per row with stochastic rounding (floor(v + u), u uniform in [0, 1),
+    /// from a seeded generator): unbiased, for quantized gradients.
+    public static func quantizeStochastic(rows x: Tensor, seed: UInt64) throws -> QuantizedActivations {
+        let (n, k) = try x.matrixShape("gradient")
+        try x.checkFinite("gradient")
+        let s = paddedLength(k)
+        var rng = Initializer(seed: seed)
+        var q = [Int8](repeating: 0, count: n * s)
+        var scales = [Float](repeating: 0, count: n)
+        for i in 0..<n {
+            let row = x.scalars[(i * k)..<((i + 1) * k)]
+            let absmax = row.reduce(Float(0)) { max($0, $1.magnitude) }
+            scales[i] = absmax / 127
+            guard absmax > 0 else { continue }
+            let inv = finiteInverse(127, absmax)
+            for (c, v) in row.enumerated() {
+                let r = (v * inv + rng.unit()).rounded(.down)
+                q[i * s + c] = Int8(min(max(r, -127), 127))
+            }
+        }
+        return QuantizedActivations(tokens: n, cols: k, stride: s, values: q, scales: scales)
+    }
+}

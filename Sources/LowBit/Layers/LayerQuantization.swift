@@ -1,0 +1,83 @@
+/// How one linear layer is quantized during training and inference.
+public struct LayerQuantization: Sendable, Equatable, Codable {
+    public var mode: QuantizationMode
+    /// Weight scale granularity; nil = the mode's default (per tensor for binary and
+    /// ternary, per output channel for int4 and int8).
+    public var granularity: GranularitySpec?
+    /// absmax / qmax (BitNet) or absmax / (qmax + 0.5) (Qwix).
+    public var bound: ScaleBoundSpec
+    /// Backward matmuls in float (QAT, straight-through) or int8 (QT).
+    public var backward: BackwardPrecisionSpec
+    /// Where the straight-through gradient is taken (float backward only).
+    public var gradientAt: GradientPoint
+    /// Clipped straight-through estimator: no gradient through values outside the
+    /// representable range (see ``Linear``).
+    public var clippedSTE: Bool
+    /// With int8 backward: stochastic rounding of the gradient with this seed.
+    public var stochasticRoundingSeed: UInt64?
+
+    public init(mode: QuantizationMode, granularity: Granularity? = nil, bound: ScaleBound = .qmax,
+                backward: BackwardPrecision = .float, gradientAt: GradientPoint = .dequantized,
+                clippedSTE: Bool = false, stochasticRoundingSeed: UInt64? = nil) {
+        self.mode = mode
+        self.granularity = granularity.map(GranularitySpec.init)
+        self.bound = ScaleBoundSpec(bound)
+        self.backward = BackwardPrecisionSpec(backward)
+        self.gradientAt = gradientAt
+        self.clippedSTE = clippedSTE
+        self.stochasticRoundingSeed = stochasticRoundingSeed
+    }
+
+    public var weightGranularity: Granularity { granularity?.value ?? mode.defaultGranularity }
+    public var scaleBound: ScaleBound { bound.value }
+    public var backwardPrecision: BackwardPrecision { backward.value }
+}
+
+/// The operands at which the straight-through gradient is computed.
+public enum GradientPoint: String, Sendable, Codable, CaseIterable {
+    /// dX = dY·Ŵ, dW = dYᵀ·X̂ with the dequantized weights and activations (classic fake quantization).
+    case dequantized
+    /// dX = dY·W, dW = dYᵀ·X with the float weights and activations.
+    case original
+}
+
+/// Codable spellings of the quantization enums, so that configs round-trip through JSON.
+public struct GranularitySpec: Sendable, Equatable, Codable {
+    public var kind: String  // "tensor", "channel", "group"
+    public var size: Int?
+    init(_ g: Granularity) {
+        switch g {
+        case .perTensor: kind = "tensor"
+        case .perChannel: kind = "channel"
+        case .perGroup(let n): kind = "group"; size = n
+        }
+    }
+    var value: Granularity {
+        switch kind {
+        case "tensor": .perTensor
+        case "group": .perGroup(size ?? 0)
+        default: .perChannel
+        }
+    }
+}
+
+public struct ScaleBoundSpec: Sendable, Equatable, Codable {
+    public var name: String
+    init(_ b: ScaleBound) { name = b.rawValue }
+    var value: ScaleBound { ScaleBound(rawValue: name) ?? .qmax }
+}
+
+public struct BackwardPrecisionSpec: Sendable, Equatable, Codable {
+    public var name: String
+    init(_ b: BackwardPrecision) { name = b.rawValue }
+    var value: BackwardPrecision { BackwardPrecision(rawValue: name) ?? .float }
+}
+
+/// Static-range activation statistics of one layer: how many batches were seen and the sum
+/// of their batch-averaged per-token absmax. Their mean is the fixed activation range once
+/// frozen.
+public struct ActivationStatistics: Sendable, Equatable {
+    public var count: Int = 0
+    public var sumOfAbsmax: Double = 0
+    public var mean: Double { count > 0 ? sumOfAbsmax / Double(count) : 0 }
+}

@@ -1,0 +1,135 @@
+/// y = x · Wᵀ + b, in float or quantized.
+///
+/// Quantized (a ``LayerQuantization`` is set): the latent float weights are quantized on
+/// every forward pass that follows a weight update (QAT), the activations per token (or
+/// with the frozen static range), and the product runs on the backend's integer path. The
+/// backward pass is the straight-through estimator: the gradient of the quantizer is taken
+/// as the identity, at the dequantized operands (default) or the float ones; with
+/// `clippedSTE` no gradient flows through weights with |w| > (qmax + ½)·scale or, with a
+/// static range, activations with |x| > 127.5·scale. With `.int8` backward (QT) the
+/// backward matmuls are int8 too.
+public final class Linear {
+    public let path: String
+    public let inputs: Int
+    public let outputs: Int
+    public let weight: Parameter
+    public let bias: Parameter?
+    /// Whether quantization rules may apply (the input projection and heads stay float).
+    public let quantizable: Bool
+    /// nil: float.
+    public internal(set) var quantization: LayerQuantization?
+    public internal(set) var statistics = ActivationStatistics()
+    /// Activations use the frozen statistics' range instead of per-token absmax.
+    public internal(set) var usesStaticRange = false
+
+    // What the backward pass needs, kept by a training forward.
+    private var input: Tensor?
+    private var quantizedInput: QuantizedActivations?
+    private var prepared: PreparedWeights?
+    private var preparedKey: String?
+
+    public init(path: String, inputs: Int, outputs: Int, bias: Bool, quantizable: Bool, seed: UInt64) {
+        self.path = path
+        self.inputs = inputs
+        self.outputs = outputs
+        self.quantizable = quantizable
+        var rng = Initializer(seed: seed ^ stableHash(path))
+        let bound = (1 / Float(inputs)).squareRoot()
+        weight = Parameter(name: path + ".weight", shape: [outputs, inputs],
+                           value: rng.uniform(count: inputs * outputs, bound: bound), decays: true)
+        self.bias = bias ? Parameter(name: path + ".bias", shape: [outputs], value: rng.uniform(count: outputs, bound: bound), decays: false) : nil
+    }
+
+    public var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
+
+    /// The weights as quantized for `backend`, renewed when the weights, the quantization or
+    /// the backend change.
+    public func preparedWeights(_ backend: any Backend) throws -> PreparedWeights {
+        guard let q = quantization else { throw LowBitError.invalidArgument("\(path) is not quantized") }
+        let key = "\(weight.version)|\(backend.identity)|\(q)"
+        if let prepared, preparedKey == key { return prepared }
+        let quantized = try backend.quantize(weights: weight.tensor, mode: q.mode, granularity: q.weightGranularity, bound: q.scaleBound)
+        let p = try backend.prepare(quantized)
+        prepared = p
+        preparedKey = key
+        return p
+    }
+
+    public func forward(_ x: Tensor, _ exec: Execution) throws -> Tensor {
+        let (n, k) = try x.matrixShape("\(path) input")
+        guard k == inputs else { throw LowBitError.invalidShape("\(path) takes \(inputs) features, got \(k)") }
+        if exec.training { input = x }
+        guard quantization != nil else {
+            var y = try exec.backend.matmul(x, weight.tensor, transposeA: false, transposeB: true)
+            if let bias { for i in 0..<n { for j in 0..<outputs { y.scalars[i * outputs + j] += bias.value[j] } } }
+            return y
+        }
+        let w = try preparedWeights(exec.backend)
+        if (exec.training || exec.calibrating) && !usesStaticRange {
+            try x.checkFinite("\(path) input")
+            var total = 0.0
+            for i in 0..<n { total += Double(x.scalars[(i * k)..<((i + 1) * k)].reduce(Float(0)) { max($0, $1.magnitude) }) }
+            statistics.count += 1
+            statistics.sumOfAbsmax += total / Double(n)
+        }
+        let xq = usesStaticRange
+            ? try ReferenceQuantizer.quantize(activations: x, staticAbsmax: Float(statistics.mean))
+            : try exec.backend.quantize(activations: x)
+        if exec.training { quantizedInput = xq }
+        return try exec.backend.linear(xq, w, bias: bias?.tensor)
+    }
+
+    public func backward(_ dy: Tensor, _ exec: Execution) throws -> Tensor {
+        guard let x = input else { throw LowBitError.invalidArgument("\(path): backward without a training forward") }
+        let n = x.shape[0]
+        guard dy.shape == [n, outputs] else { throw LowBitError.invalidShape("\(path) output gradient must be [\(n), \(outputs)], got \(dy.shape)") }
+        let backend = exec.backend
+        guard let q = quantization, let xq = quantizedInput else {
+            let dx = try backend.matmul(dy, weight.tensor, transposeA: false, transposeB: false)
+            weight.accumulate(try backend.matmul(dy, x, transposeA: true, transposeB: false))
+            bias?.accumulate(columnSums(dy))
+            return dx
+        }
+        let w = try preparedWeights(backend)
+        var dx: Tensor, dW: Tensor
+        if q.backwardPrecision == .float && q.gradientAt == .original {
+            dx = try backend.matmul(dy, weight.tensor, transposeA: false, transposeB: false)
+            dW = try backend.matmul(dy, x, transposeA: true, transposeB: false)
+        } else {
+            let g = try backend.linearBackward(gradOutput: dy, input: xq, weights: w, precision: q.backwardPrecision,
+                                               stochasticRoundingSeed: q.stochasticRoundingSeed.map { $0 &+ weight.version })
+            dx = g.input
+            dW = g.weight
+        }
+        if q.clippedSTE {
+            let wq = w.quantized
+            let limit = Float(q.mode.qmax) + 0.5
+            for r in 0..<outputs {
+                for c in 0..<inputs where weight.value[r * inputs + c].magnitude > limit * wq.scale(row: r, col: c) {
+                    dW.scalars[r * inputs + c] = 0
+                }
+            }
+            if usesStaticRange {
+                let range = Float(statistics.mean) / 127 * 127.5
+                for i in 0..<dx.count where x.scalars[i].magnitude > range { dx.scalars[i] = 0 }
+            }
+        }
+        weight.accumulate(dW)
+        bias?.accumulate(columnSums(dy))
+        return dx
+    }
+
+    /// Drops what the backward pass kept.
+    func release() {
+        input = nil
+        quantizedInput = nil
+    }
+}
+
+/// Σ over rows, for bias gradients.
+func columnSums(_ t: Tensor) -> Tensor {
+    let (n, m) = (t.shape[0], t.shape[1])
+    var s = [Float](repeating: 0, count: m)
+    for i in 0..<n { for j in 0..<m { s[j] += t.scalars[i * m + j] } }
+    return try! Tensor(shape: [m], scalars: s)
+}

@@ -1,0 +1,60 @@
+/// A trainable tensor: the latent full-precision value, its gradient, and the version that
+/// says when the value last changed (so that quantized or packed copies know when to renew).
+public final class Parameter: @unchecked Sendable {
+    /// The parameter's path in its model, e.g. "blocks.0.attn.qkv.weight".
+    public let name: String
+    public let shape: [Int]
+    public var value: [Float] { didSet { version &+= 1 } }
+    public var grad: [Float]
+    /// Whether AdamW's weight decay applies (matrices yes; biases and norms no).
+    public let decays: Bool
+    public private(set) var version: UInt64 = 0
+
+    init(name: String, shape: [Int], value: [Float], decays: Bool) {
+        precondition(value.count == shape.reduce(1, *))
+        self.name = name
+        self.shape = shape
+        self.value = value
+        self.grad = [Float](repeating: 0, count: value.count)
+        self.decays = decays
+    }
+
+    public var count: Int { value.count }
+    public var tensor: Tensor { try! Tensor(shape: shape, scalars: value) }
+
+    public func zeroGrad() { for i in grad.indices { grad[i] = 0 } }
+
+    func accumulate(_ g: Tensor) {
+        precondition(g.count == grad.count, "\(name): gradient of \(g.count) values for \(grad.count)")
+        for i in grad.indices { grad[i] += g.scalars[i] }
+    }
+}
+
+/// Seeded initialisation: uniform in ±sqrt(1 / fanIn) (PyTorch's default for linear layers).
+struct Initializer {
+    var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    mutating func unit() -> Float { Float(next() >> 40) / Float(1 << 24) }
+
+    mutating func uniform(count: Int, bound: Float) -> [Float] {
+        (0..<count).map { _ in (unit() * 2 - 1) * bound }
+    }
+}
+
+/// A stable 64-bit hash of a string (FNV-1a), to derive per-layer seeds from paths.
+func stableHash(_ s: String) -> UInt64 {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+    return h
+}

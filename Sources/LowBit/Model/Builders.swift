@@ -1,0 +1,83 @@
+/// Builders for the quantization-aware sequence encoder, in any weight mode.
+public enum QAT {
+    /// The encoder with every block layer quantized in `quantize` mode (nil: float).
+    public static func build(embedDim: Int, hiddenSize: Int = 256, numHeads: Int = 4, numLayers: Int = 4,
+                             quantize: QuantizationMode? = .ternary, dropout: Float = 0.1, windowSize: Int = 60,
+                             positionalEncoding: Bool = false, seed: UInt64 = 0) throws -> SequenceEncoder {
+        try build(EncoderOptions(embedDim: embedDim, hiddenSize: hiddenSize, numHeads: numHeads, numLayers: numLayers,
+                                 quantize: quantize, dropout: dropout, windowSize: windowSize,
+                                 positionalEncoding: positionalEncoding, seed: seed))
+    }
+
+    /// The encoder for `options`; `rules`, when given, replace the default (every block layer in `options.quantize`).
+    public static func build(_ options: EncoderOptions, rules: [QuantizationRule]? = nil) throws -> SequenceEncoder {
+        let encoder = try SequenceEncoder(options: options)
+        try encoder.apply(rules: rules ?? defaultRules(options.quantize))
+        return encoder
+    }
+
+    public static func defaultRules(_ mode: QuantizationMode?) -> [QuantizationRule] {
+        [QuantizationRule("*", mode.map { LayerQuantization(mode: $0) })]
+    }
+
+    /// One pre-norm block (for composing encoders by hand).
+    public static func buildBlock(path: String = "block", hiddenSize: Int, numHeads: Int, dropout: Float = 0.1,
+                                  quantize: QuantizationMode? = .ternary, seed: UInt64 = 0) throws -> TransformerBlock {
+        try EncoderOptions(embedDim: hiddenSize, hiddenSize: hiddenSize, numHeads: numHeads, numLayers: 1, dropout: dropout).validate()
+        let block = TransformerBlock(path: path, hidden: hiddenSize, heads: numHeads, dropout: dropout, seed: seed)
+        _ = try applyRules(defaultRules(quantize), to: block.linears)
+        return block
+    }
+
+    /// A quantized linear layer (float when `quantize` is nil).
+    public static func quantLinear(path: String = "linear", inputs: Int, outputs: Int, bias: Bool = true,
+                                   quantize: LayerQuantization? = LayerQuantization(mode: .ternary), seed: UInt64 = 0) throws -> Linear {
+        guard inputs > 0, outputs > 0 else { throw LowBitError.invalidArgument("a linear layer needs positive sizes, got \(inputs) → \(outputs)") }
+        if let q = quantize { try ReferenceQuantizer.validate(q.weightGranularity, mode: q.mode, cols: inputs) }
+        let l = Linear(path: path, inputs: inputs, outputs: outputs, bias: bias, quantizable: true, seed: seed)
+        l.quantization = quantize
+        return l
+    }
+
+    /// = hiddenSize.
+    public static func outputSize(hiddenSize: Int) -> Int { hiddenSize }
+
+    /// hiddenSize 256, numHeads 4, numLayers 4, dropout 0.1, windowSize 60, ternary.
+    public static func recommendedDefaults(embedDim: Int = 256) -> EncoderOptions {
+        EncoderOptions(embedDim: embedDim, hiddenSize: 256, numHeads: 4, numLayers: 4, quantize: .ternary, dropout: 0.1, windowSize: 60)
+    }
+}
+
+/// BitNet: the same encoder with binary or ternary weights only.
+public enum BitNet {
+    public static func build(embedDim: Int, hiddenSize: Int = 256, numHeads: Int = 4, numLayers: Int = 4,
+                             quantize: QuantizationMode = .ternary, dropout: Float = 0.1, windowSize: Int = 60,
+                             positionalEncoding: Bool = false, seed: UInt64 = 0) throws -> SequenceEncoder {
+        try checkBitMode(quantize)
+        return try QAT.build(embedDim: embedDim, hiddenSize: hiddenSize, numHeads: numHeads, numLayers: numLayers,
+                             quantize: quantize, dropout: dropout, windowSize: windowSize,
+                             positionalEncoding: positionalEncoding, seed: seed)
+    }
+
+    public static func buildBlock(path: String = "block", hiddenSize: Int, numHeads: Int, dropout: Float = 0.1,
+                                  quantize: QuantizationMode = .ternary, seed: UInt64 = 0) throws -> TransformerBlock {
+        try checkBitMode(quantize)
+        return try QAT.buildBlock(path: path, hiddenSize: hiddenSize, numHeads: numHeads, dropout: dropout, quantize: quantize, seed: seed)
+    }
+
+    /// A BitLinear layer: binary or ternary weights, int8 activations.
+    public static func bitLinear(path: String = "linear", inputs: Int, outputs: Int, bias: Bool = true,
+                                 quantize: QuantizationMode = .ternary, seed: UInt64 = 0) throws -> Linear {
+        try checkBitMode(quantize)
+        return try QAT.quantLinear(path: path, inputs: inputs, outputs: outputs, bias: bias, quantize: LayerQuantization(mode: quantize), seed: seed)
+    }
+
+    public static func outputSize(hiddenSize: Int) -> Int { hiddenSize }
+    public static func recommendedDefaults(embedDim: Int = 256) -> EncoderOptions { QAT.recommendedDefaults(embedDim: embedDim) }
+
+    static func checkBitMode(_ mode: QuantizationMode) throws {
+        guard mode == .binary || mode == .ternary else {
+            throw LowBitError.invalidArgument("BitNet takes binary or ternary weights, not \(mode.rawValue); use QAT.build for int4 and int8")
+        }
+    }
+}

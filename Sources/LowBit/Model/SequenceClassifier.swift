@@ -1,0 +1,68 @@
+/// A ``SequenceEncoder`` followed by a float linear classification head.
+public final class SequenceClassifier {
+    public let encoder: SequenceEncoder
+    public let head: Linear
+    public let classes: Int
+
+    /// - Parameter rules: quantization rules for the encoder (default: every block layer in
+    ///   `options.quantize`).
+    public init(_ options: EncoderOptions, classes: Int, rules: [QuantizationRule]? = nil) throws {
+        guard classes >= 2 else { throw LowBitError.invalidArgument("a classifier needs at least 2 classes, got \(classes)") }
+        encoder = try QAT.build(options, rules: rules)
+        head = Linear(path: "head", inputs: options.hiddenSize, outputs: classes, bias: true, quantizable: false, seed: options.seed)
+        self.classes = classes
+    }
+
+    public var options: EncoderOptions { encoder.options }
+    public var parameters: [Parameter] { encoder.parameters + head.parameters }
+    /// The quantized layers (those a rule gave a quantization).
+    public var quantizedLayers: [Linear] { encoder.linears.filter { $0.quantization != nil } }
+
+    /// Logits [batch, classes].
+    public func forward(_ batch: SequenceBatch, _ exec: Execution) throws -> Tensor {
+        try head.forward(encoder.forward(batch, exec), exec)
+    }
+
+    public func backward(_ dLogits: Tensor, _ exec: Execution) throws {
+        try encoder.backward(head.backward(dLogits, exec), exec)
+    }
+
+    /// The most likely class of each sequence.
+    public func predict(_ batch: SequenceBatch, backend: any Backend) throws -> [Int] {
+        argmaxRows(try forward(batch, Execution(backend: backend, training: false)))
+    }
+
+    // MARK: Static-range quantization
+
+    /// Standalone calibration: runs `batches` forward in evaluation mode, adding to each
+    /// quantized layer's activation statistics.
+    public func calibrate(_ batches: [SequenceBatch], backend: any Backend) throws {
+        for b in batches { _ = try forward(b, Execution(backend: backend, training: false, calibrating: true)) }
+    }
+
+    /// Freezes the statistics as fixed activation ranges. A quantized layer that has seen no
+    /// batch (count 0) is an error naming it.
+    public func useStaticRanges() throws {
+        if let empty = quantizedLayers.first(where: { $0.statistics.count == 0 }) {
+            throw LowBitError.invalidArgument("\(empty.path) has no activation statistics (count 0): train or calibrate first")
+        }
+        for l in quantizedLayers { l.usesStaticRange = true }
+    }
+
+    /// Back to per-token dynamic ranges; optionally forgetting the statistics.
+    public func useDynamicRanges(resetStatistics: Bool = false) {
+        for l in quantizedLayers {
+            l.usesStaticRange = false
+            if resetStatistics { l.statistics = ActivationStatistics() }
+        }
+    }
+}
+
+func argmaxRows(_ t: Tensor) -> [Int] {
+    let (n, c) = (t.shape[0], t.shape[1])
+    return (0..<n).map { i in
+        var best = 0
+        for j in 1..<c where t.scalars[i * c + j] > t.scalars[i * c + best] { best = j }
+        return best
+    }
+}

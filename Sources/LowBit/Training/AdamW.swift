@@ -1,0 +1,57 @@
+/// AdamW (Loshchilov & Hutter): Adam with decoupled weight decay, applied only to the
+/// parameters that decay (matrices). Keeps its moments by parameter name, so that they
+/// can be saved and restored with a checkpoint.
+public final class AdamW {
+    public var learningRate: Float
+    public var beta1: Float
+    public var beta2: Float
+    public var epsilon: Float
+    public var weightDecay: Float
+    public internal(set) var step: Int = 0
+    var firstMoment: [String: [Float]] = [:]
+    var secondMoment: [String: [Float]] = [:]
+
+    public init(learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0.01) {
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.weightDecay = weightDecay
+    }
+
+    /// One update of every parameter from its accumulated gradient.
+    public func update(_ parameters: [Parameter]) {
+        step += 1
+        let c1 = 1 - powf(beta1, Float(step)), c2 = 1 - powf(beta2, Float(step))
+        for p in parameters {
+            var m = firstMoment[p.name] ?? [Float](repeating: 0, count: p.count)
+            var v = secondMoment[p.name] ?? [Float](repeating: 0, count: p.count)
+            var value = p.value
+            let decay = p.decays ? weightDecay : 0
+            for i in 0..<p.count {
+                let g = p.grad[i]
+                m[i] = beta1 * m[i] + (1 - beta1) * g
+                v[i] = beta2 * v[i] + (1 - beta2) * g * g
+                value[i] -= learningRate * ((m[i] / c1) / ((v[i] / c2).squareRoot() + epsilon) + decay * value[i])
+            }
+            p.value = value
+            firstMoment[p.name] = m
+            secondMoment[p.name] = v
+        }
+    }
+}
+
+/// Scales all gradients down so that their global L2 norm is at most `maxNorm`; returns the norm before.
+@discardableResult
+public func clipGradients(_ parameters: [Parameter], maxNorm: Float) -> Float {
+    let norm = Float(parameters.reduce(0.0) { acc, p in acc + p.grad.reduce(0.0) { $0 + Double($1 * $1) } }.squareRoot())
+    if norm > maxNorm && norm > 0 {
+        let s = maxNorm / norm
+        for p in parameters { for i in p.grad.indices { p.grad[i] *= s } }
+    }
+    return norm
+}
+
+func powf(_ x: Float, _ y: Float) -> Float { Float(Foundation.pow(Double(x), Double(y))) }
+
+import Foundation

@@ -1,0 +1,41 @@
+/// Trains a ``SequenceClassifier``: forward in training mode, softmax cross-entropy,
+/// backward, gradient clipping, AdamW. Deterministic for a fixed seed and backend.
+public final class Trainer {
+    public let model: SequenceClassifier
+    public let backend: any Backend
+    public let optimizer: AdamW
+    public var maxGradientNorm: Float?
+
+    public init(model: SequenceClassifier, backend: any Backend, optimizer: AdamW = AdamW(), maxGradientNorm: Float? = 1) {
+        self.model = model
+        self.backend = backend
+        self.optimizer = optimizer
+        self.maxGradientNorm = maxGradientNorm
+    }
+
+    /// One optimisation step; returns the batch's loss before the update.
+    @discardableResult
+    public func step(_ batch: SequenceBatch, labels: [Int]) throws -> Float {
+        let exec = Execution(backend: backend, training: true)
+        let params = model.parameters
+        for p in params { p.zeroGrad() }
+        let logits = try model.forward(batch, exec)
+        let (loss, dLogits) = try Loss.softmaxCrossEntropy(logits: logits, labels: labels)
+        try model.backward(dLogits, exec)
+        if let maxGradientNorm { clipGradients(params, maxNorm: maxGradientNorm) }
+        optimizer.update(params)
+        return loss
+    }
+
+    /// Mean loss and accuracy over batches, in evaluation mode.
+    public func evaluate(_ batches: [(SequenceBatch, [Int])]) throws -> (loss: Float, accuracy: Double) {
+        var loss: Double = 0, correct = 0, total = 0
+        for (batch, labels) in batches {
+            let logits = try model.forward(batch, Execution(backend: backend, training: false))
+            loss += Double(try Loss.softmaxCrossEntropy(logits: logits, labels: labels).loss) * Double(labels.count)
+            correct += zip(argmaxRows(logits), labels).filter { $0 == $1 }.count
+            total += labels.count
+        }
+        return (Float(loss / Double(max(total, 1))), Double(correct) / Double(max(total, 1)))
+    }
+}
