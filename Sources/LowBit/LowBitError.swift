@@ -10,6 +10,8 @@ public enum LowBitError: Error, Equatable, CustomStringConvertible {
     case invalidEnvironment(variable: String, value: String, expected: String)
     /// The CPU or this build cannot run the requested instruction set.
     case unsupportedISA(String)
+    /// A file is missing, unreadable, truncated, corrupted or does not fit the model.
+    case invalidFile(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -19,6 +21,7 @@ public enum LowBitError: Error, Equatable, CustomStringConvertible {
         case .invalidEnvironment(let variable, let value, let expected):
             "\(variable)='\(value)' is not valid; expected \(expected)"
         case .unsupportedISA(let m): "unsupported ISA: \(m)"
+        case .invalidFile(let path, let reason): "\(path): \(reason)"
         }
     }
 }

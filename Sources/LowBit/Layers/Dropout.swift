@@ -1,21 +1,26 @@
 /// Inverted dropout: in training, zeroes each element with probability `rate` and scales the
-/// rest by 1 / (1 - rate); in evaluation, the identity. Seeded per layer, so a run is
-/// repeatable.
+/// rest by 1 / (1 - rate); in evaluation, the identity. The mask depends only on the seed,
+/// the layer's path, the step and how many masks this layer drew in that step, so runs
+/// repeat and resume exactly.
 public final class Dropout {
     public let path: String
     public let rate: Float
-    private var rng: Initializer
+    private let seed: UInt64
     private var mask: [Float] = []
+    private var lastStep = -1, drawsThisStep: UInt64 = 0
 
     public init(path: String, rate: Float, seed: UInt64) {
         self.path = path
         self.rate = rate
-        rng = Initializer(seed: seed ^ stableHash(path))
+        self.seed = seed ^ stableHash(path)
     }
 
     public func forward(_ x: Tensor, _ exec: Execution) -> Tensor {
         guard exec.training, rate > 0 else { mask = []; return x }
         let keep = 1 - rate, scale = 1 / keep
+        if exec.step != lastStep { lastStep = exec.step; drawsThisStep = 0 }
+        var rng = Initializer(seed: seed &+ UInt64(truncatingIfNeeded: exec.step) &* 0x9E37_79B9_7F4A_7C15 &+ drawsThisStep &* 0xD1B5_4A32_D192_ED03)
+        drawsThisStep += 1
         mask = (0..<x.count).map { _ in rng.unit() < keep ? scale : 0 }
         var y = x
         for i in 0..<y.count { y.scalars[i] *= mask[i] }

@@ -6,10 +6,14 @@ public struct Execution: Sendable {
     public var training: Bool
     /// Calibration: eval-mode forward that still updates static-range statistics.
     public var calibrating: Bool
+    /// The optimisation step: dropout masks are a function of (seed, layer, step), so a run
+    /// resumed from a checkpoint draws the same masks as an uninterrupted one.
+    public var step: Int
 
-    public init(backend: any Backend, training: Bool, calibrating: Bool = false) {
+    public init(backend: any Backend, training: Bool, calibrating: Bool = false, step: Int = 0) {
         self.backend = backend
         self.training = training
         self.calibrating = calibrating
+        self.step = step
     }
 }

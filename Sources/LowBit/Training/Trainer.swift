@@ -16,7 +16,7 @@ public final class Trainer {
     /// One optimisation step; returns the batch's loss before the update.
     @discardableResult
     public func step(_ batch: SequenceBatch, labels: [Int]) throws -> Float {
-        let exec = Execution(backend: backend, training: true)
+        let exec = Execution(backend: backend, training: true, step: optimizer.step)
         let params = model.parameters
         for p in params { p.zeroGrad() }
         let logits = try model.forward(batch, exec)

@@ -1,0 +1,134 @@
+import Foundation
+
+/// The safetensors format: an 8-byte little-endian header length, a JSON header
+/// `{name: {dtype, shape, data_offsets}, "__metadata__": {string: string}}`, then the raw
+/// little-endian tensor bytes. Readable by other tools (the Python `safetensors` package).
+public enum SafeTensors {
+    public enum DType: String, Sendable, CaseIterable {
+        case F32, F64, I64, I32, I8, U8
+        public var size: Int {
+            switch self {
+            case .F64, .I64: 8
+            case .F32, .I32: 4
+            case .I8, .U8: 1
+            }
+        }
+    }
+
+    public struct Entry: Sendable {
+        public var dtype: DType
+        public var shape: [Int]
+        public var data: [UInt8]
+
+        public init(dtype: DType, shape: [Int], data: [UInt8]) {
+            self.dtype = dtype
+            self.shape = shape
+            self.data = data
+        }
+
+        public init(floats: [Float], shape: [Int]) {
+            self.init(dtype: .F32, shape: shape, data: floats.withUnsafeBytes { Array($0) })
+        }
+
+        public init(doubles: [Double], shape: [Int]) {
+            self.init(dtype: .F64, shape: shape, data: doubles.withUnsafeBytes { Array($0) })
+        }
+
+        public init(int64s: [Int64], shape: [Int]) {
+            self.init(dtype: .I64, shape: shape, data: int64s.withUnsafeBytes { Array($0) })
+        }
+
+        func values<T>(_ type: T.Type, _ want: DType, _ name: String, _ path: String) throws -> [T] {
+            guard dtype == want else { throw LowBitError.invalidFile(path: path, reason: "tensor '\(name)' is \(dtype.rawValue), expected \(want.rawValue)") }
+            return data.withUnsafeBytes { raw in Array(raw.bindMemory(to: T.self)) }
+        }
+        public func floats(_ name: String, _ path: String) throws -> [Float] { try values(Float.self, .F32, name, path) }
+        public func doubles(_ name: String, _ path: String) throws -> [Double] { try values(Double.self, .F64, name, path) }
+        public func int64s(_ name: String, _ path: String) throws -> [Int64] { try values(Int64.self, .I64, name, path) }
+    }
+
+    /// Writes atomically: to a temporary file beside `path`, flushed, then renamed over it,
+    /// so that an interrupted write never leaves a half-written file at `path`.
+    public static func write(_ tensors: [String: Entry], metadata: [String: String], to path: String) throws {
+        var header: [String: Any] = ["__metadata__": metadata]
+        var offset = 0
+        let names = tensors.keys.sorted()
+        for name in names {
+            let e = tensors[name]!
+            guard e.data.count == e.shape.reduce(1, *) * e.dtype.size else {
+                throw LowBitError.invalidArgument("tensor '\(name)': \(e.data.count) bytes for shape \(e.shape) of \(e.dtype.rawValue)")
+            }
+            header[name] = ["dtype": e.dtype.rawValue, "shape": e.shape, "data_offsets": [offset, offset + e.data.count]]
+            offset += e.data.count
+        }
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        while json.count % 8 != 0 { json.append(0x20) }  // pad with spaces, as the format allows
+        var file = Data()
+        var n = UInt64(json.count).littleEndian
+        file.append(Data(bytes: &n, count: 8))
+        file.append(json)
+        for name in names { file.append(contentsOf: tensors[name]!.data) }
+        let temp = path + ".tmp-\(ProcessInfo.processInfo.processIdentifier)"
+        guard FileManager.default.createFile(atPath: temp, contents: nil) , let handle = FileHandle(forWritingAtPath: temp) else {
+            throw LowBitError.invalidFile(path: path, reason: "cannot create \(temp)")
+        }
+        do {
+            try handle.write(contentsOf: file)
+            try handle.synchronize()
+            try handle.close()
+        } catch {
+            try? FileManager.default.removeItem(atPath: temp)
+            throw LowBitError.invalidFile(path: path, reason: "cannot write: \(error.localizedDescription)")
+        }
+        guard rename(temp, path) == 0 else {
+            try? FileManager.default.removeItem(atPath: temp)
+            throw LowBitError.invalidFile(path: path, reason: "cannot move the written file into place (errno \(errno))")
+        }
+    }
+
+    /// Reads and validates a file: every offset in range, sizes matching dtype and shape,
+    /// no overlaps; anything else is ``LowBitError/invalidFile(path:reason:)``.
+    public static func read(_ path: String) throws -> (tensors: [String: Entry], metadata: [String: String]) {
+        func bad(_ reason: String) -> LowBitError { .invalidFile(path: path, reason: reason) }
+        guard let data = FileManager.default.contents(atPath: path) else { throw bad("cannot be read (missing or not a file)") }
+        guard data.count >= 8 else { throw bad("truncated: \(data.count) bytes, not even a header length") }
+        let headerLength = data.prefix(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        guard headerLength <= UInt64(data.count - 8), headerLength <= 100_000_000 else {
+            throw bad("truncated or corrupted: header of \(headerLength) bytes in a file of \(data.count)")
+        }
+        let body = 8 + Int(headerLength)
+        guard let object = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<body)), let header = object as? [String: Any] else {
+            throw bad("corrupted: the header is not a JSON object")
+        }
+        var metadata: [String: String] = [:]
+        var tensors: [String: Entry] = [:]
+        var ranges: [(Int, Int, String)] = []
+        for (name, value) in header {
+            if name == "__metadata__" {
+                guard let m = value as? [String: String] else { throw bad("__metadata__ must map strings to strings") }
+                metadata = m
+                continue
+            }
+            guard let info = value as? [String: Any], let dt = info["dtype"] as? String, let shape = info["shape"] as? [Int],
+                  let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
+                throw bad("tensor '\(name)' lacks dtype, shape or data_offsets")
+            }
+            guard let dtype = DType(rawValue: dt) else { throw bad("tensor '\(name)' has unsupported dtype \(dt)") }
+            guard shape.allSatisfy({ $0 >= 0 }) else { throw bad("tensor '\(name)' has a negative dimension") }
+            let (begin, end) = (offsets[0], offsets[1])
+            guard begin >= 0, end >= begin, body + end <= data.count else {
+                throw bad("truncated or corrupted: tensor '\(name)' spans bytes \(begin)..<\(end) of a \(data.count - body)-byte body")
+            }
+            guard end - begin == shape.reduce(1, *) * dtype.size else {
+                throw bad("tensor '\(name)' has \(end - begin) bytes for shape \(shape) of \(dt)")
+            }
+            ranges.append((begin, end, name))
+            tensors[name] = Entry(dtype: dtype, shape: shape, data: [UInt8](data.subdata(in: (body + begin)..<(body + end))))
+        }
+        ranges.sort { $0.0 < $1.0 }
+        for (a, b) in zip(ranges, ranges.dropFirst()) where b.0 < a.1 {
+            throw bad("corrupted: tensors '\(a.2)' and '\(b.2)' overlap")
+        }
+        return (tensors, metadata)
+    }
+}

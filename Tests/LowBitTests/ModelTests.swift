@@ -1,0 +1,230 @@
+import Foundation
+import LowBit
+import PropertyBased
+import Testing
+
+@Suite("Model")
+struct ModelTests {
+    static let allModes: [QuantizationMode?] = [nil] + QuantizationMode.allCases
+
+    @Test("forward and backward agree across backends and ISAs for every mode (random small configs)")
+    func backendsAgree() async throws {
+        let backends = try allBackends()
+        await propertyCheck(count: 12, input: Gen.int(in: 0...4), Gen.int(in: 1...2), Gen.int(in: 0...1_000_000)) { mi, layers, seed in
+            let mode = Self.allModes[mi]
+            let options = EncoderOptions(embedDim: 5, hiddenSize: 16, numHeads: 2, numLayers: layers, quantize: mode, dropout: 0, seed: UInt64(seed))
+            let reference = try SequenceClassifier(options, classes: 3)
+            let (batch, labels) = try SyntheticTask(count: 5, seed: UInt64(seed)).batches(size: 5)[0]
+            func run(_ model: SequenceClassifier, _ backend: any Backend) throws -> (Tensor, [Float]) {
+                let exec = Execution(backend: backend, training: true)
+                for p in model.parameters { p.zeroGrad() }
+                let logits = try model.forward(batch, exec)
+                try model.backward(try Loss.softmaxCrossEntropy(logits: logits, labels: labels).gradient, exec)
+                return (logits, model.parameters.flatMap(\.grad))
+            }
+            let (wantLogits, wantGrads) = try run(reference, ReferenceBackend())
+            for b in backends {
+                let (logits, grads) = try run(try reference.copy(), b)
+                // Float paths differ by rounding only. On quantized paths a rounding difference
+                // upstream can move one int8 activation code by one step (1/127 of its row's
+                // range), so results agree to about a percent, not to the last bit.
+                let tolerance = mode == nil ? 1e-4 : 3e-2
+                #expect(relativeError(logits, wantLogits) <= tolerance, "\(label(b)) \(String(describing: mode)) logits")
+                let g = try Tensor(shape: [grads.count], scalars: grads), w = try Tensor(shape: [wantGrads.count], scalars: wantGrads)
+                #expect(relativeError(g, w) <= 5 * tolerance, "\(label(b)) \(String(describing: mode)) gradients \(relativeError(g, w))")
+            }
+        }
+    }
+
+    @Test("a padded batch gives each sequence the result it gets alone", arguments: Self.allModes)
+    func paddingInvariance(mode: QuantizationMode?) throws {
+        let encoder = try QAT.build(embedDim: 3, hiddenSize: 8, numHeads: 2, numLayers: 2, quantize: mode, dropout: 0.1, seed: 3)
+        let lengths = [5, 2, 7]
+        var rng = TestRandom(21)
+        let seqs = lengths.map { rng.tensor([1, $0, 3]) }
+        var padded = Tensor(zeros: [3, 7, 3])
+        for (b, s) in seqs.enumerated() { for i in 0..<s.count { padded.scalars[b * 21 + i] = s.scalars[i] } }
+        for backend in try allBackends() {
+            let exec = Execution(backend: backend, training: false)
+            let together = try encoder.forward(SequenceBatch(values: padded, lengths: lengths), exec)
+            for (b, s) in seqs.enumerated() {
+                let alone = try encoder.forward(SequenceBatch(values: s, lengths: [lengths[b]]), exec)
+                let row = Array(together.scalars[(b * 8)..<((b + 1) * 8)])
+                if backend.kind == .reference {
+                    #expect(row == alone.scalars, "\(String(describing: mode)) sequence \(b)")
+                } else {
+                    // Float layers run OpenBLAS sgemm, which may sum in another order for another
+                    // batch size; downstream, that can move an int8 activation code by one step.
+                    let tolerance = mode == nil ? 1e-5 : 3e-2
+                    #expect(relativeError(try Tensor(shape: [8], scalars: row), try Tensor(shape: [8], scalars: alone.scalars)) < tolerance,
+                            "\(label(backend)) \(String(describing: mode)) sequence \(b)")
+                }
+            }
+        }
+    }
+
+    @Test("a small model learns a synthetic task in every mode, with QAT and with QT; packed inference matches",
+          arguments: Self.allModes)
+    func learns(mode: QuantizationMode?) throws {
+        let backend = try KernelsBackend(threads: 2)
+        for precision in (mode == nil ? [BackwardPrecision.float] : [.float, .int8]) {
+            let options = EncoderOptions(embedDim: 4, hiddenSize: 16, numHeads: 2, numLayers: 1, quantize: mode, dropout: 0, seed: 1)
+            let rules = [QuantizationRule("*", mode.map { LayerQuantization(mode: $0, backward: precision) })]
+            let model = try SequenceClassifier(options, classes: 3, rules: rules)
+            let trainer = Trainer(model: model, backend: backend, optimizer: AdamW(learningRate: 1e-2, weightDecay: 0))
+            let train = try SyntheticTask(count: 96, seed: 1).batches(size: 16)
+            let test = try SyntheticTask(count: 60, seed: 2).batches(size: 20)
+            let before = try trainer.evaluate(test)
+            for _ in 0..<8 { for (b, l) in train { try trainer.step(b, labels: l) } }
+            let after = try trainer.evaluate(test)
+            let chance = Float(log(3.0))
+            #expect(after.loss < 0.5 * chance, "\(String(describing: mode)) \(precision): loss \(before.loss) -> \(after.loss)")
+            #expect(after.accuracy > 0.85, "\(String(describing: mode)) \(precision): accuracy \(after.accuracy)")
+            // Packed inference equals the QAT forward on the same backend, and stays close to the reference backend.
+            let packed = try PackedClassifier(model, backend: backend)
+            for (b, _) in test {
+                let qat = try model.forward(b, Execution(backend: backend, training: false))
+                #expect(try packed.logits(b) == qat)
+                let ref = try model.forward(b, Execution(backend: ReferenceBackend(), training: false))
+                #expect(relativeError(qat, ref) < 3e-2)
+            }
+            if mode != nil { #expect(packed.weightBytes < model.parameters.reduce(0) { $0 + 4 * $1.count }) }
+        }
+    }
+
+    @Test("training is deterministic for a fixed seed and backend")
+    func deterministic() throws {
+        func losses() throws -> [Float] {
+            let model = try SequenceClassifier(EncoderOptions(embedDim: 4, hiddenSize: 8, numHeads: 2, numLayers: 1, quantize: .ternary, dropout: 0.2, seed: 9), classes: 3)
+            let trainer = Trainer(model: model, backend: try KernelsBackend(threads: 2))
+            return try SyntheticTask(count: 48, seed: 4).batches(size: 16).map { try trainer.step($0.0, labels: $0.1) }
+        }
+        #expect(try losses() == losses())
+    }
+
+    @Test("static-range quantization: statistics from training or calibration, frozen ranges, count 0 refused")
+    func staticRange() throws {
+        let backend = try KernelsBackend(threads: 1)
+        let options = EncoderOptions(embedDim: 4, hiddenSize: 8, numHeads: 2, numLayers: 1, quantize: .int8, dropout: 0, seed: 2)
+        let fresh = try SequenceClassifier(options, classes: 3)
+        #expect(throws: LowBitError.self) { try fresh.useStaticRanges() }
+        let data = try SyntheticTask(count: 32, seed: 5).batches(size: 16)
+        try fresh.calibrate(data.map(\.0), backend: backend)
+        #expect(fresh.quantizedLayers.allSatisfy { $0.statistics.count == 2 && $0.statistics.mean > 0 })
+        let model = try SequenceClassifier(options, classes: 3)
+        let trainer = Trainer(model: model, backend: backend)
+        for (b, l) in data { try trainer.step(b, labels: l) }
+        #expect(model.quantizedLayers.allSatisfy { $0.statistics.count == 2 })
+        let dynamic = try model.forward(data[0].0, Execution(backend: backend, training: false))
+        try model.useStaticRanges()
+        let frozen = try model.forward(data[0].0, Execution(backend: backend, training: false))
+        #expect(frozen != dynamic)
+        #expect(relativeError(frozen, dynamic) < 0.2)
+        // frozen ranges do not move with more data, and agree across backends
+        try model.calibrate(data.map(\.0), backend: backend)
+        #expect(model.quantizedLayers.allSatisfy { $0.statistics.count == 2 })
+        #expect(relativeError(try model.forward(data[0].0, Execution(backend: ReferenceBackend(), training: false)), frozen) < 1e-4)
+    }
+
+    @Test("rules: first match wins, unmatched layers stay float, unused rules are reported")
+    func rules() throws {
+        let options = EncoderOptions(embedDim: 4, hiddenSize: 8, numHeads: 2, numLayers: 2, quantize: nil, dropout: 0)
+        let encoder = try QAT.build(options, rules: [])
+        let report = try encoder.apply(rules: [
+            QuantizationRule("blocks.0.*", LayerQuantization(mode: .int4, granularity: .perGroup(8))),
+            QuantizationRule("*.attn.*", LayerQuantization(mode: .int8)),
+            QuantizationRule("*.ffn.up", LayerQuantization(mode: .binary)),
+            QuantizationRule("decoder.*", LayerQuantization(mode: .ternary)),
+        ])
+        let modes = Dictionary(uniqueKeysWithValues: encoder.linears.map { ($0.path, $0.quantization?.mode) })
+        #expect(modes["blocks.0.attn.qkv"] == .int4 && modes["blocks.0.ffn.down"] == .int4)
+        #expect(modes["blocks.1.attn.qkv"] == .int8 && modes["blocks.1.attn.out"] == .int8)
+        #expect(modes["blocks.1.ffn.up"] == .binary)
+        #expect(modes["blocks.1.ffn.down"] == .some(nil))
+        #expect(report.unusedRules.map(\.pattern) == ["decoder.*"])
+        #expect(throws: LowBitError.self) {
+            try encoder.apply(rules: [QuantizationRule("*", LayerQuantization(mode: .int4, granularity: .perGroup(6)))])
+        }
+    }
+
+    @Test("checkpoints: save, load, identical predictions and training state; bad files are clear errors")
+    func checkpoints() throws {
+        let backend = try KernelsBackend(threads: 2)
+        let options = EncoderOptions(embedDim: 4, hiddenSize: 8, numHeads: 2, numLayers: 1, quantize: .ternary, dropout: 0.1, seed: 3)
+        let rules = [QuantizationRule("*.attn.*", LayerQuantization(mode: .int8, backward: .int8)), QuantizationRule("*", LayerQuantization(mode: .ternary))]
+        let model = try SequenceClassifier(options, classes: 3, rules: rules)
+        let trainer = Trainer(model: model, backend: backend)
+        let data = try SyntheticTask(count: 32, seed: 6).batches(size: 16)
+        for (b, l) in data { try trainer.step(b, labels: l) }
+        let path = temporaryPath("model.safetensors")
+        try Checkpoint.save(model, optimizer: trainer.optimizer, to: path, metadata: ["epoch": "1"])
+        let (loaded, optimizer, metadata) = try Checkpoint.load(from: path)
+        #expect(metadata["epoch"] == "1")
+        let eval = Execution(backend: backend, training: false)
+        #expect(try loaded.forward(data[0].0, eval) == model.forward(data[0].0, eval))
+        #expect(loaded.encoder.linears.map(\.quantization) == model.encoder.linears.map(\.quantization))
+        #expect(loaded.encoder.linears.map(\.statistics) == model.encoder.linears.map(\.statistics))
+        #expect(optimizer?.step == trainer.optimizer.step)
+        // Resuming continues exactly as the original would.
+        let resumed = Trainer(model: loaded, backend: backend, optimizer: try #require(optimizer))
+        #expect(try resumed.step(data[1].0, labels: data[1].1) == trainer.step(data[1].0, labels: data[1].1))
+        #expect(!FileManager.default.fileExists(atPath: path + ".tmp-\(ProcessInfo.processInfo.processIdentifier)"))
+
+        // Truncated, corrupted and mismatched files.
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        for (name, broken) in [("truncated", bytes.prefix(bytes.count - 10)), ("tiny", bytes.prefix(5)),
+                               ("header", Data(bytes.prefix(8)) + Data(repeating: 0x7b, count: 64) + bytes.dropFirst(72))] {
+            let p = temporaryPath("\(name).safetensors")
+            try broken.write(to: URL(fileURLWithPath: p))
+            #expect(throws: LowBitError.self, "\(name)") { try Checkpoint.load(from: p) }
+        }
+        #expect(throws: LowBitError.self) { try Checkpoint.load(from: temporaryPath("missing.safetensors")) }
+        var (tensors, meta) = try SafeTensors.read(path)
+        tensors["blocks.0.attn.qkv.weight"] = SafeTensors.Entry(floats: [Float](repeating: 0, count: 8 * 8), shape: [8, 8])
+        try SafeTensors.write(tensors, metadata: meta, to: temporaryPath("mismatch.safetensors"))
+        do {
+            _ = try Checkpoint.load(from: temporaryPath("mismatch.safetensors"))
+            Issue.record("a mismatched shape was accepted")
+        } catch let e as LowBitError {
+            #expect(e.description.contains("blocks.0.attn.qkv.weight"), "\(e)")
+        }
+        meta["lowbit.format"] = "something-else"
+        try SafeTensors.write(tensors, metadata: meta, to: temporaryPath("foreign.safetensors"))
+        #expect(throws: LowBitError.self) { try Checkpoint.load(from: temporaryPath("foreign.safetensors")) }
+    }
+
+    @Test("bad input: wrong shapes, NaN, lengths, window, options")
+    func badInput() throws {
+        let encoder = try QAT.build(embedDim: 3, hiddenSize: 8, numHeads: 2, numLayers: 1, windowSize: 6)
+        let exec = Execution(backend: try KernelsBackend(threads: 1), training: false)
+        #expect(throws: LowBitError.self) { try encoder.forward(SequenceBatch(values: Tensor(zeros: [2, 4, 5]), lengths: [4, 4]), exec) }
+        #expect(throws: LowBitError.self) { try SequenceBatch(values: Tensor(zeros: [2, 4]), lengths: [4, 4]) }
+        #expect(throws: LowBitError.self) { try SequenceBatch(values: Tensor(zeros: [2, 4, 3]), lengths: [4, 5]) }
+        #expect(throws: LowBitError.self) { try SequenceBatch(values: Tensor(zeros: [2, 4, 3]), lengths: [4]) }
+        #expect(throws: LowBitError.self) { try encoder.forward(SequenceBatch(values: Tensor(zeros: [1, 7, 3]), lengths: [7]), exec) }
+        var x = Tensor(zeros: [1, 4, 3]); x.scalars[5] = .nan
+        #expect(throws: LowBitError.self) { try SequenceBatch(values: x, lengths: [4]) }
+        #expect(throws: LowBitError.self) { try QAT.build(embedDim: 3, hiddenSize: 10, numHeads: 4) }
+        #expect(throws: LowBitError.self) { try QAT.build(embedDim: 0, hiddenSize: 8, numHeads: 2) }
+        #expect(throws: LowBitError.self) { try QAT.build(embedDim: 3, hiddenSize: 8, numHeads: 2, numLayers: 0) }
+        #expect(throws: LowBitError.self) { try BitNet.build(embedDim: 3, hiddenSize: 8, numHeads: 2, quantize: .int4) }
+        #expect(throws: LowBitError.self) { try SequenceClassifier(QAT.recommendedDefaults(embedDim: 12), classes: 1) }
+        do {
+            _ = try QAT.build(embedDim: 3, hiddenSize: 10, numHeads: 4)
+        } catch { #expect("\(error)".contains("not divisible by numHeads")) }
+    }
+
+    @Test("builders and defaults")
+    func builders() throws {
+        let d = QAT.recommendedDefaults(embedDim: 12)
+        #expect(d.hiddenSize == 256 && d.numHeads == 4 && d.numLayers == 4 && d.dropout == 0.1 && d.windowSize == 60 && d.quantize == .ternary)
+        #expect(QAT.outputSize(hiddenSize: 64) == 64 && BitNet.outputSize(hiddenSize: 32) == 32)
+        let e = try BitNet.build(embedDim: 12, hiddenSize: 16, numHeads: 2, numLayers: 2, quantize: .binary)
+        #expect(e.linears.filter(\.quantizable).allSatisfy { $0.quantization?.mode == .binary })
+        #expect(e.inputProjection != nil && e.outputSize == 16)
+        let l = try BitNet.bitLinear(inputs: 8, outputs: 4)
+        #expect(l.quantization?.mode == .ternary)
+        let y = try l.forward(TestRandom(1).tensorCopy([2, 8]), Execution(backend: ReferenceBackend(), training: false))
+        #expect(y.shape == [2, 4])
+    }
+}
