@@ -1,0 +1,30 @@
+import Foundation
+import LowBit
+import Testing
+
+/// The README's Swift example, compiled and run, so that it cannot go stale.
+@Test("README example: build, train a few steps, save, load, evaluate")
+func readmeExample() throws {
+    let path = temporaryPath("readme-model.safetensors")
+    // --- README example begins ---
+    let backend = try RuntimeConfiguration.fromEnvironment().makeBackend()   // LOWBIT_BACKEND etc.
+    let options = EncoderOptions(embedDim: 4, hiddenSize: 32, numHeads: 2, numLayers: 2,
+                                 quantize: .ternary, dropout: 0.1, seed: 42)
+    let model = try SequenceClassifier(options, classes: 3)
+    let trainer = Trainer(model: model, backend: backend, optimizer: AdamW(learningRate: 3e-3))
+
+    // values [batch, steps, features], padded; lengths give each sequence's real steps
+    let batch = try SequenceBatch(values: Tensor(shape: [2, 5, 4]) { Float($0 % 7) / 7 }, lengths: [5, 3])
+    let labels = [0, 2]
+    for _ in 0..<5 { try trainer.step(batch, labels: labels) }
+
+    try Checkpoint.save(model, optimizer: trainer.optimizer, to: path)
+    let (restored, _, _) = try Checkpoint.load(from: path)
+    let predictions = try restored.predict(batch, backend: backend)
+
+    let packed = try PackedClassifier(restored, backend: KernelsBackend())   // ternary weights, packed
+    print(predictions, try packed.predict(batch), packed.weightBytes)
+    // --- README example ends ---
+    #expect(predictions.count == 2)
+    #expect(try packed.predict(batch) == restored.predict(batch, backend: KernelsBackend()))
+}
