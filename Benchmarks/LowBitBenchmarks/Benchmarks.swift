@@ -12,13 +12,9 @@ let benchmarks: @Sendable () -> Void = {
         metrics: [.wallClock, .throughput], timeUnits: .microseconds, warmupIterations: 3,
         maxDuration: .seconds(1), maxIterations: 1000)
 
-    var state: UInt64 = 7
-    func next() -> Float {
-        state = state &* 6364136223846793005 &+ 1442695040888963407
-        return Float(state >> 40) / Float(1 << 23) - 1
-    }
-    let w = Tensor(shape: [m, k]) { _ in next() }
-    let x = Tensor(shape: [256, k]) { _ in next() }
+    var rng = SeededGenerator(seed: 7)
+    let w = Tensor(shape: [m, k]) { _ in rng.signedUnit() }
+    let x = Tensor(shape: [256, k]) { _ in rng.signedUnit() }
     guard let backend = try? KernelsBackend(isa: config.isa, threads: config.threads) else { return }
     let suffix = "\(config.isa.rawValue), \(config.threads) thread(s)"
 

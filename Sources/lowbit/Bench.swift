@@ -48,10 +48,10 @@ struct KernelsBench: ParsableCommand {
         guard seconds > 0, seconds <= 60 else { throw ValidationError("--seconds must be in (0, 60]") }
         var rows: [BenchRow] = []
         for (mm, kk) in zip(ms.count == 1 ? Array(repeating: ms[0], count: ks.count) : ms, ks.count == 1 ? Array(repeating: ks[0], count: ms.count) : ks) {
-            var rng = SplitMix64(seed: 7)
-            let w = Tensor(shape: [mm, kk]) { _ in rng.nextFloat() }
+            var rng = SeededGenerator(seed: 7)
+            let w = Tensor(shape: [mm, kk]) { _ in rng.signedUnit() }
             let maxN = ns.max()!
-            let x = (0..<(maxN * kk)).map { _ in rng.nextFloat() }
+            let x = (0..<(maxN * kk)).map { _ in rng.signedUnit() }
             var y = [Float](repeating: 0, count: maxN * mm)
             for t in threadList {
                 let backend = try KernelsBackend(isa: config.isa, threads: t)

@@ -17,10 +17,10 @@ struct Demo: ParsableCommand {
         try Info().run()
         print("")
         print("y = quantize(x) · quantize(W)ᵀ + b with W [\(m), \(k)], x [\(n), \(k)], on every backend")
-        var rng = SplitMix64(seed: seed)
-        let w = Tensor(shape: [m, k]) { _ in rng.nextFloat() * 0.1 }
-        let x = Tensor(shape: [n, k]) { _ in rng.nextFloat() }
-        let b = Tensor(shape: [m]) { _ in rng.nextFloat() * 0.01 }
+        var rng = SeededGenerator(seed: seed)
+        let w = Tensor(shape: [m, k]) { _ in rng.signedUnit() * 0.1 }
+        let x = Tensor(shape: [n, k]) { _ in rng.signedUnit() }
+        let b = Tensor(shape: [m]) { _ in rng.signedUnit() * 0.01 }
         let exact = try ReferenceBackend().matmul(x, w, transposeA: false, transposeB: true)
         let backends: [any Backend] = [
             ReferenceBackend(), BLASBackend(threads: config.threads), try KernelsBackend(isa: config.isa, threads: config.threads),

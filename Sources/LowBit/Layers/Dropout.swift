@@ -19,7 +19,7 @@ public final class Dropout {
         guard exec.training, rate > 0 else { mask = []; return x }
         let keep = 1 - rate, scale = 1 / keep
         if exec.step != lastStep { lastStep = exec.step; drawsThisStep = 0 }
-        var rng = Initializer(seed: seed &+ UInt64(truncatingIfNeeded: exec.step) &* 0x9E37_79B9_7F4A_7C15 &+ drawsThisStep &* 0xD1B5_4A32_D192_ED03)
+        var rng = SeededGenerator(seed: seed &+ UInt64(truncatingIfNeeded: exec.step) &* 0x9E37_79B9_7F4A_7C15 &+ drawsThisStep &* 0xD1B5_4A32_D192_ED03)
         drawsThisStep += 1
         mask = (0..<x.count).map { _ in rng.unit() < keep ? scale : 0 }
         var y = x

@@ -33,7 +33,7 @@ public final class Linear {
         self.inputs = inputs
         self.outputs = outputs
         self.quantizable = quantizable
-        var rng = Initializer(seed: seed ^ stableHash(path))
+        var rng = SeededGenerator(seed: seed ^ stableHash(path))
         let bound = (1 / Float(inputs)).squareRoot()
         weight = Parameter(name: path + ".weight", shape: [outputs, inputs],
                            value: rng.uniform(count: inputs * outputs, bound: bound), decays: true)

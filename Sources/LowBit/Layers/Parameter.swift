@@ -30,13 +30,15 @@ public final class Parameter: @unchecked Sendable {
     }
 }
 
-/// Seeded initialisation: uniform in ±sqrt(1 / fanIn) (PyTorch's default for linear layers).
-struct Initializer {
+/// A small seeded generator (SplitMix64): initialisation, dropout masks, stochastic rounding,
+/// and repeatable demo and benchmark data. Initialisation is uniform in ±sqrt(1 / fanIn)
+/// (PyTorch's default for linear layers).
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
     var state: UInt64
 
-    init(seed: UInt64) { state = seed }
+    public init(seed: UInt64) { state = seed }
 
-    mutating func next() -> UInt64 {
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -45,7 +47,10 @@ struct Initializer {
     }
 
     /// Uniform in [0, 1).
-    mutating func unit() -> Float { Float(next() >> 40) / Float(1 << 24) }
+    public mutating func unit() -> Float { Float(next() >> 40) / Float(1 << 24) }
+
+    /// Uniform in [-1, 1).
+    public mutating func signedUnit() -> Float { unit() * 2 - 1 }
 
     mutating func uniform(count: Int, bound: Float) -> [Float] {
         (0..<count).map { _ in (unit() * 2 - 1) * bound }

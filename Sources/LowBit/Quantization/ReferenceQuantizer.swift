@@ -122,7 +122,7 @@ extension ReferenceQuantizer {
         let (n, k) = try x.matrixShape("gradient")
         try x.checkFinite("gradient")
         let s = paddedLength(k)
-        var rng = Initializer(seed: seed)
+        var rng = SeededGenerator(seed: seed)
         var q = [Int8](repeating: 0, count: n * s)
         var scales = [Float](repeating: 0, count: n)
         for i in 0..<n {
