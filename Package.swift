@@ -25,7 +25,8 @@ let package = Package(
         // MARK: - Public API
         .target(
             name: "LowBit",
-            dependencies: ["LowBitKernels", "COpenBLAS"]
+            dependencies: ["LowBitKernels", "COpenBLAS"],
+            resources: [.copy("Resources/JapaneseVowels")]
         ),
         .executableTarget(
             name: "lowbit",

@@ -5,7 +5,7 @@ import LowBit
 /// `lowbit bench`: throughput measurements.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure throughput.", subcommands: [KernelsBench.self], defaultSubcommand: KernelsBench.self)
+        abstract: "Measure throughput.", subcommands: [AllBench.self, KernelsBench.self, ModelBench.self], defaultSubcommand: AllBench.self)
 }
 
 /// One measurement, with the keys `../shared/peers/ort_matmul.py` uses too.

@@ -38,6 +38,10 @@ public enum SafeTensors {
             self.init(dtype: .I64, shape: shape, data: int64s.withUnsafeBytes { Array($0) })
         }
 
+        public init(bytes: [UInt8], shape: [Int]) {
+            self.init(dtype: .U8, shape: shape, data: bytes)
+        }
+
         func values<T>(_ type: T.Type, _ want: DType, _ name: String, _ path: String) throws -> [T] {
             guard dtype == want else { throw LowBitError.invalidFile(path: path, reason: "tensor '\(name)' is \(dtype.rawValue), expected \(want.rawValue)") }
             return data.withUnsafeBytes { raw in Array(raw.bindMemory(to: T.self)) }
@@ -45,6 +49,7 @@ public enum SafeTensors {
         public func floats(_ name: String, _ path: String) throws -> [Float] { try values(Float.self, .F32, name, path) }
         public func doubles(_ name: String, _ path: String) throws -> [Double] { try values(Double.self, .F64, name, path) }
         public func int64s(_ name: String, _ path: String) throws -> [Int64] { try values(Int64.self, .I64, name, path) }
+        public func bytes(_ name: String, _ path: String) throws -> [UInt8] { try values(UInt8.self, .U8, name, path) }
     }
 
     /// Writes atomically: to a temporary file beside `path`, flushed, then renamed over it,

@@ -55,6 +55,18 @@ public final class Linear {
         return p
     }
 
+    /// Uses `prepared` (weights loaded already quantized) as this layer's weights on
+    /// `backend`; the latent weights become their dequantized values.
+    func install(_ prepared: PreparedWeights, backend: any Backend) throws {
+        guard let q = quantization, prepared.quantized.mode == q.mode, prepared.quantized.rows == outputs,
+              prepared.quantized.cols == inputs else {
+            throw LowBitError.invalidArgument("\(path): prepared weights do not match the layer")
+        }
+        weight.value = prepared.quantized.dequantized().scalars
+        self.prepared = prepared
+        preparedKey = "\(weight.version)|\(backend.identity)|\(q)"
+    }
+
     public func forward(_ x: Tensor, _ exec: Execution) throws -> Tensor {
         let (n, k) = try x.matrixShape("\(path) input")
         guard k == inputs else { throw LowBitError.invalidShape("\(path) takes \(inputs) features, got \(k)") }

@@ -12,7 +12,14 @@ public final class PackedClassifier {
         for l in model.quantizedLayers { _ = try l.preparedWeights(backend) }
     }
 
+    /// Wraps a model whose quantized layers already hold their packed weights.
+    init(packed model: SequenceClassifier, backend: KernelsBackend) {
+        self.backend = backend
+        self.model = model
+    }
+
     public var classes: Int { model.classes }
+    public var options: EncoderOptions { model.options }
 
     /// Logits [batch, classes].
     public func logits(_ batch: SequenceBatch) throws -> Tensor {
@@ -20,6 +27,22 @@ public final class PackedClassifier {
     }
 
     public func predict(_ batch: SequenceBatch) throws -> [Int] { argmaxRows(try logits(batch)) }
+
+    public var hasQuantizedLayers: Bool { !model.quantizedLayers.isEmpty }
+
+    /// Standalone static-range calibration: forgets the statistics gathered so far, runs
+    /// `batches` to gather them afresh, then freezes them as fixed activation ranges.
+    public func calibrate(_ batches: [SequenceBatch]) throws {
+        guard !batches.isEmpty else { throw LowBitError.invalidArgument("calibration needs at least one batch") }
+        model.useDynamicRanges(resetStatistics: true)
+        try model.calibrate(batches, backend: backend)
+        try model.useStaticRanges()
+    }
+
+    /// Each quantized layer's fixed activation range (absmax), for those that use one.
+    public var staticRanges: [(layer: String, absmax: Double)] {
+        model.quantizedLayers.filter(\.usesStaticRange).map { ($0.path, $0.statistics.mean) }
+    }
 
     /// Bytes of the deployed weights: packed codes and scales for the quantized layers,
     /// float32 for everything else.

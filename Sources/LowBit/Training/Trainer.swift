@@ -16,6 +16,11 @@ public final class Trainer {
     /// One optimisation step; returns the batch's loss before the update.
     @discardableResult
     public func step(_ batch: SequenceBatch, labels: [Int]) throws -> Float {
+        try trainingStep(batch, labels: labels).loss
+    }
+
+    /// One optimisation step; returns the batch's loss and predicted classes before the update.
+    public func trainingStep(_ batch: SequenceBatch, labels: [Int]) throws -> (loss: Float, predictions: [Int]) {
         let exec = Execution(backend: backend, training: true, step: optimizer.step)
         let params = model.parameters
         for p in params { p.zeroGrad() }
@@ -24,7 +29,7 @@ public final class Trainer {
         try model.backward(dLogits, exec)
         if let maxGradientNorm { clipGradients(params, maxNorm: maxGradientNorm) }
         optimizer.update(params)
-        return loss
+        return (loss, argmaxRows(logits))
     }
 
     /// Mean loss and accuracy over batches, in evaluation mode.

@@ -1,0 +1,146 @@
+/// Labelled multivariate time series of possibly different lengths, as read from a `.ts`
+/// or CSV file: what a classifier trains and is evaluated on.
+public struct TimeSeriesDataset: Sendable, Equatable {
+    /// The problem's name (`@problemName`, or the file's name).
+    public var name: String
+    /// Values per step.
+    public var channels: Int
+    /// One series per example, row-major [steps, channels].
+    public var series: [[Float]]
+    /// Each example's class, an index into `classNames`.
+    public var labels: [Int]
+    /// Class names in their declared order (the order of `@classLabel`, or of first
+    /// appearance).
+    public var classNames: [String]
+
+    public init(name: String, channels: Int, series: [[Float]], labels: [Int], classNames: [String]) throws {
+        guard channels > 0 else { throw LowBitError.invalidArgument("\(name): a dataset needs at least one channel") }
+        guard !series.isEmpty else { throw LowBitError.invalidArgument("\(name): the dataset holds no series") }
+        guard series.count == labels.count else {
+            throw LowBitError.invalidArgument("\(name): \(series.count) series but \(labels.count) labels")
+        }
+        if let i = series.firstIndex(where: { $0.isEmpty || $0.count % channels != 0 }) {
+            throw LowBitError.invalidArgument("\(name): series \(i) has \(series[i].count) values, not a positive multiple of \(channels) channels")
+        }
+        if let i = labels.firstIndex(where: { !classNames.indices.contains($0) }) {
+            throw LowBitError.invalidArgument("\(name): series \(i) has label index \(labels[i]) outside the \(classNames.count) classes")
+        }
+        if let i = series.firstIndex(where: { $0.contains { !$0.isFinite } }) {
+            throw LowBitError.nonFinite("\(name): series \(i) holds NaN or infinity")
+        }
+        self.name = name
+        self.channels = channels
+        self.series = series
+        self.labels = labels
+        self.classNames = classNames
+    }
+
+    public var count: Int { series.count }
+    public func length(_ i: Int) -> Int { series[i].count / channels }
+    public var lengths: [Int] { series.map { $0.count / channels } }
+    public var maxLength: Int { lengths.max() ?? 0 }
+
+    /// The examples at `indices`, in that order.
+    public func subset(_ indices: [Int]) -> TimeSeriesDataset {
+        var d = self
+        d.series = indices.map { series[$0] }
+        d.labels = indices.map { labels[$0] }
+        return d
+    }
+
+    /// This dataset's labels re-expressed in `classNames` (a model's class list). A class
+    /// that list lacks is an error naming it.
+    public func relabelled(to classNames: [String]) throws -> TimeSeriesDataset {
+        guard classNames != self.classNames else { return self }
+        let index = Dictionary(uniqueKeysWithValues: classNames.enumerated().map { ($1, $0) })
+        var d = self
+        d.labels = try labels.map { l in
+            guard let j = index[self.classNames[l]] else {
+                throw LowBitError.invalidArgument("\(name): class '\(self.classNames[l])' is not one of the model's classes \(classNames)")
+            }
+            return j
+        }
+        d.classNames = classNames
+        return d
+    }
+
+    /// A stratified split: about `fraction` of each class goes to the second part, drawn
+    /// with `seed`; both parts keep the original order.
+    public func split(holdingOut fraction: Double, seed: UInt64) -> (kept: TimeSeriesDataset, heldOut: TimeSeriesDataset) {
+        var rng = SeededGenerator(seed: seed)
+        var held = Set<Int>()
+        for c in classNames.indices {
+            var members = labels.indices.filter { labels[$0] == c }
+            members.shuffle(using: &rng)
+            held.formUnion(members.prefix(Int((Double(members.count) * fraction).rounded())))
+        }
+        let all = Array(series.indices)
+        return (subset(all.filter { !held.contains($0) }), subset(all.filter { held.contains($0) }))
+    }
+
+    /// Examples at `indices` as one batch padded to its longest series (padding is zero and
+    /// masked by the lengths), after `standardization`; sequences longer than `maxSteps`
+    /// keep their last `maxSteps` steps.
+    public func batch(_ indices: [Int], standardization: ChannelStandardization?, maxSteps: Int = .max) throws -> (batch: SequenceBatch, labels: [Int]) {
+        guard !indices.isEmpty else { throw LowBitError.invalidArgument("an empty batch") }
+        let lengths = indices.map { min(length($0), maxSteps) }
+        let steps = lengths.max()!
+        var values = [Float](repeating: 0, count: indices.count * steps * channels)
+        for (b, i) in indices.enumerated() {
+            let start = (length(i) - lengths[b]) * channels
+            for j in 0..<(lengths[b] * channels) {
+                var v = series[i][start + j]
+                if let s = standardization { v = (v - s.mean[j % channels]) / s.deviation[j % channels] }
+                values[b * steps * channels + j] = v
+            }
+        }
+        return (try SequenceBatch(values: Tensor(shape: [indices.count, steps, channels], scalars: values), lengths: lengths),
+                indices.map { labels[$0] })
+    }
+
+    /// Every example in batches of `size`, in order.
+    public func batches(size: Int, standardization: ChannelStandardization?, maxSteps: Int = .max) throws -> [(batch: SequenceBatch, labels: [Int])] {
+        guard size > 0 else { throw LowBitError.invalidArgument("batch size must be positive, got \(size)") }
+        return try stride(from: 0, to: count, by: size).map {
+            try batch(Array($0..<min($0 + size, count)), standardization: standardization, maxSteps: maxSteps)
+        }
+    }
+}
+
+/// Per-channel mean and standard deviation, taken over every real step of a training set
+/// and applied to every split, so that the test data never informs the model.
+public struct ChannelStandardization: Sendable, Equatable, Codable {
+    public var mean: [Float]
+    /// Never zero: a constant channel gets 1.
+    public var deviation: [Float]
+
+    public init(mean: [Float], deviation: [Float]) throws {
+        guard mean.count == deviation.count, !mean.isEmpty else {
+            throw LowBitError.invalidArgument("standardization needs one mean and one deviation per channel")
+        }
+        guard (mean + deviation).allSatisfy(\.isFinite), deviation.allSatisfy({ $0 > 0 }) else {
+            throw LowBitError.invalidArgument("standardization needs finite means and positive deviations")
+        }
+        self.mean = mean
+        self.deviation = deviation
+    }
+
+    public init(fitting data: TimeSeriesDataset) {
+        let c = data.channels
+        var sum = [Double](repeating: 0, count: c), sq = [Double](repeating: 0, count: c)
+        var n = 0.0
+        for s in data.series {
+            for (j, v) in s.enumerated() {
+                sum[j % c] += Double(v)
+                sq[j % c] += Double(v) * Double(v)
+            }
+            n += Double(s.count / c)
+        }
+        mean = sum.map { Float($0 / n) }
+        deviation = (0..<c).map { j in
+            let variance = max(sq[j] / n - (sum[j] / n) * (sum[j] / n), 0)
+            let d = Float(variance.squareRoot())
+            return d > 1e-6 * max(1, abs(Float(sum[j] / n))) ? d : 1
+        }
+    }
+}

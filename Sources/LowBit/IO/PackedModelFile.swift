@@ -1,0 +1,96 @@
+import Foundation
+import LowBitKernels
+
+/// The deployable form of a classifier: safetensors holding, for every quantized layer, its
+/// packed low-bit codes ("NAME.packed", U8, in the layout of lowbit.h) and scales
+/// ("NAME.scales", F32), every other parameter in float32, the static-range statistics, and
+/// in the metadata the options, per-layer quantization, class names and standardization.
+/// No latent float weights: the file is about `weightBytes` long.
+extension PackedClassifier {
+    public static let fileFormatVersion = "lowbit-packed-1"
+
+    public func save(to path: String, info: ModelInfo) throws {
+        var tensors: [String: SafeTensors.Entry] = [:]
+        let quantized = Set(model.quantizedLayers.map(\.weight.name))
+        for p in model.parameters where !quantized.contains(p.name) { tensors[p.name] = SafeTensors.Entry(floats: p.value, shape: p.shape) }
+        var layers: [String: Checkpoint.LayerRecord] = [:]
+        for l in model.encoder.linears where l.quantizable {
+            layers[l.path] = Checkpoint.LayerRecord(quantization: l.quantization, staticRange: l.usesStaticRange)
+            tensors[l.path + ".activation_count"] = SafeTensors.Entry(int64s: [Int64(l.statistics.count)], shape: [1])
+            tensors[l.path + ".activation_sum_absmax"] = SafeTensors.Entry(doubles: [l.statistics.sumOfAbsmax], shape: [1])
+            guard l.quantization != nil else { continue }
+            let prepared = try l.preparedWeights(backend)
+            guard let storage = prepared.storage as? PackedStorage else { throw LowBitError.invalidArgument("\(l.path) is not packed") }
+            tensors[l.weight.name + ".packed"] = SafeTensors.Entry(bytes: storage.bytes, shape: [storage.bytes.count])
+            tensors[l.weight.name + ".scales"] = SafeTensors.Entry(floats: prepared.quantized.scales, shape: [prepared.quantized.scales.count])
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var metadata = try info.metadata()
+        metadata["lowbit.format"] = Self.fileFormatVersion
+        metadata["lowbit.options"] = String(decoding: try encoder.encode(model.options), as: UTF8.self)
+        metadata["lowbit.classes"] = String(model.classes)
+        metadata["lowbit.layers"] = String(decoding: try encoder.encode(layers), as: UTF8.self)
+        try SafeTensors.write(tensors, metadata: metadata, to: path)
+    }
+
+    /// Loads a file written by ``save(to:info:)``, ready to run on `backend`. Every tensor must
+    /// be present with its exact size and every code in its format's range.
+    public static func load(from path: String, backend: KernelsBackend) throws -> (model: PackedClassifier, info: ModelInfo) {
+        func bad(_ reason: String) -> LowBitError { .invalidFile(path: path, reason: reason) }
+        let (tensors, metadata) = try SafeTensors.read(path)
+        guard metadata["lowbit.format"] == fileFormatVersion else {
+            throw bad("not a LowBit packed model (format '\(metadata["lowbit.format"] ?? "none")', expected \(fileFormatVersion))")
+        }
+        let info = try ModelInfo(metadata: metadata, path: path)
+        let decoder = JSONDecoder()
+        guard let optionsText = metadata["lowbit.options"], let options = try? decoder.decode(EncoderOptions.self, from: Data(optionsText.utf8)),
+              let classes = metadata["lowbit.classes"].flatMap(Int.init),
+              let layersText = metadata["lowbit.layers"],
+              let layers = try? decoder.decode([String: Checkpoint.LayerRecord].self, from: Data(layersText.utf8)) else {
+            throw bad("the metadata lacks readable options, classes or layers")
+        }
+        guard classes == info.classNames.count else { throw bad("\(classes) classes but \(info.classNames.count) class names") }
+        let rules = layers.keys.sorted().map { QuantizationRule($0, layers[$0]!.quantization) }
+        let model = try SequenceClassifier(options, classes: classes, rules: rules)
+        func tensor(_ name: String, _ shape: [Int]) throws -> SafeTensors.Entry {
+            guard let e = tensors[name] else { throw bad("missing tensor '\(name)'") }
+            guard e.shape == shape else { throw bad("tensor '\(name)' has shape \(e.shape), the model expects \(shape)") }
+            return e
+        }
+        let quantized = Dictionary(uniqueKeysWithValues: model.quantizedLayers.map { ($0.weight.name, $0) })
+        for p in model.parameters {
+            if let layer = quantized[p.name] {
+                let q = layer.quantization!
+                let (rows, cols) = (layer.outputs, layer.inputs)
+                let granularity = q.weightGranularity
+                let size = lowbit_packed_size(q.mode.format, Int64(rows), Int64(cols))
+                let packed = try tensor(p.name + ".packed", [size]).bytes(p.name, path)
+                let scales = try tensor(p.name + ".scales", [granularity.scaleCount(rows: rows, cols: cols)]).floats(p.name, path)
+                guard scales.allSatisfy({ $0.isFinite && $0 >= 0 }) else { throw bad("'\(p.name).scales' holds a negative or non-finite scale") }
+                var values = [Int8](repeating: 0, count: rows * cols)
+                let status = lowbit_unpack(q.mode.format, packed, Int64(rows), Int64(cols), &values)
+                guard status == LOWBIT_OK, q.mode == .int8 || values.allSatisfy({ Int($0).magnitude <= q.mode.qmax }) else {
+                    throw bad("'\(p.name).packed' holds codes outside the \(q.mode.rawValue) range")
+                }
+                let weights = try QuantizedWeights(mode: q.mode, rows: rows, cols: cols, granularity: granularity, values: values, scales: scales)
+                try layer.install(try backend.prepare(weights), backend: backend)
+            } else {
+                let values = try tensor(p.name, p.shape).floats(p.name, path)
+                guard values.allSatisfy(\.isFinite) else { throw bad("tensor '\(p.name)' holds NaN or infinity") }
+                p.value = values
+            }
+        }
+        for l in model.encoder.linears where l.quantizable {
+            let count = try tensor(l.path + ".activation_count", [1]).int64s(l.path, path)[0]
+            let sum = try tensor(l.path + ".activation_sum_absmax", [1]).doubles(l.path, path)[0]
+            guard count >= 0, sum.isFinite, sum >= 0 else { throw bad("\(l.path) has invalid activation statistics") }
+            l.statistics = ActivationStatistics(count: Int(count), sumOfAbsmax: sum)
+            if layers[l.path]?.staticRange == true {
+                guard count > 0 else { throw bad("\(l.path) uses a static range but has no statistics") }
+                l.usesStaticRange = true
+            }
+        }
+        return (PackedClassifier(packed: model, backend: backend), info)
+    }
+}

@@ -1,0 +1,303 @@
+import Foundation
+
+/// What `lowbit train` varies: the model's shape and mode, the optimisation schedule and
+/// regularisation. Saved in every checkpoint, so that a resumed run continues the same one.
+public struct TrainingSettings: Sendable, Equatable, Codable {
+    /// Weight quantization of the encoder blocks; nil trains in float.
+    public var mode: QuantizationMode?
+    /// Quantized (int8) backward matmuls: QT instead of QAT.
+    public var quantizedBackward: Bool
+    public var hiddenSize: Int
+    public var numLayers: Int
+    public var numHeads: Int
+    public var dropout: Float
+    public var epochs: Int
+    public var batchSize: Int
+    /// Peak learning rate, reached after `warmupEpochs` and decayed by a cosine to
+    /// `finalLearningRateFraction` of it at the last step.
+    public var learningRate: Float
+    public var warmupEpochs: Int
+    public var finalLearningRateFraction: Float
+    public var weightDecay: Float
+    public var maxGradientNorm: Float
+    /// Seeds initialisation, dropout and the order of the batches.
+    public var seed: UInt64
+
+    /// The defaults of `lowbit train`, chosen on a validation split held out of
+    /// JapaneseVowels' training split (see the README).
+    public init(mode: QuantizationMode? = nil, quantizedBackward: Bool = false, hiddenSize: Int = 64, numLayers: Int = 2,
+                numHeads: Int = 4, dropout: Float = 0.1, epochs: Int = 40, batchSize: Int = 16, learningRate: Float = 2e-3,
+                warmupEpochs: Int = 2, finalLearningRateFraction: Float = 0.05, weightDecay: Float = 0.05,
+                maxGradientNorm: Float = 1, seed: UInt64 = 0) {
+        self.mode = mode
+        self.quantizedBackward = quantizedBackward
+        self.hiddenSize = hiddenSize
+        self.numLayers = numLayers
+        self.numHeads = numHeads
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batchSize = batchSize
+        self.learningRate = learningRate
+        self.warmupEpochs = warmupEpochs
+        self.finalLearningRateFraction = finalLearningRateFraction
+        self.weightDecay = weightDecay
+        self.maxGradientNorm = maxGradientNorm
+        self.seed = seed
+    }
+
+    /// Throws an error naming the first setting that cannot train.
+    public func validate() throws {
+        func bad(_ m: String) -> LowBitError { .invalidArgument(m) }
+        guard epochs > 0 else { throw bad("epochs must be positive, got \(epochs)") }
+        guard batchSize > 0 else { throw bad("batch size must be positive, got \(batchSize)") }
+        guard learningRate > 0, learningRate.isFinite else { throw bad("learning rate must be positive and finite, got \(learningRate)") }
+        guard warmupEpochs >= 0 else { throw bad("warmup epochs must be non-negative, got \(warmupEpochs)") }
+        guard (0...1).contains(finalLearningRateFraction) else { throw bad("final learning-rate fraction must be in [0, 1], got \(finalLearningRateFraction)") }
+        guard weightDecay >= 0, weightDecay.isFinite else { throw bad("weight decay must be non-negative, got \(weightDecay)") }
+        guard maxGradientNorm > 0 else { throw bad("gradient clipping norm must be positive, got \(maxGradientNorm)") }
+        if quantizedBackward && mode == nil { throw bad("a quantized backward (QT) needs a quantized mode, not float") }
+    }
+
+    /// "float", or the quantization mode's name (with "+qt" for a quantized backward).
+    public var modeName: String { (mode?.rawValue ?? "float") + (quantizedBackward ? "+qt" : "") }
+}
+
+/// One epoch of a run, as plotted and written to the metrics file.
+public struct EpochRecord: Sendable, Equatable, Codable {
+    public var epoch: Int
+    public var step: Int
+    public var trainLoss: Float
+    public var trainAccuracy: Double
+    /// On the evaluation split, when one is given.
+    public var evaluationLoss: Float?
+    public var evaluationAccuracy: Double?
+    /// Training time so far, evaluation excluded.
+    public var seconds: Double
+}
+
+/// Where a run is, reported after every step.
+public struct TrainingProgress: Sendable {
+    public var epoch: Int, epochs: Int
+    public var step: Int, steps: Int
+    public var loss: Float
+    /// Of this epoch's steps so far.
+    public var accuracy: Double
+    public var stepsPerSecond: Double
+    public var secondsRemaining: Double
+}
+
+/// A classifier training run on a time-series dataset: the model, its optimizer, the
+/// standardization fitted on the training data, the class list and the history, with
+/// checkpoints that resume the run exactly (same batches, same dropout masks).
+public final class ClassifierTraining {
+    public let settings: TrainingSettings
+    public let model: SequenceClassifier
+    public let optimizer: AdamW
+    public let standardization: ChannelStandardization
+    public let classNames: [String]
+    public private(set) var history: [EpochRecord] = []
+    /// Training seconds of the steps already taken (carried over by a resume).
+    public private(set) var trainSeconds: Double = 0
+    /// The current epoch's running sums (loss · examples, correct, examples).
+    private var epochSums = EpochSums()
+
+    struct EpochSums: Codable { var loss = 0.0, correct = 0, seen = 0 }
+
+    /// A fresh run. `windowSize` is the longest sequence the model will accept (default:
+    /// the longest training sequence; longer ones keep their last steps).
+    public init(settings: TrainingSettings, train: TimeSeriesDataset, windowSize: Int? = nil) throws {
+        try settings.validate()
+        guard train.classNames.count >= 2 else {
+            throw LowBitError.invalidArgument("\(train.name): a classifier needs at least 2 classes, the training data has \(train.classNames.count)")
+        }
+        let options = EncoderOptions(embedDim: train.channels, hiddenSize: settings.hiddenSize, numHeads: settings.numHeads,
+                                     numLayers: settings.numLayers, quantize: settings.mode, dropout: settings.dropout,
+                                     windowSize: windowSize ?? train.maxLength, seed: settings.seed)
+        let rules = settings.mode.map { mode in
+            [QuantizationRule("*", LayerQuantization(mode: mode, backward: settings.quantizedBackward ? .int8 : .float,
+                                                     stochasticRoundingSeed: settings.quantizedBackward ? settings.seed : nil))]
+        }
+        self.settings = settings
+        model = try SequenceClassifier(options, classes: train.classNames.count, rules: rules)
+        optimizer = AdamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay)
+        standardization = ChannelStandardization(fitting: train)
+        classNames = train.classNames
+    }
+
+    /// Continues the run saved at `path` by ``save(to:)``.
+    public init(resumingFrom path: String) throws {
+        let (model, optimizer, metadata) = try Checkpoint.load(from: path)
+        guard let optimizer else { throw LowBitError.invalidFile(path: path, reason: "the checkpoint has no optimizer state to resume from") }
+        guard let text = metadata[Self.metadataKey],
+              let record = try? JSONDecoder().decode(Record.self, from: Data(text.utf8)) else {
+            throw LowBitError.invalidFile(path: path, reason: "not a training checkpoint (no readable '\(Self.metadataKey)' metadata)")
+        }
+        let info = try ModelInfo(metadata: metadata, path: path)
+        self.settings = record.settings
+        self.model = model
+        self.optimizer = optimizer
+        self.standardization = info.standardization
+        self.classNames = info.classNames
+        self.history = record.history
+        self.trainSeconds = record.trainSeconds
+        self.epochSums = record.epochSums
+    }
+
+    static let metadataKey = "lowbit.training"
+
+    struct Record: Codable {
+        var settings: TrainingSettings
+        var history: [EpochRecord]
+        var trainSeconds: Double
+        var epochSums: EpochSums
+    }
+
+    /// What a model file needs besides the weights to classify raw series.
+    public var info: ModelInfo { ModelInfo(classNames: classNames, standardization: standardization, modeName: settings.modeName) }
+
+    public func stepsPerEpoch(_ train: TimeSeriesDataset) -> Int { (train.count + settings.batchSize - 1) / settings.batchSize }
+
+    /// Whether every epoch has run.
+    public func isFinished(_ train: TimeSeriesDataset) -> Bool { optimizer.step >= settings.epochs * stepsPerEpoch(train) }
+
+    /// The learning rate at a 0-based step: linear warmup, then cosine decay.
+    public func learningRate(atStep step: Int, stepsPerEpoch: Int) -> Float {
+        let total = settings.epochs * stepsPerEpoch, warmup = min(settings.warmupEpochs * stepsPerEpoch, total - 1)
+        if step < warmup { return settings.learningRate * Float(step + 1) / Float(warmup + 1) }
+        let progress = Float(step - warmup) / Float(max(total - 1 - warmup, 1))
+        let low = settings.finalLearningRateFraction
+        return settings.learningRate * (low + (1 - low) * 0.5 * (1 + cosf(.pi * min(progress, 1))))
+    }
+
+    /// The examples of each step of `epoch`: a permutation drawn from (seed, epoch).
+    func order(epoch: Int, count: Int) -> [Int] {
+        var rng = SeededGenerator(seed: settings.seed ^ (0x5EED_0F_0BA7C4 &* UInt64(epoch + 1)))
+        var indices = Array(0..<count)
+        indices.shuffle(using: &rng)
+        return indices
+    }
+
+    public enum Outcome: Sendable, Equatable { case finished, interrupted }
+
+    /// Trains from the current step to the last epoch. After every epoch: evaluates on
+    /// `evaluation` (if given), appends to the history, saves to `checkpointPath` (if
+    /// given; atomically). `shouldStop` is asked after every step; when it says yes the
+    /// run saves a checkpoint at that step and returns `.interrupted`.
+    @discardableResult
+    public func run(train: TimeSeriesDataset, evaluation: TimeSeriesDataset? = nil, backend: any Backend,
+                    checkpointPath: String? = nil, progress: (TrainingProgress) -> Void = { _ in },
+                    shouldStop: () -> Bool = { false }) throws -> Outcome {
+        let train = try train.relabelled(to: classNames)
+        let evaluation = try evaluation?.relabelled(to: classNames)
+        guard train.channels == model.options.embedDim else {
+            throw LowBitError.invalidShape("\(train.name) has \(train.channels) channels, the model takes \(model.options.embedDim)")
+        }
+        let perEpoch = stepsPerEpoch(train), total = settings.epochs * perEpoch
+        let trainer = Trainer(model: model, backend: backend, optimizer: optimizer, maxGradientNorm: settings.maxGradientNorm)
+        let evalBatches = try evaluation?.batches(size: 64, standardization: standardization, maxSteps: model.options.windowSize)
+        var sessionSteps = 0
+        let sessionStart = Date()
+        while optimizer.step < total {
+            let step = optimizer.step, epoch = step / perEpoch, within = step % perEpoch
+            if within == 0 { epochSums = EpochSums() }
+            let order = self.order(epoch: epoch, count: train.count)
+            let indices = Array(order[(within * settings.batchSize)..<min((within + 1) * settings.batchSize, train.count)])
+            let (batch, labels) = try train.batch(indices, standardization: standardization, maxSteps: model.options.windowSize)
+            optimizer.learningRate = learningRate(atStep: step, stepsPerEpoch: perEpoch)
+            let start = Date()
+            let (loss, predictions) = try trainer.trainingStep(batch, labels: labels)
+            trainSeconds += Date().timeIntervalSince(start)
+            sessionSteps += 1
+            guard loss.isFinite else {
+                throw LowBitError.nonFinite("the training loss became \(loss) at step \(step + 1); lower the learning rate")
+            }
+            epochSums.loss += Double(loss) * Double(labels.count)
+            epochSums.correct += zip(predictions, labels).filter { $0 == $1 }.count
+            epochSums.seen += labels.count
+            let (epochLoss, epochAccuracy) = (Float(epochSums.loss / Double(epochSums.seen)), Double(epochSums.correct) / Double(epochSums.seen))
+            let rate = Double(sessionSteps) / max(Date().timeIntervalSince(sessionStart), 1e-9)
+            progress(TrainingProgress(epoch: epoch + 1, epochs: settings.epochs, step: step + 1, steps: total,
+                                      loss: epochLoss, accuracy: epochAccuracy,
+                                      stepsPerSecond: rate, secondsRemaining: Double(total - step - 1) / rate))
+            if within == perEpoch - 1 {
+                var record = EpochRecord(epoch: epoch + 1, step: step + 1, trainLoss: epochLoss,
+                                         trainAccuracy: epochAccuracy, seconds: trainSeconds)
+                if let evalBatches {
+                    let (l, a) = try trainer.evaluate(evalBatches)
+                    (record.evaluationLoss, record.evaluationAccuracy) = (l, a)
+                }
+                history.append(record)
+                if let checkpointPath { try save(to: checkpointPath) }
+            } else if shouldStop() {
+                if let checkpointPath { try save(to: checkpointPath) }
+                return .interrupted
+            }
+            if within == perEpoch - 1, shouldStop(), optimizer.step < total { return .interrupted }
+        }
+        return .finished
+    }
+
+    /// Saves the model, optimizer, statistics, settings, history, standardization and class
+    /// list; ``init(resumingFrom:)`` continues from it.
+    public func save(to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var metadata = try info.metadata()
+        metadata[Self.metadataKey] = String(decoding: try encoder.encode(Record(settings: settings, history: history, trainSeconds: trainSeconds, epochSums: epochSums)), as: UTF8.self)
+        try Checkpoint.save(model, optimizer: optimizer, to: path, metadata: metadata)
+    }
+
+    /// Accuracy and the confusion matrix (rows: true class, columns: predicted) of `model`
+    /// (or a packed one) on `data`.
+    public static func evaluate(_ data: TimeSeriesDataset, info: ModelInfo, windowSize: Int,
+                                predict: (SequenceBatch) throws -> [Int]) throws -> Evaluation {
+        let data = try data.relabelled(to: info.classNames)
+        var confusion = [[Int]](repeating: [Int](repeating: 0, count: info.classNames.count), count: info.classNames.count)
+        for (batch, labels) in try data.batches(size: 64, standardization: info.standardization, maxSteps: windowSize) {
+            for (p, l) in zip(try predict(batch), labels) { confusion[l][p] += 1 }
+        }
+        return Evaluation(classNames: info.classNames, confusion: confusion)
+    }
+}
+
+/// Accuracy and confusion matrix of a classifier on a labelled set.
+public struct Evaluation: Sendable, Equatable, Codable {
+    public var classNames: [String]
+    /// confusion[true][predicted].
+    public var confusion: [[Int]]
+    public var count: Int { confusion.joined().reduce(0, +) }
+    public var correct: Int { confusion.indices.reduce(0) { $0 + confusion[$1][$1] } }
+    public var accuracy: Double { Double(correct) / Double(max(count, 1)) }
+}
+
+/// What a saved model needs, besides its weights, to classify raw series: the class names
+/// and the training data's standardization.
+public struct ModelInfo: Sendable, Equatable, Codable {
+    public var classNames: [String]
+    public var standardization: ChannelStandardization
+    public var modeName: String
+
+    public init(classNames: [String], standardization: ChannelStandardization, modeName: String) {
+        self.classNames = classNames
+        self.standardization = standardization
+        self.modeName = modeName
+    }
+
+    static let metadataKey = "lowbit.data"
+
+    func metadata() throws -> [String: String] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return [Self.metadataKey: String(decoding: try encoder.encode(self), as: UTF8.self)]
+    }
+
+    init(metadata: [String: String], path: String) throws {
+        guard let text = metadata[Self.metadataKey], let info = try? JSONDecoder().decode(ModelInfo.self, from: Data(text.utf8)) else {
+            throw LowBitError.invalidFile(path: path, reason: "no readable class names and standardization ('\(Self.metadataKey)' metadata)")
+        }
+        guard info.classNames.count >= 2, (try? ChannelStandardization(mean: info.standardization.mean, deviation: info.standardization.deviation)) != nil else {
+            throw LowBitError.invalidFile(path: path, reason: "invalid class names or standardization in '\(Self.metadataKey)'")
+        }
+        self = info
+    }
+}

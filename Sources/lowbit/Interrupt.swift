@@ -1,0 +1,16 @@
+import Foundation
+
+/// Ctrl-C handling for training: the first SIGINT asks the run to stop after its current
+/// step (it then saves a checkpoint); a second one ends the process at once.
+enum Interrupt {
+    nonisolated(unsafe) private static var flag: sig_atomic_t = 0
+
+    static func install() {
+        signal(SIGINT) { _ in
+            Interrupt.flag = 1
+            signal(SIGINT, SIG_DFL)
+        }
+    }
+
+    static var requested: Bool { flag != 0 }
+}

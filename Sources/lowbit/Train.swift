@@ -1,0 +1,180 @@
+import ArgumentParser
+import Foundation
+import LowBit
+
+/// `lowbit train`: the classifier (encoder + linear head) on a time-series dataset, in every
+/// mode side by side, with checkpoints, packed models, metrics and curves.
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train the sequence classifier in each mode and compare test accuracy, size and speed.",
+        discussion: """
+            Without arguments: the embedded JapaneseVowels dataset, every mode (float, int8, int4, ternary, binary), \
+            the defaults below. Per mode, --out/MODE/ receives checkpoint.safetensors (resumable), \
+            model.packed.safetensors (the packed model `lowbit eval` runs), metrics.json and curve.svg. \
+            Ctrl-C stops after the current step and saves the checkpoint; --resume continues from it.
+            """)
+
+    @OptionGroup var dataOptions: DataOptions
+    @Option(help: "Modes: all, or a comma-separated list of float, int8, int4, ternary, binary.") var mode = "all"
+    @Option(help: "Epochs.") var epochs: Int?
+    @Option(help: "Sequences per step.") var batchSize: Int?
+    @Option(help: "Peak learning rate (warmup, then cosine decay).") var lr: Float?
+    @Option(help: "Seed of initialisation, dropout and batch order.") var seed: UInt64 = 0
+    @Option(help: "Hidden size of the encoder.") var hiddenSize: Int?
+    @Option(help: "Transformer blocks.") var layers: Int?
+    @Option(help: "Attention heads.") var heads: Int?
+    @Option(help: "Dropout rate.") var dropout: Float?
+    @Option(help: "AdamW weight decay.") var weightDecay: Float?
+    @Flag(help: "Quantized backward (QT): int8 backward matmuls.") var qt = false
+    @Option(help: "Hold out this fraction of the training data and evaluate on it instead of the test split (for choosing settings).")
+    var validation: Double?
+    @Option(help: "Output directory.") var out = "out/train"
+    @Flag(help: "Continue each mode from its checkpoint in --out.") var resume = false
+    @Flag(help: "Print only a JSON array (one object per mode) on standard output.") var json = false
+
+    func settings(_ mode: QuantizationMode?) -> TrainingSettings {
+        var s = TrainingSettings(mode: mode, quantizedBackward: qt && mode != nil, seed: seed)
+        if let epochs { s.epochs = epochs }
+        if let batchSize { s.batchSize = batchSize }
+        if let lr { s.learningRate = lr }
+        if let hiddenSize { s.hiddenSize = hiddenSize }
+        if let layers { s.numLayers = layers }
+        if let heads { s.numHeads = heads }
+        if let dropout { s.dropout = dropout }
+        if let weightDecay { s.weightDecay = weightDecay }
+        return s
+    }
+
+    func validate() throws {
+        if let validation, !(validation > 0 && validation < 1) { throw ValidationError("--validation must be in (0, 1), got \(validation)") }
+        _ = try parseModes(mode)
+        for m in try parseModes(mode) { try settings(m).validate() }
+    }
+
+    func run() throws {
+        let config = try runtimeConfiguration()
+        let modes = try parseModes(mode)
+        var (train, test, testSource) = try dataOptions.load(seed: seed)
+        var evaluationName = "test"
+        if let validation {
+            (train, test) = train.split(holdingOut: validation, seed: seed ^ 0xFA11)
+            (testSource, evaluationName) = ("\(Int(validation * 100))% of the training data (validation; the test split is not read)", "validation")
+        }
+        let backend = try config.makeBackend()
+        let kernels = try KernelsBackend(isa: config.isa, threads: config.threads)
+        let say: (String) -> Void = json ? { printError($0) } : { printOutput($0) }
+        say("\(train.name): \(train.count) training series, \(test.count) \(evaluationName) series (\(testSource)); "
+            + "\(train.channels) channels, lengths \(train.lengths.min()!)–\(train.maxLength), \(train.classNames.count) classes")
+        say("backend \(backend.identity); output in \(out)/")
+        Interrupt.install()
+
+        var results: [TrainResult] = []
+        let started = Date()
+        for m in modes {
+            let result = try trainMode(m, train: train, test: test, evaluationName: evaluationName, backend: backend, kernels: kernels, say: say)
+            guard let result else {
+                printError("interrupted: checkpoint saved in \(out)/\(settings(m).modeName)/; run the same command with --resume to continue")
+                throw ExitCode(130)
+            }
+            results.append(result)
+        }
+        let total = Date().timeIntervalSince(started)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            printOutput(String(decoding: try encoder.encode(results), as: UTF8.self))
+        }
+        let table = TrainResult.table(results, evaluationName: evaluationName)
+        json ? printError(table) : printOutput(table)
+        say(String(format: "total %.1f s for %d mode(s)", total, results.count))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        try encoder.encode(results).write(to: URL(fileURLWithPath: out).appendingPathComponent("summary.json"))
+    }
+
+    /// Trains (or resumes) one mode and writes its files; nil when interrupted.
+    func trainMode(_ m: QuantizationMode?, train: TimeSeriesDataset, test: TimeSeriesDataset, evaluationName: String,
+                   backend: any Backend, kernels: KernelsBackend, say: (String) -> Void) throws -> TrainResult? {
+        let wanted = settings(m)
+        let dir = URL(fileURLWithPath: out).appendingPathComponent(wanted.modeName)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let checkpoint = dir.appendingPathComponent("checkpoint.safetensors").path
+        let run: ClassifierTraining
+        if resume, FileManager.default.fileExists(atPath: checkpoint) {
+            run = try ClassifierTraining(resumingFrom: checkpoint)
+            guard run.settings == wanted else {
+                throw ValidationError("\(checkpoint) was trained with other settings (\(run.settings)); "
+                                      + "resume with the same options, or drop --resume to start again")
+            }
+            say("\(wanted.modeName): resuming at step \(run.optimizer.step) of \(run.settings.epochs * run.stepsPerEpoch(train))")
+        } else {
+            run = try ClassifierTraining(settings: wanted, train: train, windowSize: max(train.maxLength, test.maxLength))
+        }
+        var display = ProgressDisplay(label: pad(wanted.modeName, 8))
+        let outcome = try run.run(train: train, evaluation: test, backend: backend, checkpointPath: checkpoint,
+                                  progress: { display.update($0) }, shouldStop: { Interrupt.requested })
+        display.finish()
+        guard outcome == .finished else { return nil }
+
+        let packed = try PackedClassifier(run.model, backend: kernels)
+        try packed.save(to: dir.appendingPathComponent("model.packed.safetensors").path, info: run.info)
+        let evaluation = try ClassifierTraining.evaluate(test, info: run.info, windowSize: packed.options.windowSize) { try packed.predict($0) }
+        let one = try test.relabelled(to: run.info.classNames).batch([0], standardization: run.info.standardization,
+                                                                      maxSteps: packed.options.windowSize).batch
+        let latency = try medianSeconds(budget: 0.3) { _ = try packed.logits(one) }
+        let last = run.history.last!
+        let result = TrainResult(
+            mode: wanted.modeName, testAccuracy: evaluationName == "test" ? evaluation.accuracy : nil,
+            validationAccuracy: evaluationName == "validation" ? evaluation.accuracy : nil,
+            finalLoss: last.trainLoss, trainSeconds: run.trainSeconds, packedBytes: packed.weightBytes, latencyMs: latency * 1e3,
+            epochs: run.settings.epochs, steps: run.optimizer.step, seed: run.settings.seed, settings: run.settings)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        try encoder.encode(Metrics(result: result, history: run.history, confusion: evaluation))
+            .write(to: dir.appendingPathComponent("metrics.json"))
+        try CurvePlot.svg(title: "\(train.name) — \(wanted.modeName): \(evaluationName) accuracy \(String(format: "%.4f", evaluation.accuracy))",
+                          history: run.history, evaluationName: evaluationName)
+            .write(to: dir.appendingPathComponent("curve.svg"), atomically: true, encoding: .utf8)
+        say("\(wanted.modeName): \(evaluationName) " + String(format: "accuracy %.4f, final loss %.4f, %.1f s", evaluation.accuracy, last.trainLoss, run.trainSeconds))
+        return result
+    }
+}
+
+/// One mode's outcome: a row of the table and an object of `--json`.
+struct TrainResult: Codable {
+    var mode: String
+    var testAccuracy: Double?
+    var validationAccuracy: Double?
+    var finalLoss: Float
+    var trainSeconds: Double
+    var packedBytes: Int
+    var latencyMs: Double
+    var epochs: Int
+    var steps: Int
+    var seed: UInt64
+    var settings: TrainingSettings
+
+    enum CodingKeys: String, CodingKey {
+        case mode, epochs, steps, seed, settings
+        case testAccuracy = "test_accuracy", validationAccuracy = "validation_accuracy", finalLoss = "final_loss"
+        case trainSeconds = "train_seconds", packedBytes = "packed_bytes", latencyMs = "latency_ms"
+    }
+
+    static func table(_ rows: [TrainResult], evaluationName: String) -> String {
+        var s = "mode      \(pad(evaluationName + " acc", 10)) final loss  train s   packed bytes  latency ms\n"
+        for r in rows {
+            let acc = r.testAccuracy ?? r.validationAccuracy ?? .nan
+            s += pad(r.mode, 9) + " " + pad(String(format: "%.4f", acc), 10) + " " + pad(String(format: "%.4f", r.finalLoss), 11)
+                + " " + pad(String(format: "%.1f", r.trainSeconds), 9) + " " + pad(String(r.packedBytes), 13)
+                + " " + String(format: "%.3f", r.latencyMs) + "\n"
+        }
+        return s
+    }
+}
+
+/// metrics.json: the result, the per-epoch history and the confusion matrix.
+struct Metrics: Codable {
+    var result: TrainResult
+    var history: [EpochRecord]
+    var confusion: Evaluation
+}
