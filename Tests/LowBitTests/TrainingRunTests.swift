@@ -1,0 +1,169 @@
+import Foundation
+import LowBit
+import Testing
+
+@Suite("Training runs")
+struct TrainingRunTests {
+    static let data = Result { try Datasets.japaneseVowels() }
+    static func tiny(_ mode: QuantizationMode?, epochs: Int = 6, seed: UInt64 = 3) -> TrainingSettings {
+        TrainingSettings(mode: mode, hiddenSize: 16, numLayers: 1, numHeads: 2, dropout: 0.1, epochs: epochs, seed: seed)
+    }
+
+    @Test("a short run on JapaneseVowels beats chance (1/9) by a wide margin, float and quantized",
+          arguments: [nil, QuantizationMode.ternary, .binary])
+    func shortRunLearns(mode: QuantizationMode?) throws {
+        let (train, test) = try Self.data.get()
+        let run = try ClassifierTraining(settings: Self.tiny(mode), train: train, windowSize: 29)
+        #expect(try run.run(train: train, backend: KernelsBackend()) == .finished)
+        #expect(run.history.count == 6)
+        #expect(run.history.last!.trainLoss < run.history.first!.trainLoss * 0.6)
+        let packed = try PackedClassifier(run.model, backend: KernelsBackend())
+        let accuracy = try ClassifierTraining.evaluate(test, info: run.info, windowSize: 29) { try packed.predict($0) }.accuracy
+        #expect(accuracy > 0.6, "test accuracy \(accuracy)")
+    }
+
+    @Test("a run interrupted mid-epoch and resumed from its checkpoint equals the uninterrupted run, bit for bit")
+    func resumeIsExact() throws {
+        let (full, _) = try Self.data.get()
+        let train = full.subset(Array(stride(from: 0, to: full.count, by: 3)))  // 90 series: 6 steps per epoch
+        let settings = Self.tiny(.ternary, epochs: 3, seed: 11)
+        let backend = try KernelsBackend()
+        let straight = try ClassifierTraining(settings: settings, train: train)
+        try straight.run(train: train, evaluation: train, backend: backend)
+
+        let path = temporaryPath("resume.safetensors")
+        let first = try ClassifierTraining(settings: settings, train: train)
+        var steps = 0
+        let outcome = try first.run(train: train, evaluation: train, backend: backend, checkpointPath: path,
+                                    progress: { _ in steps += 1 }, shouldStop: { steps == 8 })
+        #expect(outcome == .interrupted)
+        #expect(first.optimizer.step == 8)
+        #expect(first.history.count == 1)
+
+        let resumed = try ClassifierTraining(resumingFrom: path)
+        #expect(resumed.optimizer.step == 8)
+        #expect(resumed.settings == settings)
+        #expect(try resumed.run(train: train, evaluation: train, backend: backend, checkpointPath: path) == .finished)
+        #expect(resumed.isFinished(train))
+        for (a, b) in zip(resumed.model.parameters, straight.model.parameters) { #expect(a.value == b.value, "\(a.name)") }
+        let strip = { (h: [EpochRecord]) in h.map { ($0.epoch, $0.step, $0.trainLoss, $0.trainAccuracy, $0.evaluationAccuracy) } }
+        #expect(strip(resumed.history).elementsEqual(strip(straight.history)) { $0 == $1 })
+        // Resuming a finished run does nothing.
+        let again = try ClassifierTraining(resumingFrom: path)
+        #expect(try again.run(train: train, backend: backend) == .finished)
+        #expect(again.optimizer.step == resumed.optimizer.step)
+    }
+
+    @Test("a saved model evaluates to the same accuracy after loading: packed file and checkpoint")
+    func savedModelEvaluatesTheSame() throws {
+        let (train, test) = try Self.data.get()
+        let backend = try KernelsBackend()
+        for mode in [nil, QuantizationMode.int8, .int4, .ternary, .binary] {
+            let run = try ClassifierTraining(settings: Self.tiny(mode, epochs: 2), train: train, windowSize: 29)
+            try run.run(train: train, backend: backend)
+            let packed = try PackedClassifier(run.model, backend: backend)
+            let packedPath = temporaryPath("model-\(mode?.rawValue ?? "float").safetensors")
+            try packed.save(to: packedPath, info: run.info)
+            let checkpointPath = temporaryPath("checkpoint-\(mode?.rawValue ?? "float").safetensors")
+            try run.save(to: checkpointPath)
+
+            let (loaded, info) = try PackedClassifier.load(from: packedPath, backend: backend)
+            #expect(info == run.info)
+            let want = try ClassifierTraining.evaluate(test, info: run.info, windowSize: 29) { try packed.predict($0) }
+            let got = try ClassifierTraining.evaluate(test, info: info, windowSize: 29) { try loaded.predict($0) }
+            #expect(got == want, "\(String(describing: mode))")
+            let batch = try test.batch(Array(0..<20), standardization: info.standardization).batch
+            #expect(try loaded.logits(batch) == packed.logits(batch))
+            #expect(loaded.weightBytes == packed.weightBytes)
+            // The file holds the packed weights, not the latent float ones.
+            let size = try FileManager.default.attributesOfItem(atPath: packedPath)[.size] as! Int
+            #expect(size < packed.weightBytes + 16_384, "\(size) bytes for \(packed.weightBytes) bytes of weights")
+
+            let restored = try ClassifierTraining(resumingFrom: checkpointPath)
+            let fromCheckpoint = try PackedClassifier(restored.model, backend: backend)
+            #expect(try ClassifierTraining.evaluate(test, info: restored.info, windowSize: 29) { try fromCheckpoint.predict($0) } == want)
+        }
+    }
+
+    @Test("calibration freezes static ranges that survive saving and loading")
+    func calibrationRoundTrip() throws {
+        let (train, test) = try Self.data.get()
+        let backend = try KernelsBackend()
+        let run = try ClassifierTraining(settings: Self.tiny(.int8, epochs: 2), train: train, windowSize: 29)
+        try run.run(train: train, backend: backend)
+        let packed = try PackedClassifier(run.model, backend: backend)
+        #expect(packed.staticRanges.isEmpty)
+        #expect(throws: LowBitError.self) { try packed.calibrate([]) }
+        try packed.calibrate(try train.batches(size: 64, standardization: run.standardization).map(\.batch))
+        #expect(packed.staticRanges.count == 4)
+        #expect(packed.staticRanges.allSatisfy { $0.absmax > 0 && $0.absmax.isFinite })
+        let path = temporaryPath("static.safetensors")
+        try packed.save(to: path, info: run.info)
+        let (loaded, _) = try PackedClassifier.load(from: path, backend: backend)
+        #expect(loaded.staticRanges.map(\.absmax) == packed.staticRanges.map(\.absmax))
+        let batch = try test.batch(Array(0..<30), standardization: run.standardization).batch
+        #expect(try loaded.logits(batch) == packed.logits(batch))
+    }
+
+    @Test("damaged packed model files are errors naming the problem")
+    func damagedPackedFile() throws {
+        let (train, _) = try Self.data.get()
+        let backend = try KernelsBackend()
+        let run = try ClassifierTraining(settings: Self.tiny(.ternary, epochs: 1), train: train)
+        let path = temporaryPath("damaged.safetensors")
+        try PackedClassifier(run.model, backend: backend).save(to: path, info: run.info)
+        var (tensors, metadata) = try SafeTensors.read(path)
+
+        func expectError(_ t: [String: SafeTensors.Entry], _ m: [String: String], _ text: String) throws {
+            let p = temporaryPath("damaged-variant.safetensors")
+            try SafeTensors.write(t, metadata: m, to: p)
+            let error = #expect(throws: LowBitError.self) { try PackedClassifier.load(from: p, backend: backend) }
+            #expect(error.map { "\($0)" }?.contains(text) == true, "\(String(describing: error)) lacks '\(text)'")
+        }
+        let name = "blocks.0.ffn.up.weight.packed"
+        var codes = tensors[name]!
+        codes.data[0] = 0xFF  // ternary code 3: not a ternary value
+        try expectError(tensors.merging([name: codes]) { $1 }, metadata, "outside the ternary range")
+        try expectError(tensors.filter { $0.key != name }, metadata, "missing tensor '\(name)'")
+        var short = tensors[name]!
+        short.shape = [short.shape[0] - 64]
+        short.data.removeLast(64)
+        try expectError(tensors.merging([name: short]) { $1 }, metadata, "has shape")
+        try expectError(tensors, metadata.merging(["lowbit.format": "lowbit-checkpoint-1"]) { $1 }, "not a LowBit packed model")
+        try expectError(tensors, metadata.filter { $0.key != "lowbit.data" }, "no readable class names")
+        tensors["blocks.0.ffn.up.weight.scales"] = SafeTensors.Entry(floats: [-1], shape: [1])
+        try expectError(tensors, metadata, "negative or non-finite scale")
+        metadata["lowbit.classes"] = "3"
+        try expectError(tensors, metadata, "classes")
+    }
+
+    @Test("the learning rate warms up linearly, peaks, then decays by a cosine to the final fraction")
+    func schedule() throws {
+        let (train, _) = try Self.data.get()
+        var s = Self.tiny(nil, epochs: 10)
+        s.warmupEpochs = 2
+        s.learningRate = 1e-2
+        s.finalLearningRateFraction = 0.1
+        let run = try ClassifierTraining(settings: s, train: train)
+        let per = run.stepsPerEpoch(train), total = 10 * per
+        let rates = (0..<total).map { run.learningRate(atStep: $0, stepsPerEpoch: per) }
+        #expect(zip(rates, rates.dropFirst()).prefix(2 * per - 1).allSatisfy { $0 < $1 })
+        #expect(abs(rates.max()! - 1e-2) < 1e-7)
+        #expect(zip(rates, rates.dropFirst()).dropFirst(2 * per).allSatisfy { $0 >= $1 })
+        #expect(abs(rates.last! - 1e-3) < 1e-7)
+    }
+
+    @Test("bad settings are errors naming the setting", arguments: [
+        (TrainingSettings(epochs: 0), "epochs"),
+        (TrainingSettings(batchSize: 0), "batch size"),
+        (TrainingSettings(learningRate: .nan), "learning rate"),
+        (TrainingSettings(mode: nil, quantizedBackward: true), "QT"),
+        (TrainingSettings(hiddenSize: 30, numHeads: 4), "divisible"),
+        (TrainingSettings(dropout: 1), "dropout"),
+    ])
+    func badSettings(settings: TrainingSettings, text: String) throws {
+        let (train, _) = try Self.data.get()
+        let error = #expect(throws: LowBitError.self) { try ClassifierTraining(settings: settings, train: train) }
+        #expect(error.map { "\($0)" }?.contains(text) == true, "\(String(describing: error))")
+    }
+}
