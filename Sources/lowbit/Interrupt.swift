@@ -6,6 +6,11 @@ enum Interrupt {
     nonisolated(unsafe) private static var flag: sig_atomic_t = 0
 
     static func install() {
+        // A parent may have started us with SIGINT blocked (the mask is inherited): unblock it.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigprocmask(SIG_UNBLOCK, &set, nil)
         signal(SIGINT) { _ in
             Interrupt.flag = 1
             signal(SIGINT, SIG_DFL)

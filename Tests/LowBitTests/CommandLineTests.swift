@@ -1,0 +1,147 @@
+import Foundation
+import LowBit
+import Testing
+
+/// The `lowbit` executable, run as a user runs it: built beside the test runner.
+struct LowBitProcess {
+    static var executable: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("lowbit")
+    }
+
+    let process = Process()
+    let stdout = Pipe(), stderr = Pipe()
+
+    init(_ arguments: [String]) throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.executable.path) else {
+            throw LowBitError.invalidFile(path: Self.executable.path, reason: "the lowbit executable was not built beside the tests")
+        }
+        process.executableURL = Self.executable
+        process.arguments = arguments
+        process.standardOutput = stdout
+        process.standardError = stderr
+        try process.run()
+    }
+
+    /// Waits for the end; (status, standard output, standard error).
+    func finish() -> (status: Int32, out: String, err: String) {
+        let out = stdout.fileHandleForReading.readDataToEndOfFile(), err = stderr.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+
+    static func run(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+        try LowBitProcess(arguments).finish()
+    }
+}
+
+@Suite("Command line", .serialized)
+struct CommandLineTests {
+    static let small = ["--hidden-size", "16", "--layers", "1", "--heads", "2"]
+
+    @Test("train --json: one JSON array on stdout, the table on stderr, and per mode a checkpoint, packed model, metrics and SVG curve")
+    func trainJSON() throws {
+        let out = temporaryPath("cli-train")
+        let r = try LowBitProcess.run(["train", "--mode", "float,ternary", "--epochs", "2", "--json", "--out", out] + Self.small)
+        #expect(r.status == 0, "\(r.err)")
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [[String: Any]], "stdout: \(r.out)")
+        #expect(rows.map { $0["mode"] as? String } == ["float", "ternary"])
+        for row in rows {
+            for key in ["mode", "test_accuracy", "final_loss", "train_seconds", "packed_bytes", "latency_ms"] {
+                #expect(row[key] != nil, "missing \(key)")
+            }
+            #expect((row["test_accuracy"] as? Double ?? 0) > 0.3)
+            let dir = out + "/" + (row["mode"] as! String)
+            for file in ["checkpoint.safetensors", "model.packed.safetensors", "metrics.json"] {
+                #expect(FileManager.default.fileExists(atPath: dir + "/" + file), "\(dir)/\(file)")
+            }
+            let svg = try String(contentsOfFile: dir + "/curve.svg", encoding: .utf8)
+            #expect(svg.hasPrefix("<svg") && svg.contains("<polyline") && svg.hasSuffix("</svg>\n"))
+            let metrics = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/metrics.json"))) as! [String: Any]
+            #expect((metrics["history"] as? [Any])?.count == 2)
+
+            // eval of the packed model reproduces the reported accuracy.
+            let e = try LowBitProcess.run(["eval", dir + "/model.packed.safetensors", "--json"])
+            #expect(e.status == 0, "\(e.err)")
+            let report = try JSONSerialization.jsonObject(with: Data(e.out.utf8)) as! [String: Any]
+            #expect(report["accuracy"] as? Double == row["test_accuracy"] as? Double)
+            #expect((report["confusion"] as? [[Int]])?.count == 9)
+        }
+        #expect((rows[0]["packed_bytes"] as! Int) > 3 * (rows[1]["packed_bytes"] as! Int))
+        #expect(r.err.contains("mode") && r.err.contains("packed bytes"), "the table goes to stderr with --json")
+    }
+
+    @Test("Ctrl-C keeps the last checkpoint; --resume continues from it to the end")
+    func interruptAndResume() throws {
+        let out = temporaryPath("cli-interrupt")
+        let args = ["train", "--mode", "int8", "--epochs", "6", "--out", out]
+        let checkpoint = out + "/int8/checkpoint.safetensors"
+        let p = try LowBitProcess(args)
+        let deadline = Date().addingTimeInterval(600)
+        while !FileManager.default.fileExists(atPath: checkpoint), p.process.isRunning, Date() < deadline { usleep(5_000) }
+        kill(p.process.processIdentifier, SIGINT)
+        let r = p.finish()
+        #expect(r.status == 130, "status \(r.status): \(r.err)")
+        #expect(r.err.contains("--resume"))
+        let saved = try ClassifierTraining(resumingFrom: checkpoint)
+        let (train, _) = try Datasets.japaneseVowels()
+        #expect(saved.optimizer.step >= saved.stepsPerEpoch(train) && !saved.isFinished(train), "step \(saved.optimizer.step)")
+
+        let resumed = try LowBitProcess.run(args + ["--resume"])
+        #expect(resumed.status == 0, "\(resumed.err)")
+        #expect(resumed.out.contains("resuming at step \(saved.optimizer.step)"))
+        let done = try ClassifierTraining(resumingFrom: checkpoint)
+        #expect(done.isFinished(train))
+        #expect(done.history.map(\.epoch) == Array(1...6))
+
+        // Resuming with other settings is refused, naming the problem.
+        let other = try LowBitProcess.run(["train", "--mode", "int8", "--epochs", "7", "--out", out, "--resume"])
+        #expect(other.status != 0)
+        #expect(other.err.contains("other settings"))
+    }
+
+    @Test("bad arguments are clear errors", arguments: [
+        (["train", "--mode", "int3"], "unknown mode 'int3'"),
+        (["train", "--data", "/nonexistent/X_TRAIN.ts"], "/nonexistent/X_TRAIN.ts"),
+        (["train", "--epochs", "0"], "epochs must be positive"),
+        (["train", "--validation", "1.5"], "--validation"),
+        (["eval", "/nonexistent/model.safetensors"], "/nonexistent/model.safetensors"),
+        (["calibrate", "/nonexistent/model.safetensors"], "/nonexistent/model.safetensors"),
+    ])
+    func badArguments(arguments: [String], text: String) throws {
+        let r = try LowBitProcess.run(arguments + ["--out", temporaryPath("cli-bad")].filter { _ in arguments[0] == "train" })
+        #expect(r.status != 0)
+        #expect(r.err.contains(text), "\(r.err)")
+    }
+
+    @Test("train on another dataset in CSV (univariate, string labels, its _TEST sibling), then eval and calibrate")
+    func otherDataset() throws {
+        var rng = SeededGenerator(seed: 5)
+        func write(_ path: String, count: Int) throws {
+            var text = "label,values\n"
+            for i in 0..<count {
+                let up = i % 2 == 0
+                let n = 8 + i % 5
+                text += (up ? "rising" : "falling") + "," + (0..<n).map { t in
+                    String(Float(up ? t : n - t) + rng.signedUnit() * 0.5)
+                }.joined(separator: ",") + "\n"
+            }
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+        }
+        let train = temporaryPath("Slopes_TRAIN.csv"), test = temporaryPath("Slopes_TEST.csv")
+        try write(train, count: 60)
+        try write(test, count: 40)
+        let out = temporaryPath("cli-slopes")
+        let r = try LowBitProcess.run(["train", "--data", train, "--mode", "binary", "--epochs", "8", "--json", "--out", out] + Self.small)
+        #expect(r.status == 0, "\(r.err)")
+        let rows = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [[String: Any]]
+        #expect((rows[0]["test_accuracy"] as! Double) >= 0.9, "\(rows)")
+        #expect(r.err.contains("Slopes_TEST.csv"))
+        let e = try LowBitProcess.run(["eval", out + "/binary/model.packed.safetensors", "--data", test])
+        #expect(e.status == 0 && e.out.contains("rising") && e.out.contains("falling"), "\(e.out) \(e.err)")
+        let c = try LowBitProcess.run(["calibrate", out + "/binary/checkpoint.safetensors", "--data", train, "--json"])
+        #expect(c.status == 0, "\(c.err)")
+        let report = try JSONSerialization.jsonObject(with: Data(c.out.utf8)) as! [String: Any]
+        #expect((report["ranges"] as? [String: Double])?.count == 4)
+        #expect(FileManager.default.fileExists(atPath: report["out"] as! String))
+    }
+}
