@@ -48,7 +48,12 @@ public struct Tensor: Sendable, Equatable {
     }
 
     /// The index of the first NaN or infinity, if any.
-    public var firstNonFiniteIndex: Int? { scalars.firstIndex { !$0.isFinite } }
+    public var firstNonFiniteIndex: Int? {
+        scalars.withUnsafeBufferPointer { b in
+            for i in b.indices where !b[i].isFinite { return i }
+            return nil
+        }
+    }
 
     /// Throws ``LowBitError/nonFinite(_:)`` if any element is NaN or infinite.
     public func checkFinite(_ role: String) throws {

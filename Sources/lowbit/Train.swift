@@ -111,7 +111,9 @@ struct Train: ParsableCommand {
             run = try ClassifierTraining(settings: wanted, train: train, windowSize: max(train.maxLength, test.maxLength))
         }
         var display = ProgressDisplay(label: pad(wanted.modeName, 8))
+        // About ten points of the evaluation curve: evaluating every epoch would cost a quarter of the time.
         let outcome = try run.run(train: train, evaluation: test, backend: backend, checkpointPath: checkpoint,
+                                  evaluationInterval: max(1, run.settings.epochs / 10),
                                   progress: { display.update($0) }, shouldStop: { Interrupt.requested })
         display.finish()
         guard outcome == .finished else { return nil }

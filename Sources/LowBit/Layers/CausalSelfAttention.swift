@@ -65,10 +65,10 @@ public final class CausalSelfAttention {
 
     public func backward(_ dy: Tensor, _ exec: Execution) throws -> Tensor {
         guard let s = shape, let qkvT = qkvOut else { throw LowBitError.invalidArgument("\(path): backward without a training forward") }
-        let datt = try output.backward(dy, exec)
+        let dattT = try output.backward(dy, exec)
         let (T, H, hd) = (s.steps, hidden, hidden / heads)
         let scale = 1 / Float(hd).squareRoot()
-        let q3 = qkvT.scalars
+        let q3 = qkvT.scalars, probabilities = self.probabilities, datt = dattT.scalars
         var dqkv = [Float](repeating: 0, count: s.rows * 3 * H)
         var dp = [Float](repeating: 0, count: T)
         for b in 0..<s.batch {
@@ -82,8 +82,8 @@ public final class CausalSelfAttention {
                         let vRow = (b * T + j) * 3 * H + 2 * H + h * hd
                         var g: Float = 0
                         for c in 0..<hd {
-                            g += datt.scalars[oRow + c] * q3[vRow + c]
-                            dqkv[vRow + c] += probabilities[pBase + j] * datt.scalars[oRow + c]
+                            g += datt[oRow + c] * q3[vRow + c]
+                            dqkv[vRow + c] += probabilities[pBase + j] * datt[oRow + c]
                         }
                         dp[j] = g
                         weighted += probabilities[pBase + j] * g

@@ -21,16 +21,19 @@ public final class Dropout {
         if exec.step != lastStep { lastStep = exec.step; drawsThisStep = 0 }
         var rng = SeededGenerator(seed: seed &+ UInt64(truncatingIfNeeded: exec.step) &* 0x9E37_79B9_7F4A_7C15 &+ drawsThisStep &* 0xD1B5_4A32_D192_ED03)
         drawsThisStep += 1
-        mask = (0..<x.count).map { _ in rng.unit() < keep ? scale : 0 }
+        var m = [Float](repeating: 0, count: x.count)
+        for i in 0..<m.count where rng.unit() < keep { m[i] = scale }
         var y = x
-        for i in 0..<y.count { y.scalars[i] *= mask[i] }
+        for i in 0..<y.count { y.scalars[i] *= m[i] }
+        mask = m
         return y
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
         guard !mask.isEmpty else { return dy }
         var dx = dy
-        for i in 0..<dx.count { dx.scalars[i] *= mask[i] }
+        let m = mask
+        for i in 0..<dx.count { dx.scalars[i] *= m[i] }
         return dx
     }
 }

@@ -23,16 +23,25 @@ public final class LayerNorm {
         guard d == features else { throw LowBitError.invalidShape("\(path) normalizes \(features) features, got \(d)") }
         var y = [Float](repeating: 0, count: n * d)
         var xhat = [Float](repeating: 0, count: n * d), rstd = [Float](repeating: 0, count: n)
-        for i in 0..<n {
-            let row = x.scalars[(i * d)..<((i + 1) * d)]
-            let mean = row.reduce(0, +) / Float(d)
-            let variance = row.reduce(Float(0)) { $0 + ($1 - mean) * ($1 - mean) } / Float(d)
-            let r = 1 / (variance + epsilon).squareRoot()
-            rstd[i] = r
-            for (c, v) in row.enumerated() {
-                let h = (v - mean) * r
-                xhat[i * d + c] = h
-                y[i * d + c] = h * gamma.value[c] + beta.value[c]
+        let (g, b, eps) = (gamma.value, beta.value, epsilon)
+        x.scalars.withUnsafeBufferPointer { x in
+            y.withUnsafeMutableBufferPointer { y in
+                xhat.withUnsafeMutableBufferPointer { xhat in
+                    for i in 0..<n {
+                        var mean: Float = 0
+                        for c in 0..<d { mean += x[i * d + c] }
+                        mean /= Float(d)
+                        var variance: Float = 0
+                        for c in 0..<d { variance += (x[i * d + c] - mean) * (x[i * d + c] - mean) }
+                        let r = 1 / (variance / Float(d) + eps).squareRoot()
+                        rstd[i] = r
+                        for c in 0..<d {
+                            let h = (x[i * d + c] - mean) * r
+                            xhat[i * d + c] = h
+                            y[i * d + c] = h * g[c] + b[c]
+                        }
+                    }
+                }
             }
         }
         if exec.training { normalized = xhat; reciprocalStd = rstd }
@@ -43,23 +52,29 @@ public final class LayerNorm {
         let d = features, n = reciprocalStd.count
         guard dy.shape == [n, d] else { throw LowBitError.invalidShape("\(path) output gradient must be [\(n), \(d)], got \(dy.shape)") }
         var dx = [Float](repeating: 0, count: n * d)
-        for i in 0..<n {
-            var meanD: Float = 0, meanDX: Float = 0
-            for c in 0..<d {
-                let g = dy.scalars[i * d + c], h = normalized[i * d + c]
-                gamma.grad[c] += g * h
-                beta.grad[c] += g
-                let dn = g * gamma.value[c]
-                meanD += dn
-                meanDX += dn * h
-            }
-            meanD /= Float(d)
-            meanDX /= Float(d)
-            for c in 0..<d {
-                let dn = dy.scalars[i * d + c] * gamma.value[c]
-                dx[i * d + c] = reciprocalStd[i] * (dn - meanD - normalized[i * d + c] * meanDX)
+        var dGamma = gamma.grad, dBeta = beta.grad
+        let (gv, xhat, rstd) = (gamma.value, normalized, reciprocalStd)
+        dy.scalars.withUnsafeBufferPointer { dy in
+            for i in 0..<n {
+                var meanD: Float = 0, meanDX: Float = 0
+                for c in 0..<d {
+                    let g = dy[i * d + c], h = xhat[i * d + c]
+                    dGamma[c] += g * h
+                    dBeta[c] += g
+                    let dn = g * gv[c]
+                    meanD += dn
+                    meanDX += dn * h
+                }
+                meanD /= Float(d)
+                meanDX /= Float(d)
+                for c in 0..<d {
+                    let dn = dy[i * d + c] * gv[c]
+                    dx[i * d + c] = rstd[i] * (dn - meanD - xhat[i * d + c] * meanDX)
+                }
             }
         }
+        gamma.grad = dGamma
+        beta.grad = dBeta
         return try Tensor(shape: [n, d], scalars: dx)
     }
 }

@@ -73,7 +73,7 @@ public final class Linear {
         if exec.training { input = x }
         guard quantization != nil else {
             var y = try exec.backend.matmul(x, weight.tensor, transposeA: false, transposeB: true)
-            if let bias { for i in 0..<n { for j in 0..<outputs { y.scalars[i * outputs + j] += bias.value[j] } } }
+            if let bias { addRowVector(&y, bias.value) }
             return y
         }
         let w = try preparedWeights(exec.backend)
@@ -142,6 +142,20 @@ public final class Linear {
 func columnSums(_ t: Tensor) -> Tensor {
     let (n, m) = (t.shape[0], t.shape[1])
     var s = [Float](repeating: 0, count: m)
-    for i in 0..<n { for j in 0..<m { s[j] += t.scalars[i * m + j] } }
+    t.scalars.withUnsafeBufferPointer { x in
+        s.withUnsafeMutableBufferPointer { s in
+            for i in 0..<n { for j in 0..<m { s[j] += x[i * m + j] } }
+        }
+    }
     return try! Tensor(shape: [m], scalars: s)
+}
+
+/// y[i, j] += v[j] for every row i.
+func addRowVector(_ y: inout Tensor, _ v: [Float]) {
+    let m = v.count
+    v.withUnsafeBufferPointer { v in
+        y.scalars.withUnsafeMutableBufferPointer { y in
+            for i in 0..<(y.count / m) { for j in 0..<m { y[i * m + j] += v[j] } }
+        }
+    }
 }

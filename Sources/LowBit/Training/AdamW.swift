@@ -27,9 +27,10 @@ public final class AdamW {
             var m = firstMoment[p.name] ?? [Float](repeating: 0, count: p.count)
             var v = secondMoment[p.name] ?? [Float](repeating: 0, count: p.count)
             var value = p.value
+            let grad = p.grad
             let decay = p.decays ? weightDecay : 0
             for i in 0..<p.count {
-                let g = p.grad[i]
+                let g = grad[i]
                 m[i] = beta1 * m[i] + (1 - beta1) * g
                 v[i] = beta2 * v[i] + (1 - beta2) * g * g
                 value[i] -= learningRate * ((m[i] / c1) / ((v[i] / c2).squareRoot() + epsilon) + decay * value[i])

@@ -26,7 +26,7 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
     /// The defaults of `lowbit train`, chosen on a validation split held out of
     /// JapaneseVowels' training split (see the README).
     public init(mode: QuantizationMode? = nil, quantizedBackward: Bool = false, hiddenSize: Int = 64, numLayers: Int = 2,
-                numHeads: Int = 4, dropout: Float = 0.1, epochs: Int = 40, batchSize: Int = 16, learningRate: Float = 2e-3,
+                numHeads: Int = 4, dropout: Float = 0.2, epochs: Int = 40, batchSize: Int = 16, learningRate: Float = 2e-3,
                 warmupEpochs: Int = 2, finalLearningRateFraction: Float = 0.05, weightDecay: Float = 0.05,
                 maxGradientNorm: Float = 1, seed: UInt64 = 0) {
         self.mode = mode
@@ -180,12 +180,12 @@ public final class ClassifierTraining {
     public enum Outcome: Sendable, Equatable { case finished, interrupted }
 
     /// Trains from the current step to the last epoch. After every epoch: evaluates on
-    /// `evaluation` (if given), appends to the history, saves to `checkpointPath` (if
-    /// given; atomically). `shouldStop` is asked after every step; when it says yes the
+    /// `evaluation` (if given; every `evaluationInterval` epochs and after the last),
+    /// appends to the history, saves to `checkpointPath` (if given; atomically). `shouldStop` is asked after every step; when it says yes the
     /// run saves a checkpoint at that step and returns `.interrupted`.
     @discardableResult
     public func run(train: TimeSeriesDataset, evaluation: TimeSeriesDataset? = nil, backend: any Backend,
-                    checkpointPath: String? = nil, progress: (TrainingProgress) -> Void = { _ in },
+                    checkpointPath: String? = nil, evaluationInterval: Int = 1, progress: (TrainingProgress) -> Void = { _ in },
                     shouldStop: () -> Bool = { false }) throws -> Outcome {
         let train = try train.relabelled(to: classNames)
         let evaluation = try evaluation?.relabelled(to: classNames)
@@ -222,7 +222,7 @@ public final class ClassifierTraining {
             if within == perEpoch - 1 {
                 var record = EpochRecord(epoch: epoch + 1, step: step + 1, trainLoss: epochLoss,
                                          trainAccuracy: epochAccuracy, seconds: trainSeconds)
-                if let evalBatches {
+                if let evalBatches, (epoch + 1) % max(evaluationInterval, 1) == 0 || epoch + 1 == settings.epochs {
                     let (l, a) = try trainer.evaluate(evalBatches)
                     (record.evaluationLoss, record.evaluationAccuracy) = (l, a)
                 }
