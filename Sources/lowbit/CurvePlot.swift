@@ -38,10 +38,11 @@ enum CurvePlot {
         let legend = [("#1f77b4", "training loss (left)", false), ("#d62728", "training accuracy (right)", true),
                       ("#2ca02c", "\(evaluationName) accuracy (right)", false)]
         for (i, (color, name, dashed)) in legend.enumerated() {
-            let y = top + 14 + Double(i) * 16
-            s += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" ", left + 10, y - 4, left + 34, y - 4)
+            // Middle right: accuracy converges near the top, loss near the bottom.
+            let (x0, y) = (left + plotW - 250, top + plotH * 0.4 + Double(i) * 16)
+            s += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" ", x0, y - 4, x0 + 24, y - 4)
                 + "stroke=\"\(color)\" stroke-width=\"2\"\(dashed ? " stroke-dasharray=\"6 4\"" : "")/>\n"
-            s += String(format: "<text x=\"%.1f\" y=\"%.1f\">", left + 40, y) + escape(name) + "</text>\n"
+            s += String(format: "<text x=\"%.1f\" y=\"%.1f\">", x0 + 30, y) + escape(name) + "</text>\n"
         }
         return s + "</svg>\n"
     }

@@ -13,15 +13,7 @@ import Foundation
 ///
 /// Class names are kept in order of first appearance.
 public enum CSVFile {
-    public static func read(_ path: String) throws -> TimeSeriesDataset {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw LowBitError.invalidFile(path: path, reason: "cannot read the file (missing or unreadable)")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw LowBitError.invalidFile(path: path, reason: "not UTF-8 text")
-        }
-        return try parse(text, path: path)
-    }
+    public static func read(_ path: String) throws -> TimeSeriesDataset { try parse(TSFile.readText(path), path: path) }
 
     public static func parse(_ text: String, path: String) throws -> TimeSeriesDataset {
         let lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated()

@@ -12,12 +12,7 @@ public enum Checkpoint {
                             metadata extra: [String: String] = [:]) throws {
         var tensors: [String: SafeTensors.Entry] = [:]
         for p in model.parameters { tensors[p.name] = SafeTensors.Entry(floats: p.value, shape: p.shape) }
-        var layers: [String: LayerRecord] = [:]
-        for l in model.encoder.linears where l.quantizable {
-            layers[l.path] = LayerRecord(quantization: l.quantization, staticRange: l.usesStaticRange)
-            tensors[l.path + ".activation_count"] = SafeTensors.Entry(int64s: [Int64(l.statistics.count)], shape: [1])
-            tensors[l.path + ".activation_sum_absmax"] = SafeTensors.Entry(doubles: [l.statistics.sumOfAbsmax], shape: [1])
-        }
+        let layers = saveLayers(model, into: &tensors)
         var metadata = extra
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -65,16 +60,7 @@ public enum Checkpoint {
             guard values.allSatisfy(\.isFinite) else { throw bad("tensor '\(p.name)' holds NaN or infinity") }
             p.value = values
         }
-        for l in model.encoder.linears where l.quantizable {
-            let count = try tensor(l.path + ".activation_count", [1]).int64s(l.path, path)[0]
-            let sum = try tensor(l.path + ".activation_sum_absmax", [1]).doubles(l.path, path)[0]
-            guard count >= 0, sum.isFinite, sum >= 0 else { throw bad("\(l.path) has invalid activation statistics") }
-            l.statistics = ActivationStatistics(count: Int(count), sumOfAbsmax: sum)
-            if layers[l.path]?.staticRange == true {
-                guard count > 0 else { throw bad("\(l.path) uses a static range but has no statistics") }
-                l.usesStaticRange = true
-            }
-        }
+        try restoreLayers(model, layers, tensor: tensor, path: path)
         var optimizer: AdamW?
         if let text = metadata["lowbit.optimizer"] {
             guard let r = try? decoder.decode(OptimizerRecord.self, from: Data(text.utf8)) else { throw bad("unreadable optimizer settings") }
@@ -87,6 +73,34 @@ public enum Checkpoint {
             optimizer = o
         }
         return (model, optimizer, metadata)
+    }
+
+    /// Each quantizable layer's quantization and static-range flag (returned, for the
+    /// metadata) and its activation statistics (added to `tensors`).
+    static func saveLayers(_ model: SequenceClassifier, into tensors: inout [String: SafeTensors.Entry]) -> [String: LayerRecord] {
+        var layers: [String: LayerRecord] = [:]
+        for l in model.encoder.linears where l.quantizable {
+            layers[l.path] = LayerRecord(quantization: l.quantization, staticRange: l.usesStaticRange)
+            tensors[l.path + ".activation_count"] = SafeTensors.Entry(int64s: [Int64(l.statistics.count)], shape: [1])
+            tensors[l.path + ".activation_sum_absmax"] = SafeTensors.Entry(doubles: [l.statistics.sumOfAbsmax], shape: [1])
+        }
+        return layers
+    }
+
+    /// The inverse of ``saveLayers(_:into:)``: statistics and static ranges, validated.
+    static func restoreLayers(_ model: SequenceClassifier, _ layers: [String: LayerRecord],
+                              tensor: (String, [Int]) throws -> SafeTensors.Entry, path: String) throws {
+        func bad(_ reason: String) -> LowBitError { .invalidFile(path: path, reason: reason) }
+        for l in model.encoder.linears where l.quantizable {
+            let count = try tensor(l.path + ".activation_count", [1]).int64s(l.path, path)[0]
+            let sum = try tensor(l.path + ".activation_sum_absmax", [1]).doubles(l.path, path)[0]
+            guard count >= 0, sum.isFinite, sum >= 0 else { throw bad("\(l.path) has invalid activation statistics") }
+            l.statistics = ActivationStatistics(count: Int(count), sumOfAbsmax: sum)
+            if layers[l.path]?.staticRange == true {
+                guard count > 0 else { throw bad("\(l.path) uses a static range but has no statistics") }
+                l.usesStaticRange = true
+            }
+        }
     }
 
     struct LayerRecord: Codable {

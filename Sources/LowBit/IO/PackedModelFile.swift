@@ -13,12 +13,8 @@ extension PackedClassifier {
         var tensors: [String: SafeTensors.Entry] = [:]
         let quantized = Set(model.quantizedLayers.map(\.weight.name))
         for p in model.parameters where !quantized.contains(p.name) { tensors[p.name] = SafeTensors.Entry(floats: p.value, shape: p.shape) }
-        var layers: [String: Checkpoint.LayerRecord] = [:]
-        for l in model.encoder.linears where l.quantizable {
-            layers[l.path] = Checkpoint.LayerRecord(quantization: l.quantization, staticRange: l.usesStaticRange)
-            tensors[l.path + ".activation_count"] = SafeTensors.Entry(int64s: [Int64(l.statistics.count)], shape: [1])
-            tensors[l.path + ".activation_sum_absmax"] = SafeTensors.Entry(doubles: [l.statistics.sumOfAbsmax], shape: [1])
-            guard l.quantization != nil else { continue }
+        let layers = Checkpoint.saveLayers(model, into: &tensors)
+        for l in model.quantizedLayers {
             let prepared = try l.preparedWeights(backend)
             guard let storage = prepared.storage as? PackedStorage else { throw LowBitError.invalidArgument("\(l.path) is not packed") }
             tensors[l.weight.name + ".packed"] = SafeTensors.Entry(bytes: storage.bytes, shape: [storage.bytes.count])
@@ -81,16 +77,7 @@ extension PackedClassifier {
                 p.value = values
             }
         }
-        for l in model.encoder.linears where l.quantizable {
-            let count = try tensor(l.path + ".activation_count", [1]).int64s(l.path, path)[0]
-            let sum = try tensor(l.path + ".activation_sum_absmax", [1]).doubles(l.path, path)[0]
-            guard count >= 0, sum.isFinite, sum >= 0 else { throw bad("\(l.path) has invalid activation statistics") }
-            l.statistics = ActivationStatistics(count: Int(count), sumOfAbsmax: sum)
-            if layers[l.path]?.staticRange == true {
-                guard count > 0 else { throw bad("\(l.path) uses a static range but has no statistics") }
-                l.usesStaticRange = true
-            }
-        }
+        try Checkpoint.restoreLayers(model, layers, tensor: tensor, path: path)
         return (PackedClassifier(packed: model, backend: backend), info)
     }
 }

@@ -9,15 +9,7 @@ import Foundation
 ///
 /// Every refusal is a ``LowBitError/invalidFile(path:reason:)`` naming the line and problem.
 public enum TSFile {
-    public static func read(_ path: String) throws -> TimeSeriesDataset {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw LowBitError.invalidFile(path: path, reason: "cannot read the file (missing or unreadable)")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw LowBitError.invalidFile(path: path, reason: "not UTF-8 text")
-        }
-        return try parse(text, path: path)
-    }
+    public static func read(_ path: String) throws -> TimeSeriesDataset { try parse(readText(path), path: path) }
 
     /// Parses `.ts` text; `path` names it in errors and gives the default problem name.
     public static func parse(_ text: String, path: String) throws -> TimeSeriesDataset {
@@ -120,6 +112,17 @@ public enum TSFile {
         let name = header["@problemname"].flatMap { $0.isEmpty ? nil : $0 }
             ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         return try TimeSeriesDataset(name: name, channels: channels!, series: series, labels: labels, classNames: classNames!)
+    }
+
+    /// A text file's contents, or an error naming why not.
+    static func readText(_ path: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw LowBitError.invalidFile(path: path, reason: "cannot read the file (missing or unreadable)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw LowBitError.invalidFile(path: path, reason: "not UTF-8 text")
+        }
+        return text
     }
 
     /// Fills gaps from the previous value (the next one for leading gaps); nil when all missing.
