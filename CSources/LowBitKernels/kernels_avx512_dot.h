@@ -24,36 +24,44 @@ INLINE __m512i dp4(__m512i acc, __m512i u, __m512i s, const int full) {
 }
 
 /* With one or two tokens, consecutive dot products into one accumulator would wait on each
- * other's latency, so planes (for 8-bit, whole chunks) alternate between two accumulator
- * banks. With more tokens the tokens themselves give enough independent chains, and a
- * second bank would only cost registers. */
+ * other's latency (vpdpbusd: about 4 cycles, 2 per cycle), so the (chunk, plane) steps of a
+ * group of 8 chunks rotate over NB accumulator banks: 8 for one token, 4 for two. With more
+ * tokens the tokens themselves give enough independent chains. */
 INLINE void CAT(dot_tile, LOWBIT_DOT_SUFFIX)(const int bits, const int NR, int64_t chunks,
                                               const uint8_t *restrict w, const int8_t *restrict x,
                                               int64_t ldx, int32_t *restrict acc) {
     const int planes = 8 / bits, chunk_k = 32 / bits;
     const __m512i mask = _mm512_set1_epi8((char)((1 << bits) - 1));
-    __m512i a[2][LOWBIT_MAX_NR];
-    for (int j = 0; j < NR; j++) a[0][j] = a[1][j] = _mm512_setzero_si512();
-    /* one step: chunk c into bank `bank` (planes alternate banks when there are several) */
-#define STEP(c, bank)                                                                                   \
+    enum { G = 8 };
+    const int NB = NR == 1 ? 8 : NR == 2 ? 4 : 1;
+    __m512i a[8][LOWBIT_MAX_NR];
+    for (int b = 0; b < NB; b++)
+        for (int j = 0; j < NR; j++) a[b][j] = _mm512_setzero_si512();
+    /* one step: chunk c, the i-th of its group; plane p goes to bank (i·planes + p) mod NB */
+#define STEP(c, i)                                                                                      \
     do {                                                                                                \
         const __m512i v = _mm512_loadu_si512((const void *)(w + (c) * 64));                            \
         for (int p = 0; p < planes; p++) {                                                              \
             const __m512i codes = bits < 8 ? _mm512_and_si512(_mm512_srli_epi16(v, p * bits), mask) : v; \
             const int8_t *xp = x + (c) * chunk_k + 4 * p;                                               \
-            const int b = NR > 2 ? 0 : planes > 1 ? (p & 1) : (bank);                                                \
+            const int b = ((i) * planes + p) % NB;                                                      \
             for (int j = 0; j < NR; j++)                                                                \
                 a[b][j] = dp4(a[b][j], codes, _mm512_set1_epi32(lowbit_load_i32(xp + j * ldx)), bits == 8); \
         }                                                                                               \
     } while (0)
     int64_t c = 0;
-    for (; c + 2 <= chunks; c += 2) {
-        STEP(c, 0);
-        STEP(c + 1, 1);
+    /* spelled out: the bank of every step must be a constant, or the banks live in memory */
+    for (; c + G <= chunks; c += G) {
+        STEP(c, 0); STEP(c + 1, 1); STEP(c + 2, 2); STEP(c + 3, 3);
+        STEP(c + 4, 4); STEP(c + 5, 5); STEP(c + 6, 6); STEP(c + 7, 7);
     }
-    if (c < chunks) STEP(c, 0);
+    for (; c < chunks; c++) STEP(c, 0);
 #undef STEP
-    for (int j = 0; j < NR; j++) _mm512_storeu_si512((void *)(acc + 16 * j), NR > 2 ? a[0][j] : _mm512_add_epi32(a[0][j], a[1][j]));
+    for (int j = 0; j < NR; j++) {
+        __m512i s = a[0][j];
+        for (int b = 1; b < NB; b++) s = _mm512_add_epi32(s, a[b][j]);
+        _mm512_storeu_si512((void *)(acc + 16 * j), s);
+    }
 }
 
 INLINE void CAT(dot_all, LOWBIT_DOT_SUFFIX)(const int bits, int64_t chunks, const uint8_t *restrict w,

@@ -126,7 +126,10 @@ static void test_dot(const lowbit_kernel_table *t, int bits) {
         .dot_b1 = lowbit_dot_b1_scalar, .dot_b2 = lowbit_dot_b2_scalar, .dot_b4 = lowbit_dot_b4_scalar,
         .dot_b8 = lowbit_dot_b8_scalar}, bits);
     const int chunk_k = 32 / bits, mask = (1 << bits) - 1;
-    for (int64_t chunks = 1; chunks <= 9; chunks += 2) {
+    /* 8 and more: the unrolled groups of 8 chunks of the AVX-512 kernels, with and without a remainder */
+    static const int64_t chunk_counts[] = {1, 3, 5, 7, 8, 9, 16, 23};
+    for (size_t ci = 0; ci < sizeof chunk_counts / sizeof chunk_counts[0]; ci++) {
+        const int64_t chunks = chunk_counts[ci];
         for (int nr = 1; nr <= LOWBIT_MAX_NR; nr++) {
             const int64_t ldx = chunks * chunk_k + rand_int(0, 5);
             uint8_t *w = xmalloc(chunks * 64);
