@@ -43,18 +43,7 @@ public enum Checkpoint {
             throw bad("not a LowBit checkpoint (format '\(metadata["lowbit.format"] ?? "none")', expected \(formatVersion))")
         }
         let decoder = JSONDecoder()
-        guard let optionsText = metadata["lowbit.options"], let options = try? decoder.decode(EncoderOptions.self, from: Data(optionsText.utf8)),
-              let classes = metadata["lowbit.classes"].flatMap(Int.init),
-              let layersText = metadata["lowbit.layers"], let layers = try? decoder.decode([String: LayerRecord].self, from: Data(layersText.utf8)) else {
-            throw bad("the metadata lacks readable options, classes or layers")
-        }
-        let rules = layers.keys.sorted().map { QuantizationRule($0, layers[$0]!.quantization) }
-        let model = try SequenceClassifier(options, classes: classes, rules: rules)
-        func tensor(_ name: String, _ shape: [Int]) throws -> SafeTensors.Entry {
-            guard let e = tensors[name] else { throw bad("missing tensor '\(name)'") }
-            guard e.shape == shape else { throw bad("tensor '\(name)' has shape \(e.shape), the model expects \(shape)") }
-            return e
-        }
+        let (model, layers, tensor) = try skeleton(tensors, metadata, path: path)
         for p in model.parameters {
             let values = try tensor(p.name, p.shape).floats(p.name, path)
             guard values.allSatisfy(\.isFinite) else { throw bad("tensor '\(p.name)' holds NaN or infinity") }
@@ -73,6 +62,27 @@ public enum Checkpoint {
             optimizer = o
         }
         return (model, optimizer, metadata)
+    }
+
+    /// The model the metadata describes (options, classes, per-layer quantization) with its
+    /// weights not yet loaded, and a lookup that checks a tensor's presence and shape.
+    static func skeleton(_ tensors: [String: SafeTensors.Entry], _ metadata: [String: String], path: String) throws
+        -> (model: SequenceClassifier, layers: [String: LayerRecord], tensor: (String, [Int]) throws -> SafeTensors.Entry) {
+        func bad(_ reason: String) -> LowBitError { .invalidFile(path: path, reason: reason) }
+        let decoder = JSONDecoder()
+        guard let optionsText = metadata["lowbit.options"], let options = try? decoder.decode(EncoderOptions.self, from: Data(optionsText.utf8)),
+              let classes = metadata["lowbit.classes"].flatMap(Int.init),
+              let layersText = metadata["lowbit.layers"], let layers = try? decoder.decode([String: LayerRecord].self, from: Data(layersText.utf8)) else {
+            throw bad("the metadata lacks readable options, classes or layers")
+        }
+        let rules = layers.keys.sorted().map { QuantizationRule($0, layers[$0]!.quantization) }
+        let model = try SequenceClassifier(options, classes: classes, rules: rules)
+        let tensor = { (name: String, shape: [Int]) throws -> SafeTensors.Entry in
+            guard let e = tensors[name] else { throw bad("missing tensor '\(name)'") }
+            guard e.shape == shape else { throw bad("tensor '\(name)' has shape \(e.shape), the model expects \(shape)") }
+            return e
+        }
+        return (model, layers, tensor)
     }
 
     /// Each quantizable layer's quantization and static-range flag (returned, for the

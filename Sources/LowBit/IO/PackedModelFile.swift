@@ -39,21 +39,8 @@ extension PackedClassifier {
             throw bad("not a LowBit packed model (format '\(metadata["lowbit.format"] ?? "none")', expected \(fileFormatVersion))")
         }
         let info = try ModelInfo(metadata: metadata, path: path)
-        let decoder = JSONDecoder()
-        guard let optionsText = metadata["lowbit.options"], let options = try? decoder.decode(EncoderOptions.self, from: Data(optionsText.utf8)),
-              let classes = metadata["lowbit.classes"].flatMap(Int.init),
-              let layersText = metadata["lowbit.layers"],
-              let layers = try? decoder.decode([String: Checkpoint.LayerRecord].self, from: Data(layersText.utf8)) else {
-            throw bad("the metadata lacks readable options, classes or layers")
-        }
-        guard classes == info.classNames.count else { throw bad("\(classes) classes but \(info.classNames.count) class names") }
-        let rules = layers.keys.sorted().map { QuantizationRule($0, layers[$0]!.quantization) }
-        let model = try SequenceClassifier(options, classes: classes, rules: rules)
-        func tensor(_ name: String, _ shape: [Int]) throws -> SafeTensors.Entry {
-            guard let e = tensors[name] else { throw bad("missing tensor '\(name)'") }
-            guard e.shape == shape else { throw bad("tensor '\(name)' has shape \(e.shape), the model expects \(shape)") }
-            return e
-        }
+        let (model, layers, tensor) = try Checkpoint.skeleton(tensors, metadata, path: path)
+        guard model.classes == info.classNames.count else { throw bad("\(model.classes) classes but \(info.classNames.count) class names") }
         let quantized = Dictionary(uniqueKeysWithValues: model.quantizedLayers.map { ($0.weight.name, $0) })
         for p in model.parameters {
             if let layer = quantized[p.name] {
