@@ -30,7 +30,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "lowbit",
-            dependencies: ["LowBit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["LowBit", "LowBitKernels", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         // MARK: - Implementation details

@@ -16,17 +16,26 @@ static inline __mmask16 tail_mask(int64_t left) {
     return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
 }
 
+/* |x| compared as unsigned integers: for non-negative floats the bit patterns order like
+ * the values, and NaN and Inf (exponent all ones) lie above every finite one, so a single
+ * unsigned max per vector both finds the absmax and catches any non-finite value. */
 static int absmax_avx512(const float *restrict x, int64_t n, float *restrict out) {
-    const __m512 big = _mm512_set1_ps(FLT_MAX);
-    __m512 m = _mm512_setzero_ps();
-    __mmask16 bad = 0;
-    for (int64_t i = 0; i < n; i += 16) {
-        const __m512 a = _mm512_abs_ps(_mm512_maskz_loadu_ps(tail_mask(n - i), x + i));
-        bad |= _mm512_cmp_ps_mask(a, big, _CMP_NLE_UQ);
-        m = _mm512_max_ps(m, a);
+    const __m512i magnitude = _mm512_set1_epi32(0x7fffffff);
+    /* four chains, so that no max waits on the one before */
+    __m512i m0 = _mm512_setzero_si512(), m1 = m0, m2 = m0, m3 = m0;
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        m0 = _mm512_max_epu32(m0, _mm512_and_si512(_mm512_loadu_si512((const void *)(x + i)), magnitude));
+        m1 = _mm512_max_epu32(m1, _mm512_and_si512(_mm512_loadu_si512((const void *)(x + i + 16)), magnitude));
+        m2 = _mm512_max_epu32(m2, _mm512_and_si512(_mm512_loadu_si512((const void *)(x + i + 32)), magnitude));
+        m3 = _mm512_max_epu32(m3, _mm512_and_si512(_mm512_loadu_si512((const void *)(x + i + 48)), magnitude));
     }
-    *out = _mm512_reduce_max_ps(m);
-    return bad != 0;
+    for (; i < n; i += 16)
+        m0 = _mm512_max_epu32(m0, _mm512_and_si512(_mm512_maskz_loadu_epi32(tail_mask(n - i), x + i), magnitude));
+    const uint32_t top = _mm512_reduce_max_epu32(_mm512_max_epu32(_mm512_max_epu32(m0, m1), _mm512_max_epu32(m2, m3)));
+    if (top >= 0x7f800000u) return 1;
+    memcpy(out, &top, sizeof *out);
+    return 0;
 }
 
 static int sums_avx512(const float *restrict x, int64_t n, double *restrict sum, double *restrict abssum) {
@@ -51,23 +60,46 @@ static int sums_avx512(const float *restrict x, int64_t n, double *restrict sum,
     return !(*abssum <= DBL_MAX);
 }
 
+/* rint(x * inv) clamped to [-qmax, qmax], as int32 (the conversion rounds half to even).
+ * vrangeps with "smaller magnitude, sign of the first operand" against qmax is the clamp
+ * to [-qmax, qmax] in one operation. */
+static inline __m512i round_clamped(__m512 x, __m512 inv, __m512 hi) {
+    const __m512 v = _mm512_range_ps(_mm512_mul_ps(x, inv), hi, 0x02);
+    return _mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
 static void quantize_avx512(const float *restrict x, int64_t n, float inv, int qmax, int8_t *restrict q) {
-    const __m512 vinv = _mm512_set1_ps(inv), hi = _mm512_set1_ps((float)qmax), lo = _mm512_set1_ps(-(float)qmax);
-    for (int64_t i = 0; i < n; i += 16) {
+    const __m512 vinv = _mm512_set1_ps(inv), hi = _mm512_set1_ps((float)qmax);
+    /* 64 at a time into one store: packing 4 x 16 int32 to bytes leaves them grouped by
+     * 128-bit lane (dword l*4 + v holds vector v's elements 4l..4l+3); one permute fixes it */
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        const __m512i a0 = round_clamped(_mm512_loadu_ps(x + i), vinv, hi);
+        const __m512i a1 = round_clamped(_mm512_loadu_ps(x + i + 16), vinv, hi);
+        const __m512i a2 = round_clamped(_mm512_loadu_ps(x + i + 32), vinv, hi);
+        const __m512i a3 = round_clamped(_mm512_loadu_ps(x + i + 48), vinv, hi);
+        const __m512i b = _mm512_packs_epi16(_mm512_packs_epi32(a0, a1), _mm512_packs_epi32(a2, a3));
+        _mm512_storeu_si512((void *)(q + i), _mm512_permutexvar_epi32(order, b));
+    }
+    for (; i < n; i += 16) {
         const __mmask16 k = tail_mask(n - i);
-        __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), vinv),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        v = _mm512_max_ps(_mm512_min_ps(v, hi), lo);
-        _mm512_mask_cvtepi32_storeu_epi8(q + i, k, _mm512_cvtps_epi32(v));
+        _mm512_mask_cvtepi32_storeu_epi8(q + i, k, round_clamped(_mm512_maskz_loadu_ps(k, x + i), vinv, hi));
     }
 }
 
 static void sign_avx512(const float *restrict x, int64_t n, float threshold, int8_t *restrict q) {
     const __m512 t = _mm512_set1_ps(threshold);
-    for (int64_t i = 0; i < n; i += 16) {
+    const __m128i minus = _mm_set1_epi8(-1), plus = _mm_set1_epi8(1);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __mmask16 ge = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), t, _CMP_GE_OQ);
+        _mm_storeu_si128((__m128i *)(q + i), _mm_mask_blend_epi8(ge, minus, plus));
+    }
+    if (i < n) {
         const __mmask16 k = tail_mask(n - i);
         const __mmask16 ge = _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(k, x + i), t, _CMP_GE_OQ);
-        _mm_mask_storeu_epi8(q + i, k, _mm_mask_blend_epi8(ge, _mm_set1_epi8(-1), _mm_set1_epi8(1)));
+        _mm_mask_storeu_epi8(q + i, k, _mm_mask_blend_epi8(ge, minus, plus));
     }
 }
 

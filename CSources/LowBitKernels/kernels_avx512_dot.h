@@ -26,7 +26,13 @@ INLINE __m512i dp4(__m512i acc, __m512i u, __m512i s, const int full) {
 /* With one or two tokens, consecutive dot products into one accumulator would wait on each
  * other's latency (vpdpbusd: about 4 cycles, 2 per cycle), so the (chunk, plane) steps of a
  * group of 8 chunks rotate over NB accumulator banks: 8 for one token, 4 for two. With more
- * tokens the tokens themselves give enough independent chains. */
+ * tokens the tokens themselves give enough independent chains.
+ *
+ * With VNNI and banks that each hold one plane only (`planes` divides NB: one token, or two
+ * with 2 or 4 planes), a plane is decoded by a mask alone, without the shift: bank b then
+ * sums code * 2^(bits * plane) * x, which fits in vpdpbusd's unsigned byte (<= 128 or 240)
+ * and in int32 (at most 2^28 for K = LOWBIT_MAX_K), and is shifted back exactly once at the
+ * end. That is one vector operation per plane fewer, and GEMV is bound by exactly those. */
 INLINE void CAT(dot_tile, LOWBIT_DOT_SUFFIX)(const int bits, const int NR, int64_t chunks,
                                               const uint8_t *restrict w, const int8_t *restrict x,
                                               int64_t ldx, int32_t *restrict acc) {
@@ -34,6 +40,7 @@ INLINE void CAT(dot_tile, LOWBIT_DOT_SUFFIX)(const int bits, const int NR, int64
     const __m512i mask = _mm512_set1_epi8((char)((1 << bits) - 1));
     enum { G = 8 };
     const int NB = NR == 1 ? 8 : NR == 2 ? 4 : 1;
+    const int in_place = LOWBIT_DOT_VNNI && bits < 8 && NB % planes == 0;
     __m512i a[8][LOWBIT_MAX_NR];
     for (int b = 0; b < NB; b++)
         for (int j = 0; j < NR; j++) a[b][j] = _mm512_setzero_si512();
@@ -42,7 +49,10 @@ INLINE void CAT(dot_tile, LOWBIT_DOT_SUFFIX)(const int bits, const int NR, int64
     do {                                                                                                \
         const __m512i v = _mm512_loadu_si512((const void *)(w + (c) * 64));                            \
         for (int p = 0; p < planes; p++) {                                                              \
-            const __m512i codes = bits < 8 ? _mm512_and_si512(_mm512_srli_epi16(v, p * bits), mask) : v; \
+            const __m512i codes =                                                                       \
+                bits == 8  ? v                                                                          \
+                : in_place ? _mm512_and_si512(v, _mm512_set1_epi8((char)(((1 << bits) - 1) << (p * bits)))) \
+                           : _mm512_and_si512(_mm512_srli_epi16(v, p * bits), mask);                    \
             const int8_t *xp = x + (c) * chunk_k + 4 * p;                                               \
             const int b = ((i) * planes + p) % NB;                                                      \
             for (int j = 0; j < NR; j++)                                                                \
@@ -59,7 +69,8 @@ INLINE void CAT(dot_tile, LOWBIT_DOT_SUFFIX)(const int bits, const int NR, int64
 #undef STEP
     for (int j = 0; j < NR; j++) {
         __m512i s = a[0][j];
-        for (int b = 1; b < NB; b++) s = _mm512_add_epi32(s, a[b][j]);
+        for (int b = 1; b < NB; b++)
+            s = _mm512_add_epi32(s, in_place ? _mm512_srai_epi32(a[b][j], (b % planes) * bits) : a[b][j]);
         _mm512_storeu_si512((void *)(acc + 16 * j), s);
     }
 }

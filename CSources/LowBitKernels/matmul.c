@@ -2,12 +2,20 @@
  * correction and the fused dequantize. Only the inner dot (one 16-row panel times up to
  * 8 tokens over a range of K) is ISA code.
  *
- * Tiles are (8 tokens) x (16 panels = 256 rows). Consecutive tiles share their weight
- * panels, so a thread reuses the panels it has just read while they are in cache. */
+ * Tiles are (8 tokens) x (up to 16 panels of 16 rows, as many as fit a share of L2).
+ * Consecutive tiles share their weight panels, so a thread reuses the panels it has just
+ * read while they are in cache. */
 #include "lowbit_internal.h"
 #include <float.h>
+#include <stdint.h>
 
-enum { TILE_TOKENS = LOWBIT_MAX_NR, TILE_PANELS = 16 };
+enum { TILE_TOKENS = LOWBIT_MAX_NR, MAX_TILE_PANELS = 16 };
+
+#ifndef LOWBIT_TILE_WEIGHT_BYTES
+/* A tile's panels stay in L2 while every token block passes over them: at most this many
+ * bytes of them (16 ternary panels at K = 4096, 4 int8 ones). */
+#define LOWBIT_TILE_WEIGHT_BYTES (256 * 1024)
+#endif
 
 typedef struct {
     const lowbit_kernel_table *t;
@@ -15,7 +23,7 @@ typedef struct {
     const lowbit_packed_weights *w;
     lowbit_dot_b1_fn dot;
     const int8_t *x;
-    int64_t n, ldx, kpad, panels, token_blocks, group, groups;
+    int64_t n, ldx, kpad, panels, tile_panels, token_blocks, group, groups;
     const float *x_scales, *bias;
     float *yf;   /* fused dequantize output, or */
     int32_t *ys; /* exact int32 output */
@@ -30,8 +38,8 @@ static void run_tiles(void *arg, int64_t begin, int64_t end) {
     for (int64_t tile = begin; tile < end; tile++) {
         const int64_t i0 = (tile % j->token_blocks) * TILE_TOKENS;
         const int nr = (int)(j->n - i0 < TILE_TOKENS ? j->n - i0 : TILE_TOKENS);
-        const int64_t p0 = (tile / j->token_blocks) * TILE_PANELS;
-        const int64_t p1 = p0 + TILE_PANELS < j->panels ? p0 + TILE_PANELS : j->panels;
+        const int64_t p0 = (tile / j->token_blocks) * j->tile_panels;
+        const int64_t p1 = p0 + j->tile_panels < j->panels ? p0 + j->tile_panels : j->panels;
         for (int64_t g = 0; g < j->groups; g++) {
             const int64_t k0 = g * j->group, k1 = k0 + j->group < j->w->k ? k0 + j->group : j->w->k;
             const int64_t c0 = k0 / f->chunk_k, c1 = (k1 + f->chunk_k - 1) / f->chunk_k;
@@ -73,6 +81,20 @@ static int all_finite(const float *v, int64_t n) {
     return 1;
 }
 
+/* The activation operand is symmetric int8, [-127, 127] (what every quantizer here
+ * writes), with zeros in the padding: kernels may rely on both (AVX2's int8 dot takes
+ * -x, which -128 does not have). One pass over n * kpad bytes, next to the n * m * kpad
+ * multiply-adds. */
+static int activations_valid(const int8_t *x, int64_t n, int64_t k, int64_t kpad, int64_t ldx) {
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const int8_t *row = x + i * ldx;
+        for (int64_t c = 0; c < k; c++) bad |= row[c] == INT8_MIN;
+        for (int64_t c = k; c < kpad; c++) bad |= row[c] != 0;
+    }
+    return !bad;
+}
+
 static lowbit_status run(const lowbit_context *ctx, const lowbit_packed_weights *w, const int8_t *x, int64_t n,
                          int64_t ldx, const float *x_scales, const float *bias, float *yf, int32_t *ys, int64_t ldy) {
     if (!ctx || !w || !x || !w->data) return LOWBIT_ERR_ARGUMENT;
@@ -80,6 +102,7 @@ static lowbit_status run(const lowbit_context *ctx, const lowbit_packed_weights 
     if (!f) return LOWBIT_ERR_ARGUMENT;
     if (w->m <= 0 || w->k <= 0 || w->k > LOWBIT_MAX_K || n <= 0 || ldx < lowbit_padded_k(w->k) || ldy < w->m)
         return LOWBIT_ERR_SHAPE;
+    if (!activations_valid(x, n, w->k, lowbit_padded_k(w->k), ldx)) return LOWBIT_ERR_ARGUMENT;
     matmul_job j = {.t = ctx->table, .f = f, .w = w, .dot = lowbit_dot_for_bits(ctx->table, f->bits), .x = x,
                     .n = n, .ldx = ldx, .kpad = lowbit_padded_k(w->k),
                     .panels = (w->m + LOWBIT_PANEL_ROWS - 1) / LOWBIT_PANEL_ROWS,
@@ -96,7 +119,9 @@ static lowbit_status run(const lowbit_context *ctx, const lowbit_packed_weights 
         if (!all_finite(x_scales, n) || !all_finite(w->scales, w->m * j.groups) || (bias && !all_finite(bias, w->m)))
             return LOWBIT_ERR_NONFINITE;
     }
-    const int64_t tiles = j.token_blocks * ((j.panels + TILE_PANELS - 1) / TILE_PANELS);
+    const int64_t panel_bytes = j.kpad / f->chunk_k * LOWBIT_CHUNK_BYTES, fit = LOWBIT_TILE_WEIGHT_BYTES / panel_bytes;
+    j.tile_panels = fit < 1 ? 1 : fit > MAX_TILE_PANELS ? MAX_TILE_PANELS : fit;
+    const int64_t tiles = j.token_blocks * ((j.panels + j.tile_panels - 1) / j.tile_panels);
     lowbit_parallel_for(ctx->threads, tiles, run_tiles, &j);
     return LOWBIT_OK;
 }
@@ -154,7 +179,10 @@ lowbit_status lowbit_gemm_s8(const lowbit_context *ctx, int trans_a, int trans_b
     const int64_t kpad = lowbit_padded_k(k);
     for (int64_t i = 0; i < m; i++) {
         int8_t *row = rows + i * kpad;
-        for (int64_t kk = 0; kk < k; kk++) row[kk] = trans_a ? a[kk * lda + i] : a[i * lda + kk];
+        for (int64_t kk = 0; kk < k; kk++) {
+            row[kk] = trans_a ? a[kk * lda + i] : a[i * lda + kk];
+            if (row[kk] == INT8_MIN) return LOWBIT_ERR_ARGUMENT; /* A is the symmetric operand */
+        }
         memset(row + k, 0, (size_t)(kpad - k));
     }
     const lowbit_packed_weights w = {.format = LOWBIT_FORMAT_INT8, .m = n, .k = k, .data = packed};

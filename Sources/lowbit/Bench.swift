@@ -5,7 +5,7 @@ import LowBit
 /// `lowbit bench`: throughput measurements.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure throughput.", subcommands: [AllBench.self, KernelsBench.self, ModelBench.self], defaultSubcommand: AllBench.self)
+        abstract: "Measure throughput.", subcommands: [AllBench.self, KernelsBench.self, QuantizeBench.self, ModelBench.self], defaultSubcommand: AllBench.self)
 }
 
 /// One measurement, with the keys `../shared/peers/ort_matmul.py` uses too.
@@ -32,8 +32,8 @@ struct KernelsBench: ParsableCommand {
             """)
 
     @Option(help: "Modes, comma-separated (binary,ternary,int4,int8).") var modes = "binary,ternary,int4,int8"
-    @Option(help: "Output channels M, comma-separated.") var m = "4096"
-    @Option(help: "Input features K, comma-separated.") var k = "4096"
+    @Option(help: "Output channels M, comma-separated; paired with --k (1024,11008 with 1024,4096 is 1024x1024 and 11008x4096).") var m = "4096"
+    @Option(help: "Input features K, comma-separated; paired with --m.") var k = "4096"
     @Option(help: "Tokens N, comma-separated.") var n = "1,64,256"
     @Option(help: "Thread counts, comma-separated (default: LOWBIT_THREADS or every CPU).") var threads: String?
     @Option(help: "Time budget per case, in seconds.") var seconds = 0.5
@@ -45,6 +45,9 @@ struct KernelsBench: ParsableCommand {
         let ms = try parseList(m, "--m"), ks = try parseList(k, "--k"), ns = try parseList(n, "--n")
         let threadList = try threads.map { try parseList($0, "--threads") } ?? [config.threads]
         guard ks.allSatisfy({ $0 <= 65536 }) else { throw ValidationError("--k must be at most 65536") }
+        guard ms.count == ks.count || ms.count == 1 || ks.count == 1 else {
+            throw ValidationError("--m and --k pair up: give as many of each (or one of either), got \(ms.count) and \(ks.count)")
+        }
         guard seconds > 0, seconds <= 60 else { throw ValidationError("--seconds must be in (0, 60]") }
         var rows: [BenchRow] = []
         for (mm, kk) in zip(ms.count == 1 ? Array(repeating: ms[0], count: ks.count) : ms, ks.count == 1 ? Array(repeating: ks[0], count: ms.count) : ks) {

@@ -135,9 +135,13 @@ static void test_dot(const lowbit_kernel_table *t, int bits) {
             uint8_t *w = xmalloc(chunks * 64);
             int8_t *x = xmalloc(nr * ldx);
             for (int64_t i = 0; i < chunks * 64; i++) w[i] = (uint8_t)next_u64();
-            if (bits < 8) /* all-max codes make the extreme sums */
-                for (int64_t i = 0; i < 64; i++) w[i] = (uint8_t)(bits == 2 ? 0xAA : 0xFF) & (uint8_t)(mask * 0x55 | 0xFF);
-            for (int64_t i = 0; i < nr * ldx; i++) x[i] = (int8_t)rand_int(-128, 127);
+            /* the first chunk extreme: all-max codes (int8: codes 0 and 255, values -128 and 127,
+             * pairs of which would saturate a 16-bit pair sum taken carelessly) */
+            for (int64_t i = 0; i < 64; i++)
+                w[i] = bits == 8 ? (uint8_t)((i & 2) ? 0 : 255) : (uint8_t)(bits == 2 ? 0xAA : 0xFF) & (uint8_t)(mask * 0x55 | 0xFF);
+            /* activations are symmetric, [-127, 127]; the ends often, to find saturation */
+            for (int64_t i = 0; i < nr * ldx; i++)
+                x[i] = (int8_t)(rand_int(0, 3) == 0 ? (rand_int(0, 1) ? 127 : -127) : rand_int(-127, 127));
             int32_t a[LOWBIT_MAX_NR * 16], b[LOWBIT_MAX_NR * 16];
             dot(chunks, w, x, ldx, nr, a);
             ref(chunks, w, x, ldx, nr, b);
@@ -285,6 +289,17 @@ static void test_pack_and_matmul(const lowbit_context *ctx) {
                 CHECK(lowbit_matmul_f32(ctx, &pg, x, n, kpad, xs, bias, yf, m) == LOWBIT_ERR_NONFINITE, "NaN scale");
                 CHECK(lowbit_matmul_s32(ctx, &pw, x, n, kpad - 1 < k ? k - 1 : kpad - 1, y, m) == LOWBIT_ERR_SHAPE,
                       "short ldx accepted");
+                /* activations outside the symmetric range, or with a non-zero pad, are refused */
+                const int64_t at = (n - 1) * kpad + rand_int(0, (int)k - 1);
+                const int8_t keep = x[at];
+                x[at] = INT8_MIN;
+                CHECK(lowbit_matmul_s32(ctx, &pw, x, n, kpad, y, m) == LOWBIT_ERR_ARGUMENT, "x = -128 accepted");
+                x[at] = keep;
+                if (kpad > k) {
+                    x[kpad - 1] = 1;
+                    CHECK(lowbit_matmul_s32(ctx, &pw, x, n, kpad, y, m) == LOWBIT_ERR_ARGUMENT,
+                          "non-zero padding accepted");
+                }
                 free(wv), free(back), free(x), free(packed), free(y), free(want), free(ws), free(xs), free(bias), free(yf);
             }
     }
@@ -319,7 +334,7 @@ static void test_gemm(const lowbit_context *ctx) {
                 const int64_t m = dims[d][0], n = dims[d][1], k = dims[d][2];
                 const int64_t lda = (ta ? m : k) + 2, ldb = (tb ? k : n) + 1, ldc = n + 3;
                 int8_t *a = xmalloc((ta ? k : m) * lda), *b = xmalloc((tb ? n : k) * ldb);
-                for (int64_t i = 0; i < (ta ? k : m) * lda; i++) a[i] = (int8_t)rand_int(-128, 127);
+                for (int64_t i = 0; i < (ta ? k : m) * lda; i++) a[i] = (int8_t)rand_int(-127, 127);
                 for (int64_t i = 0; i < (tb ? n : k) * ldb; i++) b[i] = (int8_t)rand_int(-128, 127);
                 int32_t *c = xmalloc(m * ldc * 4);
                 void *ws = xmalloc(lowbit_gemm_s8_workspace_size(m, n, k));
@@ -333,6 +348,9 @@ static void test_gemm(const lowbit_context *ctx) {
                         bad |= c[i * ldc + j] != s;
                     }
                 CHECK(!bad, "gemm_s8 %lldx%lldx%lld ta=%d tb=%d", (long long)m, (long long)n, (long long)k, ta, tb);
+                a[ta ? (k - 1) * lda + m - 1 : (m - 1) * lda + k - 1] = INT8_MIN; /* A is the symmetric side */
+                CHECK(lowbit_gemm_s8(ctx, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, ws) == LOWBIT_ERR_ARGUMENT,
+                      "gemm_s8 accepts -128 in A");
                 free(a), free(b), free(c), free(ws);
             }
 }

@@ -47,6 +47,16 @@ struct BadInputTests {
             }
             let xq = try b.quantize(activations: rng.tensor([3, 10]))
             #expect(throws: LowBitError.self) { try b.linearBackward(gradOutput: Tensor(zeros: [3, 7]), input: xq, weights: prepared) }
+            // the activation side is symmetric: -128 is refused by every backend alike
+            var asymmetric = xq
+            asymmetric.values[asymmetric.stride + 4] = -128
+            #expect(throws: LowBitError.self) { try b.linear(asymmetric, prepared, bias: nil) }
+            _ = try b.linear(xq, prepared, bias: nil)
+            var left = Int8Matrix(rows: 2, cols: 3, values: [1, 2, 3, 4, 5, 6])
+            let right = Int8Matrix(rows: 3, cols: 2, values: [-128, 127, -128, 127, 1, 2])
+            _ = try b.gemmInt8(left, right, transposeA: false, transposeB: false)
+            left.values[5] = -128
+            #expect(throws: LowBitError.self) { try b.gemmInt8(left, right, transposeA: false, transposeB: false) }
         }
         #expect(throws: LowBitError.self) { try Tensor(shape: [2, 3], scalars: [1, 2]) }
     }

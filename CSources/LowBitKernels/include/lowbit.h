@@ -191,7 +191,9 @@ typedef struct lowbit_packed_weights {
 } lowbit_packed_weights;
 
 /* ---------------------------------------------------------------- matmul
- * x is int8 [n, k] with row stride ldx >= lowbit_padded_k(k) and zeros in the padding.
+ * x is symmetric int8 [n, k], values in [-127, 127] as lowbit_quantize_activations writes
+ * them, with row stride ldx >= lowbit_padded_k(k) and zeros in the padding. Other x
+ * (a -128, a non-zero pad) is refused with LOWBIT_ERR_ARGUMENT.
  */
 
 /** y[i, j] = sum_k x[i, k] * value(w)[j, k], exact, int32; ldy >= m. Scales are not used. */
@@ -217,8 +219,9 @@ lowbit_status lowbit_linear_f32(const lowbit_context *ctx, const lowbit_packed_w
 size_t lowbit_gemm_s8_workspace_size(int64_t m, int64_t n, int64_t k);
 /**
  * General int8 GEMM, int32 result: C[m, n] = op(A)[m, k] * op(B)[k, n], where op(A) = A or
- * A^T (A stored [k, m]) when trans_a is set, and likewise for B. Full int8 range. Row-major,
- * leading dimensions lda, ldb, ldc.
+ * A^T (A stored [k, m]) when trans_a is set, and likewise for B. Row-major, leading
+ * dimensions lda, ldb, ldc. B takes the full int8 range; A, the activation side, is
+ * symmetric: [-127, 127], and a -128 in A is refused with LOWBIT_ERR_ARGUMENT.
  */
 lowbit_status lowbit_gemm_s8(const lowbit_context *ctx, int trans_a, int trans_b, int64_t m,
                              int64_t n, int64_t k, const int8_t *a, int64_t lda, const int8_t *b,

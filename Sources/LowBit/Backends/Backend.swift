@@ -68,6 +68,7 @@ extension Backend {
             throw LowBitError.invalidShape("activations have \(x.cols) columns, weights [\(w.quantized.rows), \(w.quantized.cols)] need \(w.quantized.cols)")
         }
         guard x.cols <= maxK else { throw LowBitError.invalidShape("K = \(x.cols) exceeds the largest supported K, \(maxK)") }
+        try checkSymmetric(rows: x.tokens, cols: x.cols, stride: x.stride, values: x.values, "activations")
         if let bias {
             guard bias.shape == [w.quantized.rows] else {
                 throw LowBitError.invalidShape("bias must have shape [\(w.quantized.rows)], got \(bias.shape)")
@@ -96,7 +97,21 @@ extension Backend {
         guard k == k2 else { throw LowBitError.invalidShape("inner dimensions differ: op(a) is [\(m), \(k)], op(b) is [\(k2), \(n)]") }
         guard m > 0, n > 0, k > 0 else { throw LowBitError.invalidShape("empty int8 GEMM [\(m), \(k)] x [\(k2), \(n)]") }
         guard k <= maxK else { throw LowBitError.invalidShape("K = \(k) exceeds the largest supported K, \(maxK)") }
+        try checkSymmetric(rows: a.rows, cols: a.cols, stride: a.stride, values: a.values, "the left operand of the int8 GEMM")
         return (m, n, k)
+    }
+
+    /// The activation side of every int8 product is symmetric, [-127, 127], as every
+    /// quantizer here writes it: kernels may negate it (AVX2 does), and -128 has no negation.
+    /// Padding past `cols` must be zero where the rows are padded activations.
+    func checkSymmetric(rows: Int, cols: Int, stride: Int, values: [Int8], _ what: String) throws {
+        try values.withUnsafeBufferPointer { v in
+            for r in 0..<rows {
+                for c in 0..<cols where v[r * stride + c] == Int8.min {
+                    throw LowBitError.invalidArgument("\(what) hold -128 at [\(r), \(c)]; the int8 activation side is symmetric, [-127, 127]")
+                }
+            }
+        }
     }
 
     /// The largest K whose int32 sums cannot overflow.

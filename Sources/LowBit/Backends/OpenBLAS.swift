@@ -53,4 +53,10 @@ public enum OpenBLASLinear {
                         weights, Int32(k), 0, y, Int32(m))
         }
     }
+
+    /// Σ|x| by OpenBLAS's sasum: a plain vector read of `x`, the read-bandwidth baseline
+    /// the quantize kernels are measured against.
+    public static func sumOfMagnitudes(_ x: UnsafeBufferPointer<Float>) -> Float {
+        cblas_sasum(Int32(x.count), x.baseAddress, 1)
+    }
 }
