@@ -1,5 +1,6 @@
 // Kernel benchmarks: each quantize kernel, and the packed matmul of each mode at
-// (M, K) = (4096, 4096) with N in {1, 64, 256}, beside OpenBLAS on the same shapes.
+// (M, K) in {1024², 4096², 11008 x 4096} with N in {1, 8, 64, 256}, beside OpenBLAS on the
+// same shapes: the cases of `lowbit bench kernels --m 1024,4096,11008 --k 1024,4096,4096`.
 // Run: swift package benchmark --target LowBitBenchmarks   (LOWBIT_THREADS sets the threads)
 import Benchmark
 import Foundation
@@ -7,14 +8,14 @@ import LowBit
 
 let benchmarks: @Sendable () -> Void = {
     let config = (try? RuntimeConfiguration.fromEnvironment()) ?? RuntimeConfiguration()
-    let m = 4096, k = 4096, tokens = [1, 64, 256]
+    let shapes = [(1024, 1024), (4096, 4096), (11008, 4096)], tokens = [1, 8, 64, 256]
     Benchmark.defaultConfiguration = .init(
         metrics: [.wallClock, .throughput], timeUnits: .microseconds, warmupIterations: 3,
         maxDuration: .seconds(1), maxIterations: 1000)
 
     var rng = SeededGenerator(seed: 7)
-    let w = Tensor(shape: [m, k]) { _ in rng.signedUnit() }
-    let x = Tensor(shape: [256, k]) { _ in rng.signedUnit() }
+    let w = Tensor(shape: [4096, 4096]) { _ in rng.signedUnit() }
+    let x = Tensor(shape: [256, 4096]) { _ in rng.signedUnit() }
     guard let backend = try? KernelsBackend(isa: config.isa, threads: config.threads) else { return }
     let suffix = "\(config.isa.rawValue), \(config.threads) thread(s)"
 
@@ -29,30 +30,34 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     // Packed matmul per mode (activations quantized inside the call), and OpenBLAS.
-    var y = [Float](repeating: 0, count: 256 * m)
-    for mode in QuantizationMode.allCases {
-        guard let q = try? backend.quantize(weights: w, mode: mode),
-              let layer = try? PackedLinear(q, backend: backend, maxTokens: 256) else { continue }
-        for n in tokens {
-            Benchmark("matmul \(mode.rawValue) M=\(m) K=\(k) N=\(n) (\(suffix))",
-                      configuration: .init(scalingFactor: .one)) { benchmark in
-                for _ in benchmark.scaledIterations {
-                    try x.scalars.withUnsafeBufferPointer { xp in
-                        try y.withUnsafeMutableBufferPointer { yp in try layer(xp, tokens: n, into: yp) }
+    OpenBLASLinear.setThreads(config.threads)
+    for (m, k) in shapes {
+        let wm = Tensor(shape: [m, k]) { _ in rng.signedUnit() }
+        let xm = Tensor(shape: [256, k]) { _ in rng.signedUnit() }
+        var y = [Float](repeating: 0, count: 256 * m)
+        for mode in QuantizationMode.allCases {
+            guard let q = try? backend.quantize(weights: wm, mode: mode),
+                  let layer = try? PackedLinear(q, backend: backend, maxTokens: 256) else { continue }
+            for n in tokens {
+                Benchmark("matmul \(mode.rawValue) M=\(m) K=\(k) N=\(n) (\(suffix))",
+                          configuration: .init(scalingFactor: .one)) { benchmark in
+                    for _ in benchmark.scaledIterations {
+                        try xm.scalars.withUnsafeBufferPointer { xp in
+                            try y.withUnsafeMutableBufferPointer { yp in try layer(xp, tokens: n, into: yp) }
+                        }
                     }
                 }
             }
         }
-    }
-    OpenBLASLinear.setThreads(config.threads)
-    for n in tokens {
-        Benchmark("matmul f32 OpenBLAS M=\(m) K=\(k) N=\(n) (\(config.threads) thread(s))") { benchmark in
-            for _ in benchmark.scaledIterations {
-                x.scalars.withUnsafeBufferPointer { xp in
-                    w.scalars.withUnsafeBufferPointer { wp in
-                        y.withUnsafeMutableBufferPointer { yp in
-                            OpenBLASLinear.run(x: xp.baseAddress!, weights: wp.baseAddress!, tokens: n, outputs: m,
-                                               inputs: k, into: yp.baseAddress!)
+        for n in tokens {
+            Benchmark("matmul f32 OpenBLAS M=\(m) K=\(k) N=\(n) (\(config.threads) thread(s))") { benchmark in
+                for _ in benchmark.scaledIterations {
+                    xm.scalars.withUnsafeBufferPointer { xp in
+                        wm.scalars.withUnsafeBufferPointer { wp in
+                            y.withUnsafeMutableBufferPointer { yp in
+                                OpenBLASLinear.run(x: xp.baseAddress!, weights: wp.baseAddress!, tokens: n, outputs: m,
+                                                   inputs: k, into: yp.baseAddress!)
+                            }
                         }
                     }
                 }

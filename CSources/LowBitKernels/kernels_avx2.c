@@ -32,16 +32,23 @@ static int absmax_avx2(const float *restrict x, int64_t n, float *restrict out) 
     return b;
 }
 
+/* The canonical order: a block of 64 is v[q] = b[16q..16q+15] in two ymm halves each. */
 static int sums_avx2(const float *restrict x, int64_t n, double *restrict sum, double *restrict abssum) {
-    const __m256d sign = _mm256_set1_pd(-0.0);
+    const __m256 sign = _mm256_set1_ps(-0.0f);
     __m256d s[4], a[4];
     for (int l = 0; l < 4; l++) s[l] = a[l] = _mm256_setzero_pd();
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        for (int l = 0; l < 4; l++) {
-            const __m256d v = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4 * l));
-            s[l] = _mm256_add_pd(s[l], v);
-            a[l] = _mm256_add_pd(a[l], _mm256_andnot_pd(sign, v));
+    for (; i + 64 <= n; i += 64) {
+        for (int h = 0; h < 2; h++) { /* lanes 8h .. 8h+7 */
+            const __m256 v0 = _mm256_loadu_ps(x + i + 8 * h), v1 = _mm256_loadu_ps(x + i + 16 + 8 * h);
+            const __m256 v2 = _mm256_loadu_ps(x + i + 32 + 8 * h), v3 = _mm256_loadu_ps(x + i + 48 + 8 * h);
+            const __m256 t = _mm256_add_ps(_mm256_add_ps(v0, v1), _mm256_add_ps(v2, v3));
+            const __m256 u = _mm256_add_ps(_mm256_add_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                                           _mm256_add_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+            s[2 * h] = _mm256_add_pd(s[2 * h], _mm256_cvtps_pd(_mm256_castps256_ps128(t)));
+            s[2 * h + 1] = _mm256_add_pd(s[2 * h + 1], _mm256_cvtps_pd(_mm256_extractf128_ps(t, 1)));
+            a[2 * h] = _mm256_add_pd(a[2 * h], _mm256_cvtps_pd(_mm256_castps256_ps128(u)));
+            a[2 * h + 1] = _mm256_add_pd(a[2 * h + 1], _mm256_cvtps_pd(_mm256_extractf128_ps(u, 1)));
         }
     }
     double sl[16], al[16];
@@ -49,10 +56,7 @@ static int sums_avx2(const float *restrict x, int64_t n, double *restrict sum, d
         _mm256_storeu_pd(sl + 4 * l, s[l]);
         _mm256_storeu_pd(al + 4 * l, a[l]);
     }
-    for (int64_t t = 0; i + t < n; t++) {
-        sl[t] += (double)x[i + t];
-        al[t] += (double)(x[i + t] < 0 ? -x[i + t] : x[i + t]);
-    }
+    if (i < n) lowbit_sums_tail(x + i, n - i, sl, al);
     *sum = lowbit_reduce16(sl);
     *abssum = lowbit_reduce16(al);
     return !(*abssum <= DBL_MAX);
@@ -162,11 +166,7 @@ INLINE void dot_avx2(const int bits, int64_t chunks, const uint8_t *restrict w, 
     LOWBIT_TOKENS_BY_4(dot_tile, bits, chunks, w, x, ldx, nr, acc)
 }
 
-#define DEFINE_DOT(B)                                                                                 \
-    static void dot_b##B##_avx2(int64_t chunks, const uint8_t *restrict w, const int8_t *restrict x, \
-                                int64_t ldx, int nr, int32_t *restrict acc) {                         \
-        dot_avx2(B, chunks, w, x, ldx, nr, acc);                                                      \
-    }
+#define DEFINE_DOT(B) LOWBIT_DEFINE_DOT_BY_PANEL(B, _avx2, dot_avx2)
 DEFINE_DOT(1)
 DEFINE_DOT(2)
 DEFINE_DOT(4)

@@ -38,17 +38,23 @@ static int absmax_avx512(const float *restrict x, int64_t n, float *restrict out
     return 0;
 }
 
+/* The canonical order is made for this: a block of 64 is four vectors v0..v3, lane l of
+ * (v0 + v1) + (v2 + v3) is the block's float sum for lane l, and two conversions take it
+ * into the eight-double partials. */
 static int sums_avx512(const float *restrict x, int64_t n, double *restrict sum, double *restrict abssum) {
     __m512d s0 = _mm512_setzero_pd(), s1 = s0, a0 = s0, a1 = s0;
-    for (int64_t i = 0; i < n; i += 16) {
-        /* masked-off lanes load +0.0, and adding +0.0 leaves a partial sum unchanged */
-        const __m512 v = _mm512_maskz_loadu_ps(tail_mask(n - i), x + i);
-        const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
-        const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-        s0 = _mm512_add_pd(s0, lo);
-        s1 = _mm512_add_pd(s1, hi);
-        a0 = _mm512_add_pd(a0, _mm512_abs_pd(lo));
-        a1 = _mm512_add_pd(a1, _mm512_abs_pd(hi));
+    for (int64_t i = 0; i < n; i += 64) {
+        __m512 v[4];
+        for (int q = 0; q < 4; q++) /* masked-off lanes load +0.0: the padding */
+            v[q] = i + 64 <= n ? _mm512_loadu_ps(x + i + 16 * q)
+                               : _mm512_maskz_loadu_ps(tail_mask(n - i - 16 * q > 0 ? n - i - 16 * q : 0), x + i + 16 * q);
+        const __m512 t = _mm512_add_ps(_mm512_add_ps(v[0], v[1]), _mm512_add_ps(v[2], v[3]));
+        const __m512 u = _mm512_add_ps(_mm512_add_ps(_mm512_abs_ps(v[0]), _mm512_abs_ps(v[1])),
+                                       _mm512_add_ps(_mm512_abs_ps(v[2]), _mm512_abs_ps(v[3])));
+        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(t)));
+        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(t), 1))));
+        a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(u)));
+        a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(u), 1))));
     }
     double sl[16], al[16];
     _mm512_storeu_pd(sl, s0);
@@ -75,6 +81,7 @@ static void quantize_avx512(const float *restrict x, int64_t n, float inv, int q
     const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     int64_t i = 0;
     for (; i + 64 <= n; i += 64) {
+        for (int l = 0; l < 4; l++) _mm_prefetch((const char *)(x + n + i + 16 * l), _MM_HINT_T0);
         const __m512i a0 = round_clamped(_mm512_loadu_ps(x + i), vinv, hi);
         const __m512i a1 = round_clamped(_mm512_loadu_ps(x + i + 16), vinv, hi);
         const __m512i a2 = round_clamped(_mm512_loadu_ps(x + i + 32), vinv, hi);

@@ -75,6 +75,35 @@ INLINE void CAT(dot_tile, LOWBIT_DOT_SUFFIX)(const int bits, const int NR, int64
     }
 }
 
+/* Two panels at once for three tokens or more: each activation broadcast feeds two dot
+ * products, so a step loads 2 + NR operands for 2 * NR of them instead of 1 + NR for NR. */
+INLINE void CAT(dot_tile2, LOWBIT_DOT_SUFFIX)(const int bits, const int NR, int64_t chunks,
+                                               const uint8_t *restrict w, int64_t panel_stride,
+                                               const int8_t *restrict x, int64_t ldx, int32_t *restrict acc) {
+    const int planes = 8 / bits, chunk_k = 32 / bits;
+    const __m512i mask = _mm512_set1_epi8((char)((1 << bits) - 1));
+    __m512i a0[LOWBIT_MAX_NR], a1[LOWBIT_MAX_NR];
+    for (int j = 0; j < NR; j++) a0[j] = a1[j] = _mm512_setzero_si512();
+    for (int64_t c = 0; c < chunks; c++) {
+        const __m512i v0 = _mm512_loadu_si512((const void *)(w + c * 64));
+        const __m512i v1 = _mm512_loadu_si512((const void *)(w + panel_stride + c * 64));
+        for (int p = 0; p < planes; p++) {
+            const __m512i c0 = bits < 8 ? _mm512_and_si512(_mm512_srli_epi16(v0, p * bits), mask) : v0;
+            const __m512i c1 = bits < 8 ? _mm512_and_si512(_mm512_srli_epi16(v1, p * bits), mask) : v1;
+            const int8_t *xp = x + c * chunk_k + 4 * p;
+            for (int j = 0; j < NR; j++) {
+                const __m512i xb = _mm512_set1_epi32(lowbit_load_i32(xp + j * ldx));
+                a0[j] = dp4(a0[j], c0, xb, bits == 8);
+                a1[j] = dp4(a1[j], c1, xb, bits == 8);
+            }
+        }
+    }
+    for (int j = 0; j < NR; j++) {
+        _mm512_storeu_si512((void *)(acc + 16 * j), a0[j]);
+        _mm512_storeu_si512((void *)(acc + 16 * (LOWBIT_MAX_NR + j)), a1[j]);
+    }
+}
+
 INLINE void CAT(dot_all, LOWBIT_DOT_SUFFIX)(const int bits, int64_t chunks, const uint8_t *restrict w,
                                              const int8_t *restrict x, int64_t ldx, int nr,
                                              int32_t *restrict acc) {
@@ -89,9 +118,23 @@ INLINE void CAT(dot_all, LOWBIT_DOT_SUFFIX)(const int bits, int64_t chunks, cons
 
 #define DEFINE_DOT(B)                                                                                   \
     static void CAT(CAT(dot_b, B), LOWBIT_DOT_SUFFIX)(int64_t chunks, const uint8_t *restrict w,       \
+                                                      int64_t panel_stride, int np,                    \
                                                       const int8_t *restrict x, int64_t ldx, int nr,   \
                                                       int32_t *restrict acc) {                         \
-        CAT(dot_all, LOWBIT_DOT_SUFFIX)(B, chunks, w, x, ldx, nr, acc);                                \
+        if (np == 2 && nr >= 3) {                                                                       \
+            switch (nr) {                                                                               \
+            case 3: CAT(dot_tile2, LOWBIT_DOT_SUFFIX)(B, 3, chunks, w, panel_stride, x, ldx, acc); break; \
+            case 4: CAT(dot_tile2, LOWBIT_DOT_SUFFIX)(B, 4, chunks, w, panel_stride, x, ldx, acc); break; \
+            case 5: CAT(dot_tile2, LOWBIT_DOT_SUFFIX)(B, 5, chunks, w, panel_stride, x, ldx, acc); break; \
+            case 6: CAT(dot_tile2, LOWBIT_DOT_SUFFIX)(B, 6, chunks, w, panel_stride, x, ldx, acc); break; \
+            case 7: CAT(dot_tile2, LOWBIT_DOT_SUFFIX)(B, 7, chunks, w, panel_stride, x, ldx, acc); break; \
+            default: CAT(dot_tile2, LOWBIT_DOT_SUFFIX)(B, 8, chunks, w, panel_stride, x, ldx, acc); break; \
+            }                                                                                           \
+            return;                                                                                     \
+        }                                                                                               \
+        for (int q = 0; q < np; q++)                                                                    \
+            CAT(dot_all, LOWBIT_DOT_SUFFIX)(B, chunks, w + q * panel_stride, x, ldx, nr,                \
+                                            acc + q * LOWBIT_MAX_NR * LOWBIT_PANEL_ROWS);               \
     }
 DEFINE_DOT(1)
 DEFINE_DOT(2)

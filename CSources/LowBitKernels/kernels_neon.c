@@ -23,18 +23,21 @@ static int absmax_neon(const float *restrict x, int64_t n, float *restrict out) 
     return bad;
 }
 
+/* The canonical order: lanes 4g .. 4g+3 of a block of 64 come from b[4g + 16q], q = 0..3. */
 static int sums_neon(const float *restrict x, int64_t n, double *restrict sum, double *restrict abssum) {
     float64x2_t s[8], a[8];
     for (int l = 0; l < 8; l++) s[l] = a[l] = vdupq_n_f64(0.0);
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        for (int l = 0; l < 4; l++) {
-            const float32x4_t v = vld1q_f32(x + i + 4 * l);
-            const float64x2_t lo = vcvt_f64_f32(vget_low_f32(v)), hi = vcvt_high_f64_f32(v);
-            s[2 * l] = vaddq_f64(s[2 * l], lo);
-            s[2 * l + 1] = vaddq_f64(s[2 * l + 1], hi);
-            a[2 * l] = vaddq_f64(a[2 * l], vabsq_f64(lo));
-            a[2 * l + 1] = vaddq_f64(a[2 * l + 1], vabsq_f64(hi));
+    for (; i + 64 <= n; i += 64) {
+        for (int g = 0; g < 4; g++) {
+            const float32x4_t v0 = vld1q_f32(x + i + 4 * g), v1 = vld1q_f32(x + i + 16 + 4 * g);
+            const float32x4_t v2 = vld1q_f32(x + i + 32 + 4 * g), v3 = vld1q_f32(x + i + 48 + 4 * g);
+            const float32x4_t t = vaddq_f32(vaddq_f32(v0, v1), vaddq_f32(v2, v3));
+            const float32x4_t u = vaddq_f32(vaddq_f32(vabsq_f32(v0), vabsq_f32(v1)), vaddq_f32(vabsq_f32(v2), vabsq_f32(v3)));
+            s[2 * g] = vaddq_f64(s[2 * g], vcvt_f64_f32(vget_low_f32(t)));
+            s[2 * g + 1] = vaddq_f64(s[2 * g + 1], vcvt_high_f64_f32(t));
+            a[2 * g] = vaddq_f64(a[2 * g], vcvt_f64_f32(vget_low_f32(u)));
+            a[2 * g + 1] = vaddq_f64(a[2 * g + 1], vcvt_high_f64_f32(u));
         }
     }
     double sl[16], al[16];
@@ -42,11 +45,7 @@ static int sums_neon(const float *restrict x, int64_t n, double *restrict sum, d
         vst1q_f64(sl + 2 * l, s[l]);
         vst1q_f64(al + 2 * l, a[l]);
     }
-    for (int64_t t = 0; i + t < n; t++) {
-        const double v = (double)x[i + t];
-        sl[t] += v;
-        al[t] += v < 0 ? -v : v;
-    }
+    if (i < n) lowbit_sums_tail(x + i, n - i, sl, al);
     *sum = lowbit_reduce16(sl);
     *abssum = lowbit_reduce16(al);
     return !(*abssum <= DBL_MAX);
@@ -127,11 +126,7 @@ INLINE void dot_neon(const int bits, int64_t chunks, const uint8_t *restrict w, 
     LOWBIT_TOKENS_BY_4(dot_tile_neon, bits, chunks, w, x, ldx, nr, acc)
 }
 
-#define DEFINE_DOT(B)                                                                                 \
-    static void dot_b##B##_neon(int64_t chunks, const uint8_t *restrict w, const int8_t *restrict x, \
-                                int64_t ldx, int nr, int32_t *restrict acc) {                         \
-        dot_neon(B, chunks, w, x, ldx, nr, acc);                                                      \
-    }
+#define DEFINE_DOT(B) LOWBIT_DEFINE_DOT_BY_PANEL(B, _neon, dot_neon)
 DEFINE_DOT(1)
 DEFINE_DOT(2)
 DEFINE_DOT(4)

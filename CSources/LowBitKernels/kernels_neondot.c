@@ -49,11 +49,7 @@ INLINE void dot_sdot(const int bits, int64_t chunks, const uint8_t *restrict w, 
     LOWBIT_TOKENS_BY_4(dot_tile_sdot, bits, chunks, w, x, ldx, nr, acc)
 }
 
-#define DEFINE_DOT(B)                                                                                    \
-    static void dot_b##B##_neondot(int64_t chunks, const uint8_t *restrict w, const int8_t *restrict x, \
-                                   int64_t ldx, int nr, int32_t *restrict acc) {                         \
-        dot_sdot(B, chunks, w, x, ldx, nr, acc);                                                         \
-    }
+#define DEFINE_DOT(B) LOWBIT_DEFINE_DOT_BY_PANEL(B, _neondot, dot_sdot)
 DEFINE_DOT(1)
 DEFINE_DOT(2)
 DEFINE_DOT(4)

@@ -17,13 +17,12 @@ int lowbit_absmax_scalar(const float *restrict x, int64_t n, float *restrict out
 
 int lowbit_sums_scalar(const float *restrict x, int64_t n, double *restrict sum, double *restrict abssum) {
     double s[16] = {0}, a[16] = {0};
-    for (int64_t i = 0; i < n; i++) {
-        s[i % 16] += (double)x[i];
-        a[i % 16] += fabs((double)x[i]);
-    }
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) lowbit_sums_block(x + i, s, a);
+    if (i < n) lowbit_sums_tail(x + i, n - i, s, a);
     *sum = lowbit_reduce16(s);
     *abssum = lowbit_reduce16(a);
-    /* A finite float sum in double cannot overflow, so only NaN or Inf input makes it non-finite. */
+    /* NaN or Inf input, or a float block sum past FLT_MAX (|x| near it), make it non-finite */
     return !isfinite(*abssum);
 }
 
@@ -59,10 +58,11 @@ static inline void dot_scalar(int bits, int64_t chunks, const uint8_t *restrict 
     }
 }
 
-#define DEFINE_DOT(B)                                                                                  \
-    void lowbit_dot_b##B##_scalar(int64_t chunks, const uint8_t *restrict w, const int8_t *restrict x, \
-                                  int64_t ldx, int nr, int32_t *restrict acc) {                        \
-        dot_scalar(B, chunks, w, x, ldx, nr, acc);                                                     \
+#define DEFINE_DOT(B)                                                                                    \
+    void lowbit_dot_b##B##_scalar(int64_t chunks, const uint8_t *restrict w, int64_t panel_stride, int np, \
+                                  const int8_t *restrict x, int64_t ldx, int nr, int32_t *restrict acc) {  \
+        for (int q = 0; q < np; q++)                                                                     \
+            dot_scalar(B, chunks, w + q * panel_stride, x, ldx, nr, acc + q * LOWBIT_MAX_NR * LOWBIT_PANEL_ROWS); \
     }
 DEFINE_DOT(1)
 DEFINE_DOT(2)

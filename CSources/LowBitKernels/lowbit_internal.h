@@ -3,6 +3,7 @@
 #define LOWBIT_INTERNAL_H
 
 #include "lowbit.h"
+#include <math.h>
 #include <string.h>
 
 #define LOWBIT_KERNEL(name, ret, params) typedef ret(*lowbit_##name##_fn) params;
@@ -62,6 +63,16 @@ void lowbit_parallel_for(int threads, int64_t n, lowbit_range_fn fn, void *arg);
         }                                                                           \
     }
 
+/* Defines the dot kernel dot_bB<suffix> of an ISA whose tile function ONE(bits, chunks, w,
+ * x, ldx, nr, acc) handles one panel: the contract's np panels, one after the other. */
+#define LOWBIT_DEFINE_DOT_BY_PANEL(B, suffix, ONE)                                                   \
+    static void dot_b##B##suffix(int64_t chunks, const uint8_t *restrict w, int64_t panel_stride,   \
+                                 int np, const int8_t *restrict x, int64_t ldx, int nr,             \
+                                 int32_t *restrict acc) {                                           \
+        for (int q = 0; q < np; q++)                                                                \
+            ONE(B, chunks, w + q * panel_stride, x, ldx, nr, acc + q * LOWBIT_MAX_NR * LOWBIT_PANEL_ROWS); \
+    }
+
 /* lowbit_pack with element (row, col) at q[row * rs + col * cs]. */
 lowbit_status lowbit_pack_strided(lowbit_format format, const int8_t *q, int64_t m, int64_t k, int64_t rs,
                                   int64_t cs, uint8_t *out);
@@ -79,6 +90,24 @@ static inline int32_t lowbit_load_i32(const int8_t *p) {
     int32_t v;
     memcpy(&v, p, sizeof v);
     return v;
+}
+
+/* One block of the canonical sums (see `sums` in lowbit_kernels.def): 64 floats b, lane l
+ * of 16 adding (b[l] + b[l+16]) + (b[l+32] + b[l+48]) in float to its double partial. */
+static inline void lowbit_sums_block(const float b[64], double s[16], double a[16]) {
+    for (int l = 0; l < 16; l++) {
+        const float t = (b[l] + b[l + 16]) + (b[l + 32] + b[l + 48]);
+        const float u = (fabsf(b[l]) + fabsf(b[l + 16])) + (fabsf(b[l + 32]) + fabsf(b[l + 48]));
+        s[l] += (double)t;
+        a[l] += (double)u;
+    }
+}
+
+/* The canonical sums' last, partial block: padded with +0.0. */
+static inline void lowbit_sums_tail(const float *x, int64_t n, double s[16], double a[16]) {
+    float b[64] = {0};
+    memcpy(b, x, (size_t)n * sizeof *x);
+    lowbit_sums_block(b, s, a);
 }
 
 /* The pairwise tree that finishes the canonical 16-lane sum. */

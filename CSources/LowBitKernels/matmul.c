@@ -9,12 +9,12 @@
 #include <float.h>
 #include <stdint.h>
 
-enum { TILE_TOKENS = LOWBIT_MAX_NR, MAX_TILE_PANELS = 16 };
+enum { TILE_TOKENS = LOWBIT_MAX_NR, MAX_TILE_PANELS = 1024 };
 
 #ifndef LOWBIT_TILE_WEIGHT_BYTES
 /* A tile's panels stay in L2 while every token block passes over them: at most this many
  * bytes of them (16 ternary panels at K = 4096, 4 int8 ones). */
-#define LOWBIT_TILE_WEIGHT_BYTES (256 * 1024)
+#define LOWBIT_TILE_WEIGHT_BYTES (8 << 20)
 #endif
 
 typedef struct {
@@ -34,7 +34,7 @@ static void run_tiles(void *arg, int64_t begin, int64_t end) {
     const matmul_job *j = arg;
     const lowbit_format_traits *f = j->f;
     const int64_t panel_bytes = j->kpad / f->chunk_k * LOWBIT_CHUNK_BYTES;
-    int32_t acc[TILE_TOKENS * LOWBIT_PANEL_ROWS];
+    int32_t acc[LOWBIT_MAX_NP * TILE_TOKENS * LOWBIT_PANEL_ROWS];
     for (int64_t tile = begin; tile < end; tile++) {
         const int64_t i0 = (tile % j->token_blocks) * TILE_TOKENS;
         const int nr = (int)(j->n - i0 < TILE_TOKENS ? j->n - i0 : TILE_TOKENS);
@@ -50,23 +50,27 @@ static void run_tiles(void *arg, int64_t begin, int64_t end) {
                 for (int64_t c = k0; c < k1; c++) s += xi[c];
                 xsum[i] = s;
             }
-            for (int64_t p = p0; p < p1; p++) {
-                j->dot(c1 - c0, j->w->data + p * panel_bytes + c0 * LOWBIT_CHUNK_BYTES,
+            for (int64_t p = p0; p < p1; p += LOWBIT_MAX_NP) {
+                const int np = p1 - p < LOWBIT_MAX_NP ? (int)(p1 - p) : LOWBIT_MAX_NP;
+                j->dot(c1 - c0, j->w->data + p * panel_bytes + c0 * LOWBIT_CHUNK_BYTES, panel_bytes, np,
                        j->x + i0 * j->ldx + c0 * f->chunk_k, j->ldx, nr, acc);
-                const int64_t rows = j->w->m - p * LOWBIT_PANEL_ROWS < LOWBIT_PANEL_ROWS ? j->w->m - p * LOWBIT_PANEL_ROWS
-                                                                                       : LOWBIT_PANEL_ROWS;
-                for (int i = 0; i < nr; i++) {
-                    const int64_t corr = (int64_t)f->zero_point * xsum[i];
-                    for (int64_t r = 0; r < rows; r++) {
-                        const int64_t row = p * LOWBIT_PANEL_ROWS + r;
-                        const int32_t dot = (int32_t)((int64_t)f->step * acc[i * LOWBIT_PANEL_ROWS + r] - corr);
-                        if (j->ys) {
-                            j->ys[(i0 + i) * j->ldy + row] = dot;
-                        } else {
-                            float *y = j->yf + (i0 + i) * j->ldy + row;
-                            const float s = j->x_scales[i0 + i] * j->w->scales[row * j->groups + g];
-                            const float prev = g > 0 ? *y : (j->bias ? j->bias[row] : 0.0f);
-                            *y = prev + (float)dot * s;
+                for (int q = 0; q < np; q++) {
+                    const int64_t pq = p + q, left = j->w->m - pq * LOWBIT_PANEL_ROWS;
+                    const int64_t rows = left < LOWBIT_PANEL_ROWS ? left : LOWBIT_PANEL_ROWS;
+                    const int32_t *accq = acc + q * TILE_TOKENS * LOWBIT_PANEL_ROWS;
+                    for (int i = 0; i < nr; i++) {
+                        const int64_t corr = (int64_t)f->zero_point * xsum[i];
+                        for (int64_t r = 0; r < rows; r++) {
+                            const int64_t row = pq * LOWBIT_PANEL_ROWS + r;
+                            const int32_t dot = (int32_t)((int64_t)f->step * accq[i * LOWBIT_PANEL_ROWS + r] - corr);
+                            if (j->ys) {
+                                j->ys[(i0 + i) * j->ldy + row] = dot;
+                            } else {
+                                float *y = j->yf + (i0 + i) * j->ldy + row;
+                                const float s = j->x_scales[i0 + i] * j->w->scales[row * j->groups + g];
+                                const float prev = g > 0 ? *y : (j->bias ? j->bias[row] : 0.0f);
+                                *y = prev + (float)dot * s;
+                            }
                         }
                     }
                 }

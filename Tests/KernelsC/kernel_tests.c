@@ -78,6 +78,10 @@ static void test_kernel_sums(const lowbit_kernel_table *t) {
               s2, a2);
         x[n - 1] = INFINITY;
         CHECK(t->sums(x, n, &s1, &a1) == 1, "sums misses Inf");
+        /* 1e38 four times in one lane's block sum passes FLT_MAX: past 48 elements, refused */
+        for (int64_t i = 0; i < n; i++) x[i] = i % 2 ? 1e38f : -1e38f;
+        CHECK(t->sums(x, n, &s1, &a1) == (n > 48), "sums of 1e38 x %lld: overflow %s", (long long)n,
+              n > 48 ? "missed" : "reported");
         free(x);
     }
 }
@@ -130,25 +134,29 @@ static void test_dot(const lowbit_kernel_table *t, int bits) {
     static const int64_t chunk_counts[] = {1, 3, 5, 7, 8, 9, 16, 23};
     for (size_t ci = 0; ci < sizeof chunk_counts / sizeof chunk_counts[0]; ci++) {
         const int64_t chunks = chunk_counts[ci];
-        for (int nr = 1; nr <= LOWBIT_MAX_NR; nr++) {
-            const int64_t ldx = chunks * chunk_k + rand_int(0, 5);
-            uint8_t *w = xmalloc(chunks * 64);
-            int8_t *x = xmalloc(nr * ldx);
-            for (int64_t i = 0; i < chunks * 64; i++) w[i] = (uint8_t)next_u64();
-            /* the first chunk extreme: all-max codes (int8: codes 0 and 255, values -128 and 127,
-             * pairs of which would saturate a 16-bit pair sum taken carelessly) */
-            for (int64_t i = 0; i < 64; i++)
-                w[i] = bits == 8 ? (uint8_t)((i & 2) ? 0 : 255) : (uint8_t)(bits == 2 ? 0xAA : 0xFF) & (uint8_t)(mask * 0x55 | 0xFF);
-            /* activations are symmetric, [-127, 127]; the ends often, to find saturation */
-            for (int64_t i = 0; i < nr * ldx; i++)
-                x[i] = (int8_t)(rand_int(0, 3) == 0 ? (rand_int(0, 1) ? 127 : -127) : rand_int(-127, 127));
-            int32_t a[LOWBIT_MAX_NR * 16], b[LOWBIT_MAX_NR * 16];
-            dot(chunks, w, x, ldx, nr, a);
-            ref(chunks, w, x, ldx, nr, b);
-            CHECK(memcmp(a, b, nr * 16 * sizeof(int32_t)) == 0, "dot_b%d chunks=%lld nr=%d differs", bits,
-                  (long long)chunks, nr);
-            free(w), free(x);
-        }
+        for (int np = 1; np <= LOWBIT_MAX_NP; np++)
+            for (int nr = 1; nr <= LOWBIT_MAX_NR; nr++) {
+                const int64_t ldx = chunks * chunk_k + rand_int(0, 5);
+                const int64_t stride = chunks * 64 + 64 * rand_int(0, 2); /* panels apart, maybe with a gap */
+                uint8_t *w = xmalloc(LOWBIT_MAX_NP * stride);
+                int8_t *x = xmalloc(nr * ldx);
+                for (int64_t i = 0; i < LOWBIT_MAX_NP * stride; i++) w[i] = (uint8_t)next_u64();
+                /* the first chunk extreme: all-max codes (int8: codes 0 and 255, values -128 and 127,
+                 * pairs of which would saturate a 16-bit pair sum taken carelessly) */
+                for (int64_t i = 0; i < 64; i++)
+                    w[i] = bits == 8 ? (uint8_t)((i & 2) ? 0 : 255) : (uint8_t)(bits == 2 ? 0xAA : 0xFF) & (uint8_t)(mask * 0x55 | 0xFF);
+                /* activations are symmetric, [-127, 127]; the ends often, to find saturation */
+                for (int64_t i = 0; i < nr * ldx; i++)
+                    x[i] = (int8_t)(rand_int(0, 3) == 0 ? (rand_int(0, 1) ? 127 : -127) : rand_int(-127, 127));
+                int32_t a[LOWBIT_MAX_NP * LOWBIT_MAX_NR * 16], b[LOWBIT_MAX_NP * LOWBIT_MAX_NR * 16];
+                dot(chunks, w, stride, np, x, ldx, nr, a);
+                ref(chunks, w, stride, np, x, ldx, nr, b);
+                int same = 1;
+                for (int q = 0; q < np; q++)
+                    same &= memcmp(a + q * LOWBIT_MAX_NR * 16, b + q * LOWBIT_MAX_NR * 16, nr * 16 * sizeof(int32_t)) == 0;
+                CHECK(same, "dot_b%d chunks=%lld np=%d nr=%d differs", bits, (long long)chunks, np, nr);
+                free(w), free(x);
+            }
     }
 }
 static void test_kernel_dot_b1(const lowbit_kernel_table *t) { test_dot(t, 1); }

@@ -47,6 +47,12 @@ struct BadInputTests {
             }
             let xq = try b.quantize(activations: rng.tensor([3, 10]))
             #expect(throws: LowBitError.self) { try b.linearBackward(gradOutput: Tensor(zeros: [3, 7]), input: xq, weights: prepared) }
+            // finite weights so large that the canonical float block sums overflow: refused
+            // alike by every backend for the modes that average, kept by absmax ones
+            let huge = Tensor(shape: [2, 64]) { i in i % 3 == 0 ? -1e38 : 1e38 }
+            #expect(throws: LowBitError.self) { try b.quantize(weights: huge, mode: .ternary) }
+            #expect(throws: LowBitError.self) { try b.quantize(weights: huge, mode: .binary) }
+            _ = try b.quantize(weights: huge, mode: .int8)
             // the activation side is symmetric: -128 is refused by every backend alike
             var asymmetric = xq
             asymmetric.values[asymmetric.stride + 4] = -128

@@ -35,7 +35,7 @@ public struct KernelsBackend: Backend {
     func check(_ status: lowbit_status, _ what: String) throws {
         switch status {
         case LOWBIT_OK: return
-        case LOWBIT_ERR_NONFINITE: throw LowBitError.nonFinite("\(what) holds NaN or infinity")
+        case LOWBIT_ERR_NONFINITE: throw LowBitError.nonFinite("\(what) holds NaN or infinity (or, to average, magnitudes near Float.greatestFiniteMagnitude)")
         case LOWBIT_ERR_SHAPE: throw LowBitError.invalidShape("\(what): shape refused by the kernels")
         case LOWBIT_ERR_UNSUPPORTED_ISA: throw LowBitError.unsupportedISA(what)
         default: throw LowBitError.invalidArgument("\(what): \(String(cString: lowbit_status_string(status)))")

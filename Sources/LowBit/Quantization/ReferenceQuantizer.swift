@@ -1,17 +1,34 @@
 /// The definition of LowBit's quantizers, in plain Swift. Every other implementation
 /// (the C kernels on every ISA) must return the same values and the same scale bits.
 ///
-/// Means are taken in `Double` in a fixed order: element i goes to partial sum i % 16,
-/// then the partials are folded pairwise (8, 4, 2, 1). The order is part of the
-/// definition so that a SIMD implementation can follow it exactly.
+/// Means are taken in a fixed order: the elements in blocks of 64 (the last padded with
+/// +0.0); in each block b, lane l (0..<16) adds the `Float` (b[l] + b[l+16]) + (b[l+32] +
+/// b[l+48]) to its `Double` partial l; then the partials are folded pairwise (8, 4, 2, 1).
+/// The order is part of the definition so that a SIMD implementation can follow it
+/// exactly; the float step costs SIMD code one conversion per four elements.
 public enum ReferenceQuantizer {
-    /// Sum and sum of magnitudes in the canonical order.
+    /// Sum and sum of magnitudes in the canonical order. Not finite if x holds NaN or
+    /// infinity, or magnitudes so near `Float.greatestFiniteMagnitude` that a block overflows.
     public static func canonicalSums<C: Collection>(_ x: C) -> (sum: Double, absSum: Double) where C.Element == Float {
         var s = [Double](repeating: 0, count: 16), a = s
-        for (i, v) in x.enumerated() {
-            s[i % 16] += Double(v)
-            a[i % 16] += Double(v).magnitude
+        var block = [Float](repeating: 0, count: 64)
+        var filled = 0
+        func flush() {
+            for l in 0..<16 {
+                let t = (block[l] + block[l + 16]) + (block[l + 32] + block[l + 48])
+                let u = (block[l].magnitude + block[l + 16].magnitude) + (block[l + 32].magnitude + block[l + 48].magnitude)
+                s[l] += Double(t)
+                a[l] += Double(u)
+            }
+            for i in 0..<64 { block[i] = 0 }
+            filled = 0
         }
+        for v in x {
+            block[filled] = v
+            filled += 1
+            if filled == 64 { flush() }
+        }
+        if filled > 0 { flush() }
         for w in [8, 4, 2, 1] { for l in 0..<w { s[l] += s[l + w]; a[l] += a[l + w] } }
         return (s[0], a[0])
     }
@@ -28,19 +45,23 @@ public enum ReferenceQuantizer {
     }
 
     /// Quantizes one scope; returns its scale.
-    static func quantizeScope(_ x: ArraySlice<Float>, mode: QuantizationMode, bound: Float, into q: inout [Int8], at start: Int) -> Float {
+    static func quantizeScope(_ x: ArraySlice<Float>, mode: QuantizationMode, bound: Float, into q: inout [Int8], at start: Int) throws -> Float {
         let n = x.count
         switch mode {
-        case .binary:
+        case .binary, .ternary:
             let (sum, absSum) = canonicalSums(x)
+            guard absSum.isFinite else {
+                throw LowBitError.nonFinite("weights holds NaN or infinity, or magnitudes near Float.greatestFiniteMagnitude")
+            }
+            if mode == .ternary {
+                let scale = Float(absSum / Double(n))
+                let inv = scale == 0 ? 0 : finiteInverse(1, scale)
+                for (i, v) in x.enumerated() { q[start + i] = scale == 0 ? 0 : round(v, inverse: inv, qmax: 1) }
+                return scale
+            }
             let mean = Float(sum / Double(n))
             for (i, v) in x.enumerated() { q[start + i] = v >= mean ? 1 : -1 }
             return Float(absSum / Double(n))
-        case .ternary:
-            let scale = Float(canonicalSums(x).absSum / Double(n))
-            let inv = scale == 0 ? 0 : finiteInverse(1, scale)
-            for (i, v) in x.enumerated() { q[start + i] = scale == 0 ? 0 : round(v, inverse: inv, qmax: 1) }
-            return scale
         case .int4, .int8:
             let absmax = x.reduce(Float(0)) { max($0, $1.magnitude) }
             let inv = absmax == 0 ? 0 : finiteInverse(bound, absmax)
@@ -70,12 +91,12 @@ public enum ReferenceQuantizer {
         var scales: [Float] = []
         let g = granularity.groupLength(cols: cols)
         if g == 0 {
-            scales = [quantizeScope(w.scalars[...], mode: mode, bound: b, into: &q, at: 0)]
+            scales = [try quantizeScope(w.scalars[...], mode: mode, bound: b, into: &q, at: 0)]
         } else {
             for r in 0..<rows {
                 for c0 in stride(from: 0, to: cols, by: g) {
                     let lo = r * cols + c0, hi = r * cols + min(c0 + g, cols)
-                    scales.append(quantizeScope(w.scalars[lo..<hi], mode: mode, bound: b, into: &q, at: lo))
+                    scales.append(try quantizeScope(w.scalars[lo..<hi], mode: mode, bound: b, into: &q, at: lo))
                 }
             }
         }
@@ -92,7 +113,7 @@ public enum ReferenceQuantizer {
         var scales = [Float](repeating: 0, count: n)
         var row = [Int8](repeating: 0, count: k)
         for i in 0..<n {
-            scales[i] = quantizeScope(x.scalars[(i * k)..<((i + 1) * k)], mode: .int8, bound: 127, into: &row, at: 0)
+            scales[i] = try quantizeScope(x.scalars[(i * k)..<((i + 1) * k)], mode: .int8, bound: 127, into: &row, at: 0)
             for c in 0..<k { q[i * s + c] = row[c] }
         }
         return QuantizedActivations(tokens: n, cols: k, stride: s, values: q, scales: scales)
