@@ -123,8 +123,16 @@ static lowbit_status run(const lowbit_context *ctx, const lowbit_packed_weights 
         if (!all_finite(x_scales, n) || !all_finite(w->scales, w->m * j.groups) || (bias && !all_finite(bias, w->m)))
             return LOWBIT_ERR_NONFINITE;
     }
+    /* Panel groups: as few as the size cap allows, but a multiple of the thread count, so
+     * that the contiguous split of tiles gives every thread the same share of rows (even
+     * with a single token block), and of near-equal sizes. */
     const int64_t panel_bytes = j.kpad / f->chunk_k * LOWBIT_CHUNK_BYTES, fit = LOWBIT_TILE_WEIGHT_BYTES / panel_bytes;
-    j.tile_panels = fit < 1 ? 1 : fit > MAX_TILE_PANELS ? MAX_TILE_PANELS : fit;
+    const int64_t cap = fit < 1 ? 1 : fit > MAX_TILE_PANELS ? MAX_TILE_PANELS : fit;
+    const int64_t threads = ctx->threads > 0 ? ctx->threads : 1;
+    int64_t groups = (j.panels + cap - 1) / cap;
+    groups = (groups + threads - 1) / threads * threads;
+    if (groups > j.panels) groups = j.panels;
+    j.tile_panels = (j.panels + groups - 1) / groups;
     const int64_t tiles = j.token_blocks * ((j.panels + j.tile_panels - 1) / j.tile_panels);
     lowbit_parallel_for(ctx->threads, tiles, run_tiles, &j);
     return LOWBIT_OK;
