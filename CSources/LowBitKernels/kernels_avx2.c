@@ -57,7 +57,7 @@ static int sums_avx2(const float *restrict x, int64_t n, double *restrict sum, d
         _mm256_storeu_pd(al + 4 * l, a[l]);
     }
     if (i < n) lowbit_sums_tail(x + i, n - i, sl, al);
-    *sum = lowbit_reduce16(sl);
+    if (sum) *sum = lowbit_reduce16(sl);
     *abssum = lowbit_reduce16(al);
     return !(*abssum <= DBL_MAX);
 }
@@ -88,6 +88,8 @@ static void sign_avx2(const float *restrict x, int64_t n, float threshold, int8_
     }
     lowbit_sign_scalar(x + i, n - i, threshold, q + i);
 }
+
+LOWBIT_DEFINE_FUSED_BY_PARTS(static, , _avx2)
 
 /* acc += 4-way dot of unsigned codes u (<= 15) and signed bytes s, per int32 lane. */
 INLINE __m256i dp_small(__m256i acc, __m256i u, __m256i s) {
@@ -182,7 +184,7 @@ void lowbit_table_init_avx2(lowbit_kernel_table *t) {
 #define SET(name)              \
     t->name = name##_avx2;     \
     t->name##_isa = LOWBIT_ISA_AVX2;
-    SET(absmax) SET(sums) SET(quantize) SET(sign) SET(dot_b1) SET(dot_b2) SET(dot_b4) SET(dot_b8)
+    SET(absmax) SET(sums) SET(quantize) SET(sign) SET(quantize_absmax) SET(quantize_sums) SET(sign_sums) SET(dot_b1) SET(dot_b2) SET(dot_b4) SET(dot_b8)
 #undef SET
 }
 #endif

@@ -3,7 +3,9 @@
  * The includer sets LOWBIT_DOT_SUFFIX and LOWBIT_DOT_VNNI and the target attribute.
  * One panel is one zmm (16 rows x 4 columns of codes per plane); up to 8 tokens at once. */
 
+#ifndef INLINE
 #define INLINE static inline __attribute__((always_inline))
+#endif
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
 

@@ -46,7 +46,7 @@ static int sums_neon(const float *restrict x, int64_t n, double *restrict sum, d
         vst1q_f64(al + 2 * l, a[l]);
     }
     if (i < n) lowbit_sums_tail(x + i, n - i, sl, al);
-    *sum = lowbit_reduce16(sl);
+    if (sum) *sum = lowbit_reduce16(sl);
     *abssum = lowbit_reduce16(al);
     return !(*abssum <= DBL_MAX);
 }
@@ -76,6 +76,8 @@ static void sign_neon(const float *restrict x, int64_t n, float threshold, int8_
     }
     lowbit_sign_scalar(x + i, n - i, threshold, q + i);
 }
+
+LOWBIT_DEFINE_FUSED_BY_PARTS(static, , _neon)
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -136,7 +138,7 @@ void lowbit_table_init_neon(lowbit_kernel_table *t) {
 #define SET(name)              \
     t->name = name##_neon;     \
     t->name##_isa = LOWBIT_ISA_NEON;
-    SET(absmax) SET(sums) SET(quantize) SET(sign) SET(dot_b1) SET(dot_b2) SET(dot_b4) SET(dot_b8)
+    SET(absmax) SET(sums) SET(quantize) SET(sign) SET(quantize_absmax) SET(quantize_sums) SET(sign_sums) SET(dot_b1) SET(dot_b2) SET(dot_b4) SET(dot_b8)
 #undef SET
 }
 #endif

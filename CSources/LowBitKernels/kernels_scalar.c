@@ -20,7 +20,7 @@ int lowbit_sums_scalar(const float *restrict x, int64_t n, double *restrict sum,
     int64_t i = 0;
     for (; i + 64 <= n; i += 64) lowbit_sums_block(x + i, s, a);
     if (i < n) lowbit_sums_tail(x + i, n - i, s, a);
-    *sum = lowbit_reduce16(s);
+    if (sum) *sum = lowbit_reduce16(s);
     *abssum = lowbit_reduce16(a);
     /* NaN or Inf input, or a float block sum past FLT_MAX (|x| near it), make it non-finite */
     return !isfinite(*abssum);
@@ -38,6 +38,8 @@ void lowbit_quantize_scalar(const float *restrict x, int64_t n, float inv, int q
 void lowbit_sign_scalar(const float *restrict x, int64_t n, float threshold, int8_t *restrict q) {
     for (int64_t i = 0; i < n; i++) q[i] = x[i] >= threshold ? 1 : -1;
 }
+
+LOWBIT_DEFINE_FUSED_BY_PARTS(, lowbit_, _scalar)
 
 static inline void dot_scalar(int bits, int64_t chunks, const uint8_t *restrict w, const int8_t *restrict x,
                               int64_t ldx, int nr, int32_t *restrict acc) {

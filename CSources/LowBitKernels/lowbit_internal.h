@@ -73,6 +73,29 @@ void lowbit_parallel_for(int threads, int64_t n, lowbit_range_fn fn, void *arg);
             ONE(B, chunks, w + q * panel_stride, x, ldx, nr, acc + q * LOWBIT_MAX_NR * LOWBIT_PANEL_ROWS); \
     }
 
+/* Defines an ISA's fused quantize-and-statistic kernels (see lowbit_kernels.def) as its own
+ * two kernels one after the other: `linkage` is static or empty, the names are
+ * prefix##kernel##suffix. */
+#define LOWBIT_DEFINE_FUSED_BY_PARTS(linkage, prefix, suffix)                                           \
+    linkage int prefix##quantize_absmax##suffix(const float *restrict x, int64_t n, float inv, int qmax,  \
+                                                int8_t *restrict q, const float *restrict y,            \
+                                                float *restrict out) {                                  \
+        prefix##quantize##suffix(x, n, inv, qmax, q);                                                   \
+        return prefix##absmax##suffix(y, n, out);                                                       \
+    }                                                                                                   \
+    linkage int prefix##quantize_sums##suffix(const float *restrict x, int64_t n, float inv, int qmax,    \
+                                              int8_t *restrict q, const float *restrict y,              \
+                                              double *restrict sum, double *restrict abssum) {          \
+        prefix##quantize##suffix(x, n, inv, qmax, q);                                                   \
+        return prefix##sums##suffix(y, n, sum, abssum);                                                 \
+    }                                                                                                   \
+    linkage int prefix##sign_sums##suffix(const float *restrict x, int64_t n, float threshold,           \
+                                          int8_t *restrict q, const float *restrict y,                  \
+                                          double *restrict sum, double *restrict abssum) {              \
+        prefix##sign##suffix(x, n, threshold, q);                                                       \
+        return prefix##sums##suffix(y, n, sum, abssum);                                                 \
+    }
+
 /* lowbit_pack with element (row, col) at q[row * rs + col * cs]. */
 lowbit_status lowbit_pack_strided(lowbit_format format, const int8_t *q, int64_t m, int64_t k, int64_t rs,
                                   int64_t cs, uint8_t *out);

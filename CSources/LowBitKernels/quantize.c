@@ -1,5 +1,7 @@
 /* Quantization drivers: cut a tensor into scopes (whole tensor, rows, or groups along a
- * row), take each scope's statistic with one kernel and quantize it with another. */
+ * row), take each scope's statistic, then quantize it. Scope s is quantized in the same
+ * pass (one fused kernel) that reads scope s + 1 for its statistic: each scope is then read
+ * from memory once and from L1 once, and the two reads overlap. */
 #include "lowbit_internal.h"
 #include <float.h>
 
@@ -10,7 +12,6 @@ typedef struct {
     quant_kind kind;
     const float *x;
     int64_t cols, group, groups; /* groups per row; 0 for one scope over the whole tensor */
-    int64_t len;                 /* elements in the whole-tensor scope */
     int qmax;
     float bound;
     int8_t *q;
@@ -19,41 +20,83 @@ typedef struct {
     int bad;
 } quant_job;
 
+/* A scope's statistic: absmax, or the sums (sum only for sign). */
+typedef struct {
+    float absmax;
+    double sum, abssum;
+} scope_stat;
+
 /* 1/scale, kept finite: a tiny but non-zero scale must not turn 0 * inv into NaN. */
 static float finite_inverse(float numerator, float denominator) {
     const float inv = numerator / denominator;
     return inv <= FLT_MAX ? inv : FLT_MAX;
 }
 
-static int quantize_scope(const quant_job *j, const float *x, int64_t len, int8_t *q, float *scale) {
-    const lowbit_kernel_table *t = j->t;
-    if (j->kind == KIND_ABSMAX) {
-        float am;
-        if (t->absmax(x, len, &am)) return 1;
-        *scale = am / j->bound;
-        if (am == 0.0f) memset(q, 0, (size_t)len);
-        else t->quantize(x, len, finite_inverse(j->bound, am), j->qmax, q);
-        return 0;
-    }
-    double sum, abssum;
-    if (t->sums(x, len, &sum, &abssum)) return 1;
-    *scale = (float)(abssum / (double)len);
-    if (j->kind == KIND_SIGN) t->sign(x, len, (float)(sum / (double)len), q);
-    else if (*scale == 0.0f) memset(q, 0, (size_t)len);
-    else t->quantize(x, len, finite_inverse(1.0f, *scale), 1, q);
-    return 0;
+/* Takes a scope's statistic alone; returns 1 if it is not finite. */
+static int take_stat(const quant_job *j, const float *x, int64_t len, scope_stat *st) {
+    if (j->kind == KIND_ABSMAX) return j->t->absmax(x, len, &st->absmax);
+    return j->t->sums(x, len, j->kind == KIND_SIGN ? &st->sum : NULL, &st->abssum);
 }
 
+/*
+ * Writes the codes and the scale of scope x (len floats, statistic st) and, if y is not
+ * NULL, takes the statistic of the next scope y (y_len floats) into *next: in the same pass
+ * (a fused kernel) when the lengths match. Returns 1 if y's statistic is not finite.
+ */
+static int quantize_then_take(const quant_job *j, const float *x, int64_t len, const scope_stat *st, int8_t *q,
+                              float *scale, const float *y, int64_t y_len, scope_stat *next) {
+    const lowbit_kernel_table *t = j->t;
+    const int fuse = y && y_len == len;
+    float inv = 0.0f;
+    if (j->kind == KIND_SIGN) {
+        *scale = (float)(st->abssum / (double)len);
+        const float threshold = (float)(st->sum / (double)len);
+        if (fuse) return t->sign_sums(x, len, threshold, q, y, &next->sum, &next->abssum);
+        t->sign(x, len, threshold, q);
+    } else {
+        if (j->kind == KIND_ABSMAX) {
+            *scale = st->absmax / j->bound;
+            if (st->absmax != 0.0f) inv = finite_inverse(j->bound, st->absmax);
+        } else {
+            *scale = (float)(st->abssum / (double)len);
+            if (*scale != 0.0f) inv = finite_inverse(1.0f, *scale);
+        }
+        const int qmax = j->kind == KIND_ABSMAX ? j->qmax : 1;
+        if (inv == 0.0f) memset(q, 0, (size_t)len); /* an all-zero scope */
+        else if (fuse && j->kind == KIND_ABSMAX) return t->quantize_absmax(x, len, inv, qmax, q, y, &next->absmax);
+        else if (fuse) return t->quantize_sums(x, len, inv, qmax, q, y, NULL, &next->abssum);
+        else t->quantize(x, len, inv, qmax, q);
+    }
+    return y ? take_stat(j, y, y_len, next) : 0;
+}
+
+/* Scopes s = row * groups + group of rows [begin, end), in order: scope s + 1's statistic
+ * is taken in scope s's pass. */
 static void quantize_rows(void *arg, int64_t begin, int64_t end) {
     quant_job *j = arg;
-    for (int64_t r = begin; r < end; r++) {
-        for (int64_t g = 0; g < j->groups; g++) {
-            const int64_t c0 = g * j->group, len = j->cols - c0 < j->group ? j->cols - c0 : j->group;
-            if (quantize_scope(j, j->x + r * j->cols + c0, len, j->q + r * j->ldq + c0, j->scales + r * j->groups + g))
-                __atomic_store_n(&j->bad, 1, __ATOMIC_RELAXED);
+    const int64_t first = begin * j->groups, last = end * j->groups;
+#define SCOPE_X(s) (j->x + (s) / j->groups * j->cols + (s) % j->groups * j->group)
+#define SCOPE_LEN(s) (j->cols - (s) % j->groups * j->group < j->group ? j->cols - (s) % j->groups * j->group : j->group)
+    scope_stat st, next;
+    int bad = take_stat(j, SCOPE_X(first), SCOPE_LEN(first), &st);
+    for (int64_t s = first; s < last; s++) {
+        const int64_t r = s / j->groups, g = s % j->groups;
+        const float *y = s + 1 < last ? SCOPE_X(s + 1) : NULL;
+        const int64_t y_len = y ? SCOPE_LEN(s + 1) : 0;
+        int next_bad = 0;
+        if (bad) { /* not quantized: the call fails */
+            __atomic_store_n(&j->bad, 1, __ATOMIC_RELAXED);
+            if (y) next_bad = take_stat(j, y, y_len, &next);
+        } else {
+            next_bad = quantize_then_take(j, SCOPE_X(s), SCOPE_LEN(s), &st, j->q + r * j->ldq + g * j->group,
+                                          j->scales + s, y, y_len, &next);
         }
-        if (j->ldq > j->cols) memset(j->q + r * j->ldq + j->cols, 0, (size_t)(j->ldq - j->cols));
+        if (g == j->groups - 1 && j->ldq > j->cols) memset(j->q + r * j->ldq + j->cols, 0, (size_t)(j->ldq - j->cols));
+        st = next;
+        bad = next_bad;
     }
+#undef SCOPE_X
+#undef SCOPE_LEN
 }
 
 static lowbit_status run(const lowbit_context *ctx, quant_kind kind, const float *x, int64_t rows, int64_t cols,
@@ -65,7 +108,10 @@ static lowbit_status run(const lowbit_context *ctx, quant_kind kind, const float
                    .q = q, .ldq = ldq, .scales = scales};
     if (group == 0) { /* one scope: the whole (contiguous) tensor */
         if (ldq != cols) return LOWBIT_ERR_SHAPE;
-        return quantize_scope(&j, x, rows * cols, q, scales) ? LOWBIT_ERR_NONFINITE : LOWBIT_OK;
+        scope_stat st;
+        if (take_stat(&j, x, rows * cols, &st)) return LOWBIT_ERR_NONFINITE;
+        quantize_then_take(&j, x, rows * cols, &st, q, scales, NULL, 0, NULL);
+        return LOWBIT_OK;
     }
     j.group = group < cols ? group : cols;
     j.groups = (cols + j.group - 1) / j.group;

@@ -76,6 +76,9 @@ static void test_kernel_sums(const lowbit_kernel_table *t) {
         lowbit_sums_scalar(x, n, &s2, &a2);
         CHECK(s1 == s2 && a1 == a2, "sums n=%lld not bit-identical: %.17g/%.17g vs %.17g/%.17g", (long long)n, s1, a1,
               s2, a2);
+        a1 = -1;
+        CHECK(t->sums(x, n, NULL, &a1) == 0 && a1 == a2, "sums without the sum, n=%lld: %.17g vs %.17g", (long long)n,
+              a1, a2);
         x[n - 1] = INFINITY;
         CHECK(t->sums(x, n, &s1, &a1) == 1, "sums misses Inf");
         /* 1e38 four times in one lane's block sum passes FLT_MAX: past 48 elements, refused */
@@ -123,6 +126,78 @@ static void test_kernel_sign(const lowbit_kernel_table *t) {
         CHECK(memcmp(q1, q2, n) == 0 && q1[0] == 1, "sign n=%lld differs", (long long)n);
         free(x), free(q1), free(q2);
     }
+}
+
+/* The fused kernels against the two scalar kernels they stand for: the codes of x, and the
+ * statistic of y, finite and not (a NaN, an Inf or an overflowing block in y). */
+enum { Y_FINITE, Y_NAN, Y_INF, Y_HUGE, Y_CASES };
+static void fill_fused_case(float *x, float *y, int64_t n, int y_case) {
+    fill_floats(x, n, 2.0f);
+    for (int64_t i = 0; i < n; i += 3) x[i] = (float)rand_int(-6, 6) * 0.25f; /* exact ties */
+    x[0] = 0.125f; /* the sign threshold used below: +1 */
+    fill_floats(y, n, 100.0f);
+    if (y_case == Y_NAN) y[rand_int(0, (int)n - 1)] = NAN;
+    if (y_case == Y_INF) y[n - 1] = -INFINITY;
+    if (y_case == Y_HUGE)
+        for (int64_t i = 0; i < n; i++) y[i] = i % 2 ? 1e38f : -1e38f;
+}
+
+static void test_kernel_quantize_absmax(const lowbit_kernel_table *t) {
+    for (int s = 0; s < NSIZES; s++)
+        for (int c = 0; c < Y_CASES; c++) {
+            const int64_t n = sizes[s];
+            float *x = xmalloc(n * sizeof *x), *y = xmalloc(n * sizeof *y);
+            int8_t *q1 = xmalloc(n), *q2 = xmalloc(n);
+            fill_fused_case(x, y, n, c);
+            const int qmax = c % 2 ? 7 : 127;
+            float a = -1, b = -2;
+            const int ra = t->quantize_absmax(x, n, (float)qmax * 0.9f, qmax, q1, y, &a);
+            lowbit_quantize_scalar(x, n, (float)qmax * 0.9f, qmax, q2);
+            const int rb = lowbit_absmax_scalar(y, n, &b);
+            CHECK(memcmp(q1, q2, n) == 0, "quantize_absmax n=%lld case %d: codes differ", (long long)n, c);
+            CHECK(ra == rb && ra == (c == Y_NAN || c == Y_INF) && (ra || a == b),
+                  "quantize_absmax n=%lld case %d: %d %g vs %d %g", (long long)n, c, ra, a, rb, b);
+            free(x), free(y), free(q1), free(q2);
+        }
+}
+
+static void test_kernel_quantize_sums(const lowbit_kernel_table *t) {
+    for (int s = 0; s < NSIZES; s++)
+        for (int c = 0; c < Y_CASES; c++)
+            for (int with_sum = 0; with_sum < 2; with_sum++) {
+                const int64_t n = sizes[s];
+                float *x = xmalloc(n * sizeof *x), *y = xmalloc(n * sizeof *y);
+                int8_t *q1 = xmalloc(n), *q2 = xmalloc(n);
+                fill_fused_case(x, y, n, c);
+                double s1 = -1, a1 = -1, s2 = -2, a2 = -2;
+                const int ra = t->quantize_sums(x, n, 0.9f, 1, q1, y, with_sum ? &s1 : NULL, &a1);
+                lowbit_quantize_scalar(x, n, 0.9f, 1, q2);
+                const int rb = lowbit_sums_scalar(y, n, &s2, &a2);
+                const int overflow = c == Y_NAN || c == Y_INF || (c == Y_HUGE && n > 48);
+                CHECK(memcmp(q1, q2, n) == 0, "quantize_sums n=%lld case %d: codes differ", (long long)n, c);
+                CHECK(ra == rb && ra == overflow && (ra || (a1 == a2 && (with_sum ? s1 == s2 : s1 == -1))),
+                      "quantize_sums n=%lld case %d sum %d: %d %.17g/%.17g vs %d %.17g/%.17g", (long long)n, c,
+                      with_sum, ra, s1, a1, rb, s2, a2);
+                free(x), free(y), free(q1), free(q2);
+            }
+}
+
+static void test_kernel_sign_sums(const lowbit_kernel_table *t) {
+    for (int s = 0; s < NSIZES; s++)
+        for (int c = 0; c < Y_CASES; c++) {
+            const int64_t n = sizes[s];
+            float *x = xmalloc(n * sizeof *x), *y = xmalloc(n * sizeof *y);
+            int8_t *q1 = xmalloc(n), *q2 = xmalloc(n);
+            fill_fused_case(x, y, n, c);
+            double s1 = -1, a1 = -1, s2 = -2, a2 = -2;
+            const int ra = t->sign_sums(x, n, 0.125f, q1, y, &s1, &a1);
+            lowbit_sign_scalar(x, n, 0.125f, q2);
+            const int rb = lowbit_sums_scalar(y, n, &s2, &a2);
+            CHECK(memcmp(q1, q2, n) == 0 && q1[0] == 1, "sign_sums n=%lld case %d: codes differ", (long long)n, c);
+            CHECK(ra == rb && (ra || (s1 == s2 && a1 == a2)), "sign_sums n=%lld case %d: %d %.17g/%.17g vs %d %.17g/%.17g",
+                  (long long)n, c, ra, s1, a1, rb, s2, a2);
+            free(x), free(y), free(q1), free(q2);
+        }
 }
 
 static void test_dot(const lowbit_kernel_table *t, int bits) {
@@ -174,13 +249,16 @@ static const kernel_test kernel_tests[] = {
 /* ---- through the public drivers ---- */
 
 static void test_quantizers(const lowbit_context *ctx) {
-    const int64_t shapes[][3] = {{1, 1, 0}, {3, 17, 17}, {5, 63, 0}, {4, 65, 32}, {17, 257, 64}, {2, 100, 7}};
+    /* scopes of equal length (fused with the next one) and not (a shorter last group) */
+    const int64_t shapes[][3] = {{1, 1, 0}, {3, 17, 17}, {5, 63, 0}, {4, 65, 32}, {17, 257, 64}, {2, 100, 7},
+                                 {6, 200, 200}, {5, 130, 64}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int64_t rows = shapes[s][0], cols = shapes[s][1], group = shapes[s][2];
         const int64_t nscales = group == 0 ? 1 : rows * ((cols + group - 1) / group);
         float *w = xmalloc(rows * cols * sizeof *w), *s1 = xmalloc(nscales * 4), *s2 = xmalloc(nscales * 4);
         int8_t *q1 = xmalloc(rows * cols), *q2 = xmalloc(rows * cols);
         fill_floats(w, rows * cols, 0.7f);
+        if (rows > 2) memset(w + cols, 0, cols * sizeof *w); /* an all-zero row between two others */
         for (int kind = 0; kind < 4; kind++) {
             lowbit_status a, b;
             switch (kind) {
@@ -213,11 +291,19 @@ static void test_quantizers(const lowbit_context *ctx) {
                 }
             }
         }
-        w[rows * cols / 2] = NAN;
-        CHECK(lowbit_quantize_absmax(ctx, w, rows, cols, group, 127, 127.0f, q1, s1) == LOWBIT_ERR_NONFINITE,
-              "absmax accepts NaN");
-        CHECK(lowbit_quantize_ternary(ctx, w, rows, cols, group, q1, s1) == LOWBIT_ERR_NONFINITE, "ternary accepts NaN");
-        CHECK(lowbit_quantize_sign(ctx, w, rows, cols, group, q1, s1) == LOWBIT_ERR_NONFINITE, "sign accepts NaN");
+        /* a NaN in the first, a middle or the last scope (the last is read only by a fused pass) */
+        const int64_t at[] = {0, rows * cols / 2, rows * cols - 1};
+        for (int a = 0; a < 3; a++) {
+            const float keep = w[at[a]];
+            w[at[a]] = NAN;
+            CHECK(lowbit_quantize_absmax(ctx, w, rows, cols, group, 127, 127.0f, q1, s1) == LOWBIT_ERR_NONFINITE,
+                  "absmax accepts NaN at %lld", (long long)at[a]);
+            CHECK(lowbit_quantize_ternary(ctx, w, rows, cols, group, q1, s1) == LOWBIT_ERR_NONFINITE,
+                  "ternary accepts NaN at %lld", (long long)at[a]);
+            CHECK(lowbit_quantize_sign(ctx, w, rows, cols, group, q1, s1) == LOWBIT_ERR_NONFINITE,
+                  "sign accepts NaN at %lld", (long long)at[a]);
+            w[at[a]] = keep;
+        }
         free(w), free(s1), free(s2), free(q1), free(q2);
     }
     float z[4] = {0, 0, 0, 0}, sc;
