@@ -32,34 +32,46 @@ static int absmax_avx2(const float *restrict x, int64_t n, float *restrict out) 
     return b;
 }
 
-/* The canonical order: a block of 64 is v[q] = b[16q..16q+15] in two ymm halves each. */
+/* The canonical order: a block of 64 is v[q] = b[16q..16q+15], in two ymm halves each
+ * (lanes 8h .. 8h+7); float partials fs/fa per half, flushed into the doubles every 16 blocks. */
 static int sums_avx2(const float *restrict x, int64_t n, double *restrict sum, double *restrict abssum) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 fs[2], fa[2];
     __m256d s[4], a[4];
+    for (int h = 0; h < 2; h++) fs[h] = fa[h] = _mm256_setzero_ps();
     for (int l = 0; l < 4; l++) s[l] = a[l] = _mm256_setzero_pd();
     int64_t i = 0;
+    int blocks = 0;
     for (; i + 64 <= n; i += 64) {
-        for (int h = 0; h < 2; h++) { /* lanes 8h .. 8h+7 */
+        for (int h = 0; h < 2; h++) {
             const __m256 v0 = _mm256_loadu_ps(x + i + 8 * h), v1 = _mm256_loadu_ps(x + i + 16 + 8 * h);
             const __m256 v2 = _mm256_loadu_ps(x + i + 32 + 8 * h), v3 = _mm256_loadu_ps(x + i + 48 + 8 * h);
-            const __m256 t = _mm256_add_ps(_mm256_add_ps(v0, v1), _mm256_add_ps(v2, v3));
-            const __m256 u = _mm256_add_ps(_mm256_add_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
-                                           _mm256_add_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
-            s[2 * h] = _mm256_add_pd(s[2 * h], _mm256_cvtps_pd(_mm256_castps256_ps128(t)));
-            s[2 * h + 1] = _mm256_add_pd(s[2 * h + 1], _mm256_cvtps_pd(_mm256_extractf128_ps(t, 1)));
-            a[2 * h] = _mm256_add_pd(a[2 * h], _mm256_cvtps_pd(_mm256_castps256_ps128(u)));
-            a[2 * h + 1] = _mm256_add_pd(a[2 * h + 1], _mm256_cvtps_pd(_mm256_extractf128_ps(u, 1)));
+            fs[h] = _mm256_add_ps(fs[h], _mm256_add_ps(_mm256_add_ps(v0, v1), _mm256_add_ps(v2, v3)));
+            fa[h] = _mm256_add_ps(fa[h], _mm256_add_ps(_mm256_add_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                                                       _mm256_add_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3))));
+        }
+        if (++blocks == LOWBIT_SUMS_SUPERBLOCK) {
+            for (int h = 0; h < 2; h++) {
+                s[2 * h] = _mm256_add_pd(s[2 * h], _mm256_cvtps_pd(_mm256_castps256_ps128(fs[h])));
+                s[2 * h + 1] = _mm256_add_pd(s[2 * h + 1], _mm256_cvtps_pd(_mm256_extractf128_ps(fs[h], 1)));
+                a[2 * h] = _mm256_add_pd(a[2 * h], _mm256_cvtps_pd(_mm256_castps256_ps128(fa[h])));
+                a[2 * h + 1] = _mm256_add_pd(a[2 * h + 1], _mm256_cvtps_pd(_mm256_extractf128_ps(fa[h], 1)));
+                fs[h] = fa[h] = _mm256_setzero_ps();
+            }
+            blocks = 0;
         }
     }
-    double sl[16], al[16];
-    for (int l = 0; l < 4; l++) {
-        _mm256_storeu_pd(sl + 4 * l, s[l]);
-        _mm256_storeu_pd(al + 4 * l, a[l]);
+    lowbit_sums_state st = {.blocks = blocks};
+    for (int h = 0; h < 2; h++) {
+        _mm256_storeu_ps(st.fs + 8 * h, fs[h]);
+        _mm256_storeu_ps(st.fa + 8 * h, fa[h]);
     }
-    if (i < n) lowbit_sums_tail(x + i, n - i, sl, al);
-    if (sum) *sum = lowbit_reduce16(sl);
-    *abssum = lowbit_reduce16(al);
-    return !(*abssum <= DBL_MAX);
+    for (int l = 0; l < 4; l++) {
+        _mm256_storeu_pd(st.s + 4 * l, s[l]);
+        _mm256_storeu_pd(st.a + 4 * l, a[l]);
+    }
+    if (i < n) lowbit_sums_tail(&st, x + i, n - i);
+    return lowbit_sums_finish(&st, sum, abssum);
 }
 
 static void quantize_avx2(const float *restrict x, int64_t n, float inv, int qmax, int8_t *restrict q) {

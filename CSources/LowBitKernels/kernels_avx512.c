@@ -48,46 +48,102 @@ INLINE int absmax_finish(const __m512i m[4], float *restrict out) {
 }
 
 /* ---- sums: the canonical order is made for this. A block of 64 is four vectors v0..v3,
- * lane l of (v0 + v1) + (v2 + v3) is the block's float sum for lane l, and two conversions
- * take it into the eight-double partials acc[0..1] (|x| into acc[2..3]). */
+ * lane l of (v0 + v1) + (v2 + v3) is the block's float sum for lane l, added to the float
+ * partials fs (|x|: fa); every 16 blocks two conversions take them into the eight-double
+ * partials acc[0..1] (|x|: acc[2..3]). */
 
 /* a + b computed by the FMA units, a * 1 + b: the same rounding as an add (one rounding of
  * the exact sum), but it runs on the multiply pipes, which the sums leave idle while the
  * add pipes are the bottleneck. The compiler would turn a visible * 1.0 back into an add. */
-INLINE __m512 add_on_fma_ps(__m512 a, __m512 b) {
+INLINE __m512 add_on_fma(__m512 a, __m512 b) {
     __m512 one = _mm512_set1_ps(1.0f);
     __asm__("" : "+v"(one));
     return _mm512_fmadd_ps(a, one, b);
 }
-INLINE __m512d add_on_fma_pd(__m512d a, __m512d b) {
-    __m512d one = _mm512_set1_pd(1.0);
-    __asm__("" : "+v"(one));
-    return _mm512_fmadd_pd(a, one, b);
+
+typedef struct {
+    __m512 fs, fa;
+    __m512d acc[4];
+    int blocks;
+} sums_acc;
+
+INLINE void sums_init(sums_acc *a) {
+    a->fs = a->fa = _mm512_setzero_ps();
+    for (int i = 0; i < 4; i++) a->acc[i] = _mm512_setzero_pd();
+    a->blocks = 0;
 }
 
-INLINE void sums_block(__m512d acc[4], const float *restrict x, int64_t left, const int with_sum) {
+INLINE __m512d high_half_pd(__m512 v) {
+    return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
+INLINE void sums_flush(sums_acc *a, const int with_sum) {
+    if (with_sum) {
+        a->acc[0] = _mm512_add_pd(a->acc[0], _mm512_cvtps_pd(_mm512_castps512_ps256(a->fs)));
+        a->acc[1] = _mm512_add_pd(a->acc[1], high_half_pd(a->fs));
+    }
+    a->acc[2] = _mm512_add_pd(a->acc[2], _mm512_cvtps_pd(_mm512_castps512_ps256(a->fa)));
+    a->acc[3] = _mm512_add_pd(a->acc[3], high_half_pd(a->fa));
+    a->fs = a->fa = _mm512_setzero_ps();
+    a->blocks = 0;
+}
+
+INLINE void sums_add(sums_acc *a, const __m512 v[4], const int with_sum) {
+    if (with_sum)
+        a->fs = _mm512_add_ps(a->fs, _mm512_add_ps(add_on_fma(v[0], v[1]), add_on_fma(v[2], v[3])));
+    const __m512 u = _mm512_add_ps(add_on_fma(_mm512_abs_ps(v[0]), _mm512_abs_ps(v[1])),
+                                   _mm512_add_ps(_mm512_abs_ps(v[2]), _mm512_abs_ps(v[3])));
+    a->fa = _mm512_add_ps(a->fa, u);
+    if (++a->blocks == LOWBIT_SUMS_SUPERBLOCK) sums_flush(a, with_sum);
+}
+
+INLINE void sums_block(sums_acc *a, const float *restrict x, int64_t left, const int with_sum) {
     __m512 v[4];
     for (int q = 0; q < 4; q++) /* masked-off lanes load +0.0: the padding */
         v[q] = left >= 64 ? _mm512_loadu_ps(x + 16 * q) : _mm512_maskz_loadu_ps(tail_mask(left - 16 * q), x + 16 * q);
-    if (with_sum) {
-        const __m512 t = _mm512_add_ps(add_on_fma_ps(v[0], v[1]), add_on_fma_ps(v[2], v[3]));
-        acc[0] = add_on_fma_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(t)), acc[0]);
-        acc[1] = add_on_fma_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(t), 1))), acc[1]);
-    }
-    const __m512 u = _mm512_add_ps(add_on_fma_ps(_mm512_abs_ps(v[0]), _mm512_abs_ps(v[1])), _mm512_add_ps(_mm512_abs_ps(v[2]), _mm512_abs_ps(v[3])));
-    acc[2] = add_on_fma_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(u)), acc[2]);
-    acc[3] = add_on_fma_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(u), 1))), acc[3]);
+    sums_add(a, v, with_sum);
 }
 
-INLINE int sums_finish(const __m512d acc[4], double *restrict sum, double *restrict abssum) {
+/* The blocks of a stream y that starts `off` (1..15) floats past a cache line, from whole-line
+ * loads: each block vector joins two aligned ones (vpermt2ps). The sums cannot start at a
+ * line instead, since their order is fixed from y[0]; and in the fused kernels a load across
+ * two lines costs two, on load ports shared with the pass over x. */
+typedef struct {
+    const float *base; /* y - off: a cache line */
+    __m512i join;      /* lane l takes element off + l of two adjacent aligned vectors */
+    __m512 carry;      /* the aligned vector that starts the next block */
+} line_stream;
+
+INLINE void line_stream_start(line_stream *st, const float *y, int64_t off) {
+    st->base = y - off;
+    st->join = _mm512_add_epi32(_mm512_set1_epi32((int)off), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    st->carry = _mm512_maskz_load_ps((__mmask16)(0xffffu << off), st->base); /* nothing before y */
+}
+
+/* Block y[i .. i+63]; needs y[i+64 .. i+79-off] to be in the stream too (i + 80 <= n). */
+INLINE void line_stream_block(line_stream *st, int64_t i, __m512 v[4]) {
+    for (int q = 0; q < 4; q++) {
+        const __m512 next = _mm512_load_ps(st->base + i + 16 * (q + 1));
+        v[q] = _mm512_permutex2var_ps(st->carry, st->join, next);
+        st->carry = next;
+    }
+}
+
+/* The offset of y past a cache line, in floats, when it is worth streaming y by lines. */
+INLINE int64_t line_offset(const float *y, int64_t n) {
+    return n >= 256 && ((uintptr_t)y & 3) == 0 ? (int64_t)((uintptr_t)y & 63) / 4 : 0;
+}
+
+INLINE int sums_finish(sums_acc *a, double *restrict sum, double *restrict abssum, const int with_sum) {
+    if (a->blocks) sums_flush(a, with_sum);
     double lane[16];
-    if (sum) {
-        _mm512_storeu_pd(lane, acc[0]);
-        _mm512_storeu_pd(lane + 8, acc[1]);
+    if (with_sum) {
+        _mm512_storeu_pd(lane, a->acc[0]);
+        _mm512_storeu_pd(lane + 8, a->acc[1]);
         *sum = lowbit_reduce16(lane);
     }
-    _mm512_storeu_pd(lane, acc[2]);
-    _mm512_storeu_pd(lane + 8, acc[3]);
+    _mm512_storeu_pd(lane, a->acc[2]);
+    _mm512_storeu_pd(lane + 8, a->acc[3]);
     *abssum = lowbit_reduce16(lane);
     return !(*abssum <= DBL_MAX);
 }
@@ -145,9 +201,10 @@ static int absmax_avx512(const float *restrict x, int64_t n, float *restrict out
 
 INLINE int sums_loop(const float *restrict x, int64_t n, double *restrict sum, double *restrict abssum,
                      const int with_sum) {
-    __m512d acc[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd()};
-    for (int64_t i = 0; i < n; i += 64) sums_block(acc, x + i, n - i, with_sum);
-    return sums_finish(acc, sum, abssum);
+    sums_acc a;
+    sums_init(&a);
+    for (int64_t i = 0; i < n; i += 64) sums_block(&a, x + i, n - i, with_sum);
+    return sums_finish(&a, sum, abssum, with_sum);
 }
 
 static int sums_avx512(const float *restrict x, int64_t n, double *restrict sum, double *restrict abssum) {
@@ -188,13 +245,25 @@ static int quantize_absmax_avx512(const float *restrict x, int64_t n, float inv,
 INLINE int quantize_sums_loop(const float *restrict x, int64_t n, float inv, int qmax, int8_t *restrict q,
                               const float *restrict y, double *restrict sum, double *restrict abssum, const int with_sum) {
     const __m512 vinv = _mm512_set1_ps(inv), hi = _mm512_set1_ps((float)qmax);
-    __m512d acc[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd()};
-    for (int64_t i = 0; i < n; i += 64) {
-        PF(y + i);
-        sums_block(acc, y + i, n - i, with_sum);
+    sums_acc a;
+    sums_init(&a);
+    int64_t i = 0;
+    const int64_t off = line_offset(y, n);
+    if (off) {
+        line_stream st;
+        line_stream_start(&st, y, off);
+        for (; i + 80 <= n; i += 64) {
+            __m512 v[4];
+            line_stream_block(&st, i, v);
+            sums_add(&a, v, with_sum);
+            quantize_block(x + i, 64, vinv, hi, q + i);
+        }
+    }
+    for (; i < n; i += 64) {
+        sums_block(&a, y + i, n - i, with_sum);
         quantize_block(x + i, n - i, vinv, hi, q + i);
     }
-    return sums_finish(acc, sum, abssum);
+    return sums_finish(&a, sum, abssum, with_sum);
 }
 
 static int quantize_sums_avx512(const float *restrict x, int64_t n, float inv, int qmax, int8_t *restrict q,
@@ -203,16 +272,34 @@ static int quantize_sums_avx512(const float *restrict x, int64_t n, float inv, i
                : quantize_sums_loop(x, n, inv, qmax, q, y, NULL, abssum, 0);
 }
 
-static int sign_sums_avx512(const float *restrict x, int64_t n, float threshold, int8_t *restrict q,
-                            const float *restrict y, double *restrict sum, double *restrict abssum) {
+INLINE int sign_sums_loop(const float *restrict x, int64_t n, float threshold, int8_t *restrict q,
+                          const float *restrict y, double *restrict sum, double *restrict abssum, const int with_sum) {
     const __m512 t = _mm512_set1_ps(threshold);
-    __m512d acc[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd()};
-    for (int64_t i = 0; i < n; i += 64) {
-        PF(y + i);
-        sums_block(acc, y + i, n - i, sum != NULL);
+    sums_acc a;
+    sums_init(&a);
+    int64_t i = 0;
+    const int64_t off = line_offset(y, n);
+    if (off) {
+        line_stream st;
+        line_stream_start(&st, y, off);
+        for (; i + 80 <= n; i += 64) {
+            __m512 v[4];
+            line_stream_block(&st, i, v);
+            sums_add(&a, v, with_sum);
+            sign_block(x + i, 64, t, q + i);
+        }
+    }
+    for (; i < n; i += 64) {
+        sums_block(&a, y + i, n - i, with_sum);
         sign_block(x + i, n - i, t, q + i);
     }
-    return sums_finish(acc, sum, abssum);
+    return sums_finish(&a, sum, abssum, with_sum);
+}
+
+static int sign_sums_avx512(const float *restrict x, int64_t n, float threshold, int8_t *restrict q,
+                            const float *restrict y, double *restrict sum, double *restrict abssum) {
+    return sum ? sign_sums_loop(x, n, threshold, q, y, sum, abssum, 1)
+               : sign_sums_loop(x, n, threshold, q, y, NULL, abssum, 0);
 }
 
 #define LOWBIT_DOT_SUFFIX _avx512

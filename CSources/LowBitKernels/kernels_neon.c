@@ -23,32 +23,44 @@ static int absmax_neon(const float *restrict x, int64_t n, float *restrict out) 
     return bad;
 }
 
-/* The canonical order: lanes 4g .. 4g+3 of a block of 64 come from b[4g + 16q], q = 0..3. */
+/* The canonical order: lanes 4g .. 4g+3 of a block of 64 come from b[4g + 16q], q = 0..3;
+ * float partials fs/fa per group of 4 lanes, flushed into the doubles every 16 blocks. */
 static int sums_neon(const float *restrict x, int64_t n, double *restrict sum, double *restrict abssum) {
+    float32x4_t fs[4], fa[4];
     float64x2_t s[8], a[8];
+    for (int g = 0; g < 4; g++) fs[g] = fa[g] = vdupq_n_f32(0.0f);
     for (int l = 0; l < 8; l++) s[l] = a[l] = vdupq_n_f64(0.0);
     int64_t i = 0;
+    int blocks = 0;
     for (; i + 64 <= n; i += 64) {
         for (int g = 0; g < 4; g++) {
             const float32x4_t v0 = vld1q_f32(x + i + 4 * g), v1 = vld1q_f32(x + i + 16 + 4 * g);
             const float32x4_t v2 = vld1q_f32(x + i + 32 + 4 * g), v3 = vld1q_f32(x + i + 48 + 4 * g);
-            const float32x4_t t = vaddq_f32(vaddq_f32(v0, v1), vaddq_f32(v2, v3));
-            const float32x4_t u = vaddq_f32(vaddq_f32(vabsq_f32(v0), vabsq_f32(v1)), vaddq_f32(vabsq_f32(v2), vabsq_f32(v3)));
-            s[2 * g] = vaddq_f64(s[2 * g], vcvt_f64_f32(vget_low_f32(t)));
-            s[2 * g + 1] = vaddq_f64(s[2 * g + 1], vcvt_high_f64_f32(t));
-            a[2 * g] = vaddq_f64(a[2 * g], vcvt_f64_f32(vget_low_f32(u)));
-            a[2 * g + 1] = vaddq_f64(a[2 * g + 1], vcvt_high_f64_f32(u));
+            fs[g] = vaddq_f32(fs[g], vaddq_f32(vaddq_f32(v0, v1), vaddq_f32(v2, v3)));
+            fa[g] = vaddq_f32(fa[g], vaddq_f32(vaddq_f32(vabsq_f32(v0), vabsq_f32(v1)), vaddq_f32(vabsq_f32(v2), vabsq_f32(v3))));
+        }
+        if (++blocks == LOWBIT_SUMS_SUPERBLOCK) {
+            for (int g = 0; g < 4; g++) {
+                s[2 * g] = vaddq_f64(s[2 * g], vcvt_f64_f32(vget_low_f32(fs[g])));
+                s[2 * g + 1] = vaddq_f64(s[2 * g + 1], vcvt_high_f64_f32(fs[g]));
+                a[2 * g] = vaddq_f64(a[2 * g], vcvt_f64_f32(vget_low_f32(fa[g])));
+                a[2 * g + 1] = vaddq_f64(a[2 * g + 1], vcvt_high_f64_f32(fa[g]));
+                fs[g] = fa[g] = vdupq_n_f32(0.0f);
+            }
+            blocks = 0;
         }
     }
-    double sl[16], al[16];
-    for (int l = 0; l < 8; l++) {
-        vst1q_f64(sl + 2 * l, s[l]);
-        vst1q_f64(al + 2 * l, a[l]);
+    lowbit_sums_state st = {.blocks = blocks};
+    for (int g = 0; g < 4; g++) {
+        vst1q_f32(st.fs + 4 * g, fs[g]);
+        vst1q_f32(st.fa + 4 * g, fa[g]);
     }
-    if (i < n) lowbit_sums_tail(x + i, n - i, sl, al);
-    if (sum) *sum = lowbit_reduce16(sl);
-    *abssum = lowbit_reduce16(al);
-    return !(*abssum <= DBL_MAX);
+    for (int l = 0; l < 8; l++) {
+        vst1q_f64(st.s + 2 * l, s[l]);
+        vst1q_f64(st.a + 2 * l, a[l]);
+    }
+    if (i < n) lowbit_sums_tail(&st, x + i, n - i);
+    return lowbit_sums_finish(&st, sum, abssum);
 }
 
 static void quantize_neon(const float *restrict x, int64_t n, float inv, int qmax, int8_t *restrict q) {

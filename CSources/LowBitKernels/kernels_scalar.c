@@ -16,14 +16,12 @@ int lowbit_absmax_scalar(const float *restrict x, int64_t n, float *restrict out
 }
 
 int lowbit_sums_scalar(const float *restrict x, int64_t n, double *restrict sum, double *restrict abssum) {
-    double s[16] = {0}, a[16] = {0};
+    lowbit_sums_state st = {0};
     int64_t i = 0;
-    for (; i + 64 <= n; i += 64) lowbit_sums_block(x + i, s, a);
-    if (i < n) lowbit_sums_tail(x + i, n - i, s, a);
-    if (sum) *sum = lowbit_reduce16(s);
-    *abssum = lowbit_reduce16(a);
-    /* NaN or Inf input, or a float block sum past FLT_MAX (|x| near it), make it non-finite */
-    return !isfinite(*abssum);
+    for (; i + 64 <= n; i += 64) lowbit_sums_block(&st, x + i);
+    if (i < n) lowbit_sums_tail(&st, x + i, n - i);
+    /* NaN or Inf input, or a float partial past FLT_MAX (|x| near it), make it non-finite */
+    return lowbit_sums_finish(&st, sum, abssum);
 }
 
 void lowbit_quantize_scalar(const float *restrict x, int64_t n, float inv, int qmax, int8_t *restrict q) {

@@ -3,6 +3,7 @@
 #define LOWBIT_INTERNAL_H
 
 #include "lowbit.h"
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -115,29 +116,54 @@ static inline int32_t lowbit_load_i32(const int8_t *p) {
     return v;
 }
 
-/* One block of the canonical sums (see `sums` in lowbit_kernels.def): 64 floats b, lane l
- * of 16 adding (b[l] + b[l+16]) + (b[l+32] + b[l+48]) in float to its double partial. */
-static inline void lowbit_sums_block(const float b[64], double s[16], double a[16]) {
-    for (int l = 0; l < 16; l++) {
-        const float t = (b[l] + b[l + 16]) + (b[l + 32] + b[l + 48]);
-        const float u = (fabsf(b[l]) + fabsf(b[l + 16])) + (fabsf(b[l + 32]) + fabsf(b[l + 48]));
-        s[l] += (double)t;
-        a[l] += (double)u;
-    }
-}
-
-/* The canonical sums' last, partial block: padded with +0.0. */
-static inline void lowbit_sums_tail(const float *x, int64_t n, double s[16], double a[16]) {
-    float b[64] = {0};
-    memcpy(b, x, (size_t)n * sizeof *x);
-    lowbit_sums_block(b, s, a);
-}
-
 /* The pairwise tree that finishes the canonical 16-lane sum. */
 static inline double lowbit_reduce16(double lane[16]) {
     for (int w = 8; w >= 1; w /= 2)
         for (int l = 0; l < w; l++) lane[l] += lane[l + w];
     return lane[0];
+}
+
+/* The canonical sums (see `sums` in lowbit_kernels.def) as a running state, so that a SIMD
+ * kernel can hand its partials over for the last, padded block and the final tree. */
+#define LOWBIT_SUMS_SUPERBLOCK 16 /* blocks of 64 summed in float before a double add */
+typedef struct {
+    float fs[16], fa[16];  /* float partials of the current superblock: x and |x| */
+    double s[16], a[16];   /* double partials */
+    int blocks;            /* blocks in the current superblock */
+} lowbit_sums_state;
+
+static inline void lowbit_sums_flush(lowbit_sums_state *st) {
+    for (int l = 0; l < 16; l++) {
+        st->s[l] += (double)st->fs[l];
+        st->a[l] += (double)st->fa[l];
+        st->fs[l] = st->fa[l] = 0.0f;
+    }
+    st->blocks = 0;
+}
+
+/* One block of 64 floats b: lane l of 16 adds (b[l] + b[l+16]) + (b[l+32] + b[l+48]) to its
+ * float partial; every LOWBIT_SUMS_SUPERBLOCK blocks the float partials go into the doubles. */
+static inline void lowbit_sums_block(lowbit_sums_state *st, const float b[64]) {
+    for (int l = 0; l < 16; l++) {
+        st->fs[l] += (b[l] + b[l + 16]) + (b[l + 32] + b[l + 48]);
+        st->fa[l] += (fabsf(b[l]) + fabsf(b[l + 16])) + (fabsf(b[l + 32]) + fabsf(b[l + 48]));
+    }
+    if (++st->blocks == LOWBIT_SUMS_SUPERBLOCK) lowbit_sums_flush(st);
+}
+
+/* The last, partial block: padded with +0.0. */
+static inline void lowbit_sums_tail(lowbit_sums_state *st, const float *x, int64_t n) {
+    float b[64] = {0};
+    memcpy(b, x, (size_t)n * sizeof *x);
+    lowbit_sums_block(st, b);
+}
+
+/* Flushes a partial superblock, folds the lanes; returns 1 if the sum of |x| is not finite. */
+static inline int lowbit_sums_finish(lowbit_sums_state *st, double *sum, double *abssum) {
+    if (st->blocks) lowbit_sums_flush(st);
+    if (sum) *sum = lowbit_reduce16(st->s);
+    *abssum = lowbit_reduce16(st->a);
+    return !(*abssum <= DBL_MAX);
 }
 
 #endif

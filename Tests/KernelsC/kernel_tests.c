@@ -43,7 +43,8 @@ static void *xmalloc(size_t n) {
     return p;
 }
 
-static const int64_t sizes[] = {1, 2, 3, 7, 15, 16, 17, 31, 33, 63, 64, 65, 127, 257, 1000};
+/* past 1024: the sums flush their float partials every 16 blocks of 64 */
+static const int64_t sizes[] = {1, 2, 3, 7, 15, 16, 17, 31, 33, 63, 64, 65, 127, 257, 1000, 1024, 1088, 2047, 5000};
 #define NSIZES (int)(sizeof sizes / sizeof sizes[0])
 
 static lowbit_context scalar_ctx;
@@ -146,7 +147,8 @@ static void test_kernel_quantize_absmax(const lowbit_kernel_table *t) {
     for (int s = 0; s < NSIZES; s++)
         for (int c = 0; c < Y_CASES; c++) {
             const int64_t n = sizes[s];
-            float *x = xmalloc(n * sizeof *x), *y = xmalloc(n * sizeof *y);
+            /* y at any offset from a cache line: the kernels may stream it by whole lines */
+            float *x = xmalloc(n * sizeof *x), *y_buf = xmalloc((n + 16) * sizeof *y_buf), *y = y_buf + rand_int(0, 15);
             int8_t *q1 = xmalloc(n), *q2 = xmalloc(n);
             fill_fused_case(x, y, n, c);
             const int qmax = c % 2 ? 7 : 127;
@@ -157,7 +159,7 @@ static void test_kernel_quantize_absmax(const lowbit_kernel_table *t) {
             CHECK(memcmp(q1, q2, n) == 0, "quantize_absmax n=%lld case %d: codes differ", (long long)n, c);
             CHECK(ra == rb && ra == (c == Y_NAN || c == Y_INF) && (ra || a == b),
                   "quantize_absmax n=%lld case %d: %d %g vs %d %g", (long long)n, c, ra, a, rb, b);
-            free(x), free(y), free(q1), free(q2);
+            free(x), free(y_buf), free(q1), free(q2);
         }
 }
 
@@ -166,7 +168,8 @@ static void test_kernel_quantize_sums(const lowbit_kernel_table *t) {
         for (int c = 0; c < Y_CASES; c++)
             for (int with_sum = 0; with_sum < 2; with_sum++) {
                 const int64_t n = sizes[s];
-                float *x = xmalloc(n * sizeof *x), *y = xmalloc(n * sizeof *y);
+                /* y at any offset from a cache line: the kernels may stream it by whole lines */
+            float *x = xmalloc(n * sizeof *x), *y_buf = xmalloc((n + 16) * sizeof *y_buf), *y = y_buf + rand_int(0, 15);
                 int8_t *q1 = xmalloc(n), *q2 = xmalloc(n);
                 fill_fused_case(x, y, n, c);
                 double s1 = -1, a1 = -1, s2 = -2, a2 = -2;
@@ -178,7 +181,7 @@ static void test_kernel_quantize_sums(const lowbit_kernel_table *t) {
                 CHECK(ra == rb && ra == overflow && (ra || (a1 == a2 && (with_sum ? s1 == s2 : s1 == -1))),
                       "quantize_sums n=%lld case %d sum %d: %d %.17g/%.17g vs %d %.17g/%.17g", (long long)n, c,
                       with_sum, ra, s1, a1, rb, s2, a2);
-                free(x), free(y), free(q1), free(q2);
+                free(x), free(y_buf), free(q1), free(q2);
             }
 }
 
@@ -186,7 +189,8 @@ static void test_kernel_sign_sums(const lowbit_kernel_table *t) {
     for (int s = 0; s < NSIZES; s++)
         for (int c = 0; c < Y_CASES; c++) {
             const int64_t n = sizes[s];
-            float *x = xmalloc(n * sizeof *x), *y = xmalloc(n * sizeof *y);
+            /* y at any offset from a cache line: the kernels may stream it by whole lines */
+            float *x = xmalloc(n * sizeof *x), *y_buf = xmalloc((n + 16) * sizeof *y_buf), *y = y_buf + rand_int(0, 15);
             int8_t *q1 = xmalloc(n), *q2 = xmalloc(n);
             fill_fused_case(x, y, n, c);
             double s1 = -1, a1 = -1, s2 = -2, a2 = -2;
@@ -196,7 +200,7 @@ static void test_kernel_sign_sums(const lowbit_kernel_table *t) {
             CHECK(memcmp(q1, q2, n) == 0 && q1[0] == 1, "sign_sums n=%lld case %d: codes differ", (long long)n, c);
             CHECK(ra == rb && (ra || (s1 == s2 && a1 == a2)), "sign_sums n=%lld case %d: %d %.17g/%.17g vs %d %.17g/%.17g",
                   (long long)n, c, ra, s1, a1, rb, s2, a2);
-            free(x), free(y), free(q1), free(q2);
+            free(x), free(y_buf), free(q1), free(q2);
         }
 }
 

@@ -3,32 +3,49 @@
 ///
 /// Means are taken in a fixed order: the elements in blocks of 64 (the last padded with
 /// +0.0); in each block b, lane l (0..<16) adds the `Float` (b[l] + b[l+16]) + (b[l+32] +
-/// b[l+48]) to its `Double` partial l; then the partials are folded pairwise (8, 4, 2, 1).
-/// The order is part of the definition so that a SIMD implementation can follow it
-/// exactly; the float step costs SIMD code one conversion per four elements.
+/// b[l+48]) to its `Float` partial l; after every 16th block and after the last one, the
+/// `Float` partial is added to the `Double` partial l and reset; then the `Double` partials
+/// are folded pairwise (8, 4, 2, 1). The order is part of the definition so that a SIMD
+/// implementation can follow it exactly; the float steps cost SIMD code a few adds per
+/// vector and one conversion per 1024 elements, and a float partial sums 64 elements.
 public enum ReferenceQuantizer {
+    /// Blocks of 64 summed in `Float` before a `Double` add.
+    static let superblock = 16
+
     /// Sum and sum of magnitudes in the canonical order. Not finite if x holds NaN or
-    /// infinity, or magnitudes so near `Float.greatestFiniteMagnitude` that a block overflows.
+    /// infinity, or magnitudes so near `Float.greatestFiniteMagnitude` that a float partial
+    /// (64 elements) overflows.
     public static func canonicalSums<C: Collection>(_ x: C) -> (sum: Double, absSum: Double) where C.Element == Float {
         var s = [Double](repeating: 0, count: 16), a = s
+        var fs = [Float](repeating: 0, count: 16), fa = fs
         var block = [Float](repeating: 0, count: 64)
-        var filled = 0
-        func flush() {
+        var filled = 0, blocks = 0
+        func flushPartials() {
             for l in 0..<16 {
-                let t = (block[l] + block[l + 16]) + (block[l + 32] + block[l + 48])
-                let u = (block[l].magnitude + block[l + 16].magnitude) + (block[l + 32].magnitude + block[l + 48].magnitude)
-                s[l] += Double(t)
-                a[l] += Double(u)
+                s[l] += Double(fs[l])
+                a[l] += Double(fa[l])
+                fs[l] = 0
+                fa[l] = 0
+            }
+            blocks = 0
+        }
+        func addBlock() {
+            for l in 0..<16 {
+                fs[l] += (block[l] + block[l + 16]) + (block[l + 32] + block[l + 48])
+                fa[l] += (block[l].magnitude + block[l + 16].magnitude) + (block[l + 32].magnitude + block[l + 48].magnitude)
             }
             for i in 0..<64 { block[i] = 0 }
             filled = 0
+            blocks += 1
+            if blocks == superblock { flushPartials() }
         }
         for v in x {
             block[filled] = v
             filled += 1
-            if filled == 64 { flush() }
+            if filled == 64 { addBlock() }
         }
-        if filled > 0 { flush() }
+        if filled > 0 { addBlock() }
+        if blocks > 0 { flushPartials() }
         for w in [8, 4, 2, 1] { for l in 0..<w { s[l] += s[l + w]; a[l] += a[l + w] } }
         return (s[0], a[0])
     }
