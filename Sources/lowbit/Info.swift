@@ -17,7 +17,7 @@ struct Info: ParsableCommand {
         let kernels = try KernelsBackend(isa: config.isa, threads: config.threads)
         print("kernels:")
         for (name, isa) in kernels.kernelISAs {
-            print("  \(name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(isa.rawValue)")
+            print("  \(name.padding(toLength: 16, withPad: " ", startingAt: 0)) \(isa.rawValue)")
         }
     }
 }
