@@ -15,21 +15,26 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
+/* |x| compared as unsigned integers (non-negative floats order like their bit patterns, and
+ * NaN and Inf lie above every finite one): one max per vector, four chains. */
 static int absmax_avx2(const float *restrict x, int64_t n, float *restrict out) {
-    const __m256 sign = _mm256_set1_ps(-0.0f), big = _mm256_set1_ps(FLT_MAX);
-    __m256 m = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
+    const __m256i magnitude = _mm256_set1_epi32(0x7fffffff);
+    __m256i m[4];
+    for (int c = 0; c < 4; c++) m[c] = _mm256_setzero_si256();
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i));
-        bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, big, _CMP_NLE_UQ));
-        m = _mm256_max_ps(m, a);
-    }
-    float lanes[8], tail;
-    _mm256_storeu_ps(lanes, m);
-    int b = lowbit_absmax_scalar(x + i, n - i, &tail) | (_mm256_movemask_ps(bad) != 0);
-    b |= lowbit_absmax_scalar(lanes, 8, out);
-    *out = tail > *out ? tail : *out;
-    return b;
+    for (; i + 32 <= n; i += 32)
+        for (int c = 0; c < 4; c++)
+            m[c] = _mm256_max_epu32(m[c], _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + i + 8 * c)), magnitude));
+    const __m256i all = _mm256_max_epu32(_mm256_max_epu32(m[0], m[1]), _mm256_max_epu32(m[2], m[3]));
+    uint32_t lanes[8], top = 0;
+    _mm256_storeu_si256((__m256i *)lanes, all);
+    for (int l = 0; l < 8; l++) top = lanes[l] > top ? lanes[l] : top;
+    float head, tail;
+    memcpy(&head, &top, sizeof head);
+    const int bad = top >= 0x7f800000u;
+    const int tail_bad = lowbit_absmax_scalar(x + i, n - i, &tail);
+    *out = tail > head ? tail : head;
+    return bad | tail_bad;
 }
 
 /* The canonical order: a block of 64 is v[q] = b[16q..16q+15], in two ymm halves each
@@ -74,16 +79,21 @@ static int sums_avx2(const float *restrict x, int64_t n, double *restrict sum, d
     return lowbit_sums_finish(&st, sum, abssum);
 }
 
+/* 32 at a time into one store: packing 4 x 8 int32 to bytes leaves them grouped by 128-bit
+ * lane (dword l*4 + v holds vector v's elements 4l..4l+3); one permute fixes the order. */
 static void quantize_avx2(const float *restrict x, int64_t n, float inv, int qmax, int8_t *restrict q) {
     const __m256 vinv = _mm256_set1_ps(inv), hi = _mm256_set1_ps((float)qmax), lo = _mm256_set1_ps(-(float)qmax);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vinv),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        v = _mm256_max_ps(_mm256_min_ps(v, hi), lo);
-        const __m256i w = _mm256_cvtps_epi32(v);
-        const __m128i h = _mm_packs_epi32(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
-        _mm_storel_epi64((__m128i *)(q + i), _mm_packs_epi16(h, h));
+    for (; i + 32 <= n; i += 32) {
+        __m256i a[4];
+        for (int v = 0; v < 4; v++) {
+            const __m256 r = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * v), vinv),
+                                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            a[v] = _mm256_cvtps_epi32(_mm256_max_ps(_mm256_min_ps(r, hi), lo)); /* integral: exact */
+        }
+        const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(a[0], a[1]), _mm256_packs_epi32(a[2], a[3]));
+        _mm256_storeu_si256((__m256i *)(q + i), _mm256_permutevar8x32_epi32(b, order));
     }
     lowbit_quantize_scalar(x + i, n - i, inv, qmax, q + i);
 }
