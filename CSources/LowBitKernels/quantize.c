@@ -77,7 +77,7 @@ static void quantize_rows(void *arg, int64_t begin, int64_t end) {
     const int64_t first = begin * j->groups, last = end * j->groups;
 #define SCOPE_X(s) (j->x + (s) / j->groups * j->cols + (s) % j->groups * j->group)
 #define SCOPE_LEN(s) (j->cols - (s) % j->groups * j->group < j->group ? j->cols - (s) % j->groups * j->group : j->group)
-    scope_stat st, next;
+    scope_stat st, next = {0};
     int bad = take_stat(j, SCOPE_X(first), SCOPE_LEN(first), &st);
     for (int64_t s = first; s < last; s++) {
         const int64_t r = s / j->groups, g = s % j->groups;

@@ -47,7 +47,7 @@ struct BadInputTests {
             }
             let xq = try b.quantize(activations: rng.tensor([3, 10]))
             #expect(throws: LowBitError.self) { try b.linearBackward(gradOutput: Tensor(zeros: [3, 7]), input: xq, weights: prepared) }
-            // finite weights so large that the canonical float block sums overflow: refused
+            // finite weights so large that the canonical float partials overflow: refused
             // alike by every backend for the modes that average, kept by absmax ones
             let huge = Tensor(shape: [2, 64]) { i in i % 3 == 0 ? -1e38 : 1e38 }
             #expect(throws: LowBitError.self) { try b.quantize(weights: huge, mode: .ternary) }

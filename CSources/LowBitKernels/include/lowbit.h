@@ -147,10 +147,10 @@ lowbit_isa lowbit_kernel_isa(const lowbit_context *ctx, int index);
  * whole tensor (one scale), otherwise each row is cut into ceil(cols / group) scopes
  * of `group` columns (the last may be shorter) with one scale each, stored
  * [rows][groups]; group = cols is per row. q receives the signed values.
- * Sums behind a mean are taken in a fixed order (blocks of 64 summed four by four in
- * float into 16 double partials, then a pairwise tree), so every ISA returns the same
- * bits. Weights so large (|w| near FLT_MAX) that a block overflows are refused as
- * non-finite.
+ * Sums behind a mean are taken in a fixed order (blocks of 64 summed four by four into 16
+ * float partials, added to 16 double partials every 1024 elements, then a pairwise tree),
+ * so every ISA returns the same bits. Weights so large (|w| near FLT_MAX) that a float
+ * partial (64 elements) overflows are refused as non-finite.
  */
 
 /** Binary: q = +1 where w >= mean(w) else -1 (sign(w - mean), with sign(0) = +1); scale = mean|w|. */
