@@ -22,6 +22,78 @@ struct TrainingRunTests {
         #expect(accuracy > 0.6, "test accuracy \(accuracy)")
     }
 
+    @Test("fine-tuning from float starts at the float model's weights, keeps its accuracy and resumes from its own checkpoint",
+          arguments: [QuantizationMode.ternary, .binary])
+    func fineTuningFromFloat(mode: QuantizationMode) throws {
+        let (train, test) = try Self.data.get()
+        let backend = try KernelsBackend()
+        let float = try ClassifierTraining(settings: Self.tiny(nil), train: train, windowSize: 29)
+        try float.run(train: train, backend: backend)
+        let settings = float.settings.fineTuning(mode)
+        #expect(settings.mode == mode && settings.startsFromFloat)
+        #expect(settings.epochs == 3 && settings.learningRate == float.settings.learningRate / 2 && settings.warmupEpochs == 1)
+        #expect(settings.hiddenSize == 16 && settings.dropout == 0.1 && settings.seed == 3)
+
+        let run = try ClassifierTraining(settings: settings, train: train, windowSize: 29, startingFrom: float)
+        for (a, b) in zip(run.model.parameters, float.model.parameters) { #expect(a.name == b.name && a.value == b.value, "\(a.name)") }
+        #expect(run.model.quantizedLayers.count == 4)
+        let path = temporaryPath("fine-tune-\(mode.rawValue).safetensors")
+        try run.run(train: train, backend: backend, checkpointPath: path)
+        #expect(zip(run.model.parameters, float.model.parameters).contains { $0.value != $1.value })
+        let accuracy = { (model: SequenceClassifier, info: ModelInfo) in
+            let packed = try PackedClassifier(model, backend: backend)
+            return try ClassifierTraining.evaluate(test, info: info, windowSize: 29) { try packed.predict($0) }.accuracy
+        }
+        let (floatAccuracy, tunedAccuracy) = (try accuracy(float.model, float.info), try accuracy(run.model, run.info))
+        #expect(tunedAccuracy > 0.6 && tunedAccuracy > floatAccuracy - 0.1, "\(tunedAccuracy) after fine-tuning, \(floatAccuracy) float")
+        let resumed = try ClassifierTraining(resumingFrom: path)
+        #expect(resumed.settings == settings)
+        #expect(resumed.isFinished(train))
+    }
+
+    @Test("starting from float refuses a missing, unfinished, quantized or differently shaped model")
+    func fineTuningRefusals() throws {
+        let (train, _) = try Self.data.get()
+        let backend = try KernelsBackend()
+        func expectError(_ text: String, _ body: () throws -> Void) {
+            let error = #expect(throws: LowBitError.self) { try body() }
+            #expect(error.map { "\($0)" }?.contains(text) == true, "\(String(describing: error)) lacks '\(text)'")
+        }
+        let float = try ClassifierTraining(settings: Self.tiny(nil, epochs: 1), train: train, windowSize: 29)
+        let tuned = float.settings.fineTuning(.ternary)
+        expectError("none was given") { _ = try ClassifierTraining(settings: tuned, train: train) }
+        expectError("has not finished") { _ = try ClassifierTraining(settings: tuned, train: train, windowSize: 29, startingFrom: float) }
+        try float.run(train: train, backend: backend)
+        expectError("starts from scratch") { _ = try ClassifierTraining(settings: Self.tiny(.ternary), train: train, startingFrom: float) }
+        var wide = tuned
+        wide.hiddenSize = 32
+        expectError("hidden size 16") { _ = try ClassifierTraining(settings: wide, train: train, windowSize: 29, startingFrom: float) }
+        expectError("up to 29 steps") { _ = try ClassifierTraining(settings: tuned, train: train, windowSize: 40, startingFrom: float) }
+        let other = train.subset(Array(stride(from: 0, to: train.count, by: 2)))
+        expectError("other data") { _ = try ClassifierTraining(settings: tuned, train: other, windowSize: 29, startingFrom: float) }
+        let quantized = try ClassifierTraining(settings: Self.tiny(.int8, epochs: 1), train: train, windowSize: 29)
+        try quantized.run(train: train, backend: backend)
+        expectError("not float") { _ = try ClassifierTraining(settings: tuned, train: train, windowSize: 29, startingFrom: quantized) }
+        var floatFromFloat = tuned
+        floatFromFloat.mode = nil
+        expectError("needs a quantized mode") { _ = try ClassifierTraining(settings: floatFromFloat, train: train, startingFrom: float) }
+    }
+
+    @Test("settings saved before fine-tuning existed decode as starting from scratch; new ones round-trip")
+    func settingsDecoding() throws {
+        let settings = Self.tiny(.binary).fineTuning(.int4, quantizedBackward: true)
+        let data = try JSONEncoder().encode(settings)
+        #expect(try JSONDecoder().decode(TrainingSettings.self, from: data) == settings)
+        var old = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        #expect(old.removeValue(forKey: "startsFromFloat") as? Bool == true)
+        let decoded = try JSONDecoder().decode(TrainingSettings.self, from: try JSONSerialization.data(withJSONObject: old))
+        var want = settings
+        want.startsFromFloat = false
+        #expect(decoded == want)
+        old.removeValue(forKey: "epochs")
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(TrainingSettings.self, from: try JSONSerialization.data(withJSONObject: old)) }
+    }
+
     @Test("a run interrupted mid-epoch and resumed from its checkpoint equals the uninterrupted run, bit for bit")
     func resumeIsExact() throws {
         let (full, _) = try Self.data.get()
