@@ -9,9 +9,9 @@ struct Train: ParsableCommand {
         abstract: "Train the sequence classifier in each mode and compare test accuracy, size and speed.",
         discussion: """
             Without arguments: the embedded JapaneseVowels dataset, every mode (float, int8, int4, ternary, binary), \
-            the defaults below. The quantized modes are fine-tuned from the trained float model (quantization-aware \
-            fine-tuning: half the epochs at half the learning rate), so float is always trained first; \
-            --from scratch trains each from a random initialisation instead. Per mode, --out/MODE/ receives checkpoint.safetensors (resumable), \
+            the defaults below. Each mode trains from a random initialisation; with --from float the quantized modes \
+            are instead fine-tuned from the trained float model (half the epochs, at a learning rate that grows with \
+            how coarse the mode is), and float is trained first. Per mode, --out/MODE/ receives checkpoint.safetensors (resumable), \
             model.packed.safetensors (the packed model `lowbit eval` runs), metrics.json and curve.svg. \
             Ctrl-C stops after the current step and saves the checkpoint; --resume continues from it.
             """)
@@ -28,10 +28,11 @@ struct Train: ParsableCommand {
     @Option(help: "Dropout rate.") var dropout: Float?
     @Option(help: "AdamW weight decay.") var weightDecay: Float?
     @Flag(help: "Quantized backward (QT): int8 backward matmuls.") var qt = false
-    @Option(help: "Where the quantized modes start: float (fine-tune the trained float model, which is trained first) or scratch.")
-    var from: Start = .float
+    @Option(help: "Where the quantized modes start: scratch (a random initialisation) or float (fine-tune the trained float model, which is then trained first).")
+    var from: Start = .scratch
     @Option(help: "Epochs of fine-tuning from float (default: half of --epochs).") var qatEpochs: Int?
-    @Option(help: "Peak learning rate of fine-tuning from float (default: half of --lr).") var qatLr: Float?
+    @Option(help: "Peak learning rate of fine-tuning from float (default: --lr / 8 for int8 and int4, --lr / 2 for ternary and binary).")
+    var qatLr: Float?
     @Option(help: "Hold out this fraction of the training data and evaluate on it instead of the test split (for choosing settings).")
     var validation: Double?
     @Option(help: "Output directory.") var out = "out/train"
@@ -61,6 +62,8 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         if let validation, !(validation > 0 && validation < 1) { throw ValidationError("--validation must be in (0, 1), got \(validation)") }
+        if let qatEpochs, qatEpochs <= 0 { throw ValidationError("--qat-epochs must be positive, got \(qatEpochs)") }
+        if let qatLr, !(qatLr > 0 && qatLr.isFinite) { throw ValidationError("--qat-lr must be positive and finite, got \(qatLr)") }
         for m in try parseModes(mode) { try settings(m).validate() }
         if from == .scratch, qatEpochs != nil || qatLr != nil { throw ValidationError("--qat-epochs and --qat-lr apply to --from float only") }
     }
@@ -89,10 +92,12 @@ struct Train: ParsableCommand {
         say("\(train.name): \(train.count) training series, \(test.count) \(evaluationName) series (\(testSource)); "
             + "\(train.channels) channels, lengths \(train.lengths.min()!)–\(train.maxLength), \(train.classNames.count) classes")
         say("backend \(backend.identity); output in \(out)/")
-        if let quantized = modes.first(where: { $0 != nil }) ?? nil, from == .float {
-            let s = settings(quantized)
-            say("the quantized modes are fine-tuned from the float model (\(s.epochs) epochs, peak lr \(s.learningRate))"
-                + (try parseModes(mode).contains(nil) ? "" : ", so float is trained first"))
+        let quantized = modes.compactMap { $0 }
+        if from == .float, let first = quantized.first {
+            let epochs = settings(first).epochs
+            say("the quantized modes are fine-tuned from the float model (\(epochs) epoch\(epochs == 1 ? "" : "s"), peak lr "
+                + quantized.map { "\($0.rawValue) \(settings($0).learningRate)" }.joined(separator: ", ") + ")"
+                + (try parseModes(mode).contains(nil) ? "" : "; float is trained first"))
         }
         Interrupt.install()
 

@@ -104,6 +104,9 @@ struct CommandLineTests {
         (["train", "--data", "/nonexistent/X_TRAIN.ts"], "/nonexistent/X_TRAIN.ts"),
         (["train", "--epochs", "0"], "epochs must be positive"),
         (["train", "--validation", "1.5"], "--validation"),
+        (["train", "--from", "float", "--qat-epochs", "0"], "--qat-epochs must be positive"),
+        (["train", "--qat-lr", "1e-3"], "--from float only"),
+        (["train", "--from", "ternary"], "'float' and 'scratch'"),
         (["eval", "/nonexistent/model.safetensors"], "/nonexistent/model.safetensors"),
         (["calibrate", "/nonexistent/model.safetensors"], "/nonexistent/model.safetensors"),
     ])
@@ -134,7 +137,25 @@ struct CommandLineTests {
         let r = try LowBitProcess.run(["train", "--data", train, "--mode", "binary", "--epochs", "8", "--json", "--out", out] + Self.small)
         #expect(r.status == 0, "\(r.err)")
         let rows = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [[String: Any]]
+        #expect(rows.map { $0["mode"] as? String } == ["binary"])
         #expect((rows[0]["test_accuracy"] as! Double) >= 0.9, "\(rows)")
+        #expect((rows[0]["settings"] as! [String: Any])["startsFromFloat"] as? Bool == false)
+
+        // --from float: float is trained first, binary fine-tunes it for half the epochs; --resume finds both finished.
+        let tuneArgs = ["train", "--data", train, "--mode", "binary", "--from", "float", "--epochs", "8", "--json", "--out", out + "-tuned"]
+        let tuned = try LowBitProcess.run(tuneArgs + Self.small)
+        #expect(tuned.status == 0, "\(tuned.err)")
+        let tunedRows = try JSONSerialization.jsonObject(with: Data(tuned.out.utf8)) as! [[String: Any]]
+        #expect(tunedRows.map { $0["mode"] as? String } == ["float", "binary"])
+        #expect(tunedRows.allSatisfy { ($0["test_accuracy"] as! Double) >= 0.9 }, "\(tunedRows)")
+        let settings = tunedRows[1]["settings"] as! [String: Any]
+        #expect(settings["startsFromFloat"] as? Bool == true && settings["epochs"] as? Int == 4)
+        #expect(tuned.err.contains("float is trained first"))
+        let again = try LowBitProcess.run(tuneArgs + Self.small + ["--resume"])
+        #expect(again.status == 0, "\(again.err)")
+        #expect(again.err.contains("float: resuming at step") && again.err.contains("binary: resuming at step"), "\(again.err)")
+        let againRows = try JSONSerialization.jsonObject(with: Data(again.out.utf8)) as! [[String: Any]]
+        #expect(againRows.map { $0["test_accuracy"] as? Double } == tunedRows.map { $0["test_accuracy"] as? Double })
         #expect(r.err.contains("Slopes_TEST.csv"))
         let e = try LowBitProcess.run(["eval", out + "/binary/model.packed.safetensors", "--data", test])
         #expect(e.status == 0 && e.out.contains("rising") && e.out.contains("falling"), "\(e.out) \(e.err)")
