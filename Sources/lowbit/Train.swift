@@ -9,9 +9,10 @@ struct Train: ParsableCommand {
         abstract: "Train the sequence classifier in each mode and compare test accuracy, size and speed.",
         discussion: """
             Without arguments: the embedded JapaneseVowels dataset, every mode (float, int8, int4, ternary, binary), \
-            the defaults below. Each mode trains from a random initialisation; with --from float the quantized modes \
-            are instead fine-tuned from the trained float model (half the epochs, at a learning rate that grows with \
-            how coarse the mode is), and float is trained first. Per mode, --out/MODE/ receives checkpoint.safetensors (resumable), \
+            the defaults below. Float trains first; each quantized mode then trains from a random initialisation and \
+            learns from the float model's predictions as well as from the labels (knowledge distillation, --distill; \
+            0 turns it off). With --from float the quantized modes are instead fine-tuned from the trained float model \
+            (half the epochs, at a learning rate that grows with how coarse the mode is). Per mode, --out/MODE/ receives checkpoint.safetensors (resumable), \
             model.packed.safetensors (the packed model `lowbit eval` runs), metrics.json and curve.svg. \
             Ctrl-C stops after the current step and saves the checkpoint; --resume continues from it.
             """)
@@ -33,6 +34,9 @@ struct Train: ParsableCommand {
     @Option(help: "Epochs of fine-tuning from float (default: half of --epochs).") var qatEpochs: Int?
     @Option(help: "Peak learning rate of fine-tuning from float (default: --lr / 8 for int8 and int4, --lr / 2 for ternary and binary).")
     var qatLr: Float?
+    @Option(help: "Share of the float model's predictions in what the quantized modes learn from (knowledge distillation; 0: the labels alone). Float is then trained first.")
+    var distill: Float = Distillation().weight
+    @Option(help: "Temperature of distillation (softens the predictions).") var distillTemperature: Float?
     @Option(help: "Hold out this fraction of the training data and evaluate on it instead of the test split (for choosing settings).")
     var validation: Double?
     @Option(help: "Output directory.") var out = "out/train"
@@ -42,12 +46,19 @@ struct Train: ParsableCommand {
     enum Start: String, ExpressibleByArgument, CaseIterable { case float, scratch }
 
     func settings(_ mode: QuantizationMode?) -> TrainingSettings {
-        if let mode, from == .float {
-            var s = settings(nil).fineTuning(mode, quantizedBackward: qt)
+        guard let mode else { return schedule(nil) }
+        var s = schedule(mode)
+        if from == .float {
+            s = schedule(nil).fineTuning(mode, quantizedBackward: qt)
             if let qatEpochs { s.epochs = qatEpochs }
             if let qatLr { s.learningRate = qatLr }
-            return s
         }
+        if distill > 0 { s.distillation = Distillation(weight: distill, temperature: distillTemperature ?? Distillation().temperature) }
+        return s
+    }
+
+    /// The model, schedule and regularisation of a run from scratch.
+    func schedule(_ mode: QuantizationMode?) -> TrainingSettings {
         var s = TrainingSettings(mode: mode, quantizedBackward: qt && mode != nil, seed: seed)
         if let epochs { s.epochs = epochs }
         if let batchSize { s.batchSize = batchSize }
@@ -64,16 +75,22 @@ struct Train: ParsableCommand {
         if let validation, !(validation > 0 && validation < 1) { throw ValidationError("--validation must be in (0, 1), got \(validation)") }
         if let qatEpochs, qatEpochs <= 0 { throw ValidationError("--qat-epochs must be positive, got \(qatEpochs)") }
         if let qatLr, !(qatLr > 0 && qatLr.isFinite) { throw ValidationError("--qat-lr must be positive and finite, got \(qatLr)") }
+        if !(distill >= 0 && distill <= 1) { throw ValidationError("--distill must be in [0, 1], got \(distill)") }
+        if let t = distillTemperature, !(t > 0 && t.isFinite) { throw ValidationError("--distill-temperature must be positive and finite, got \(t)") }
+        if distill == 0, distillTemperature != nil { throw ValidationError("--distill-temperature applies only with --distill above 0") }
         for m in try parseModes(mode) { try settings(m).validate() }
         if from == .scratch, qatEpochs != nil || qatLr != nil { throw ValidationError("--qat-epochs and --qat-lr apply to --from float only") }
     }
 
-    /// The modes in training order: float first when the quantized modes start from it
-    /// (added if not asked for), each mode once.
+    /// Whether the quantized modes need the trained float model: to start from, or to learn from.
+    var needsFloat: Bool { from == .float || distill > 0 }
+
+    /// The modes in training order: float first when the quantized modes start from it or
+    /// learn from it (added if not asked for), each mode once.
     func trainingOrder() throws -> [QuantizationMode?] {
         var modes: [QuantizationMode?] = []
         for m in try parseModes(mode) where !modes.contains(m) { modes.append(m) }
-        guard from == .float, modes.contains(where: { $0 != nil }) else { return modes }
+        guard needsFloat, modes.contains(where: { $0 != nil }) else { return modes }
         return [nil] + modes.filter { $0 != nil }
     }
 
@@ -93,10 +110,17 @@ struct Train: ParsableCommand {
             + "\(train.channels) channels, lengths \(train.lengths.min()!)–\(train.maxLength), \(train.classNames.count) classes")
         say("backend \(backend.identity); output in \(out)/")
         let quantized = modes.compactMap { $0 }
-        if from == .float, let first = quantized.first {
-            let epochs = settings(first).epochs
-            say("the quantized modes are fine-tuned from the float model (\(epochs) epoch\(epochs == 1 ? "" : "s"), peak lr "
-                + quantized.map { "\($0.rawValue) \(settings($0).learningRate)" }.joined(separator: ", ") + ")"
+        if let first = quantized.first, needsFloat {
+            var how: [String] = []
+            if from == .float {
+                let epochs = settings(first).epochs
+                how.append("are fine-tuned from the float model (\(epochs) epoch\(epochs == 1 ? "" : "s"), peak lr "
+                           + quantized.map { "\($0.rawValue) \(settings($0).learningRate)" }.joined(separator: ", ") + ")")
+            }
+            if let d = settings(first).distillation {
+                how.append("learn from its predictions as well as the labels (distillation weight \(d.weight), temperature \(d.temperature))")
+            }
+            say("the quantized modes " + how.joined(separator: " and ")
                 + (try parseModes(mode).contains(nil) ? "" : "; float is trained first"))
         }
         Interrupt.install()
@@ -129,7 +153,7 @@ struct Train: ParsableCommand {
     }
 
     /// Trains (or resumes) one mode and writes its files; nil when interrupted. A quantized
-    /// mode that starts from float starts from `floatRun`.
+    /// mode that starts from float, or learns from it, uses `floatRun`.
     func trainMode(_ m: QuantizationMode?, train: TimeSeriesDataset, test: TimeSeriesDataset, evaluationName: String,
                    backend: any Backend, kernels: KernelsBackend, floatRun: ClassifierTraining?,
                    say: (String) -> Void) throws -> (TrainResult, ClassifierTraining)? {
@@ -151,7 +175,8 @@ struct Train: ParsableCommand {
         }
         var display = ProgressDisplay(label: pad(wanted.modeName, 8))
         // About ten points of the evaluation curve: evaluating every epoch would cost a quarter of the time.
-        let outcome = try run.run(train: train, evaluation: test, backend: backend, checkpointPath: checkpoint,
+        let outcome = try run.run(train: train, evaluation: test, teacher: wanted.distillation == nil ? nil : floatRun,
+                                  backend: backend, checkpointPath: checkpoint,
                                   evaluationInterval: max(1, run.settings.epochs / 10),
                                   progress: { display.update($0) }, shouldStop: { Interrupt.requested })
         display.finish()

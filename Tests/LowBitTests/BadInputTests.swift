@@ -86,8 +86,8 @@ struct BadInputTests {
 }
 
 extension TestRandom {
-    func tensorCopy(_ shape: [Int]) -> Tensor {
+    func tensorCopy(_ shape: [Int], scale: Float = 1) -> Tensor {
         var r = self
-        return r.tensor(shape)
+        return r.tensor(shape, scale: scale)
     }
 }

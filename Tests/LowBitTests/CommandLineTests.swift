@@ -107,6 +107,9 @@ struct CommandLineTests {
         (["train", "--from", "float", "--qat-epochs", "0"], "--qat-epochs must be positive"),
         (["train", "--qat-lr", "1e-3"], "--from float only"),
         (["train", "--from", "ternary"], "'float' and 'scratch'"),
+        (["train", "--distill", "1.5"], "--distill must be in [0, 1]"),
+        (["train", "--distill", "0", "--distill-temperature", "3"], "--distill-temperature applies only"),
+        (["train", "--distill-temperature", "0"], "--distill-temperature must be positive"),
         (["eval", "/nonexistent/model.safetensors"], "/nonexistent/model.safetensors"),
         (["calibrate", "/nonexistent/model.safetensors"], "/nonexistent/model.safetensors"),
     ])
@@ -134,12 +137,24 @@ struct CommandLineTests {
         try write(train, count: 60)
         try write(test, count: 40)
         let out = temporaryPath("cli-slopes")
+        // By default binary learns from the float model too (distillation), so float is trained first.
         let r = try LowBitProcess.run(["train", "--data", train, "--mode", "binary", "--epochs", "8", "--json", "--out", out] + Self.small)
         #expect(r.status == 0, "\(r.err)")
         let rows = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [[String: Any]]
-        #expect(rows.map { $0["mode"] as? String } == ["binary"])
-        #expect((rows[0]["test_accuracy"] as! Double) >= 0.9, "\(rows)")
-        #expect((rows[0]["settings"] as! [String: Any])["startsFromFloat"] as? Bool == false)
+        #expect(rows.map { $0["mode"] as? String } == ["float", "binary"])
+        #expect(rows.allSatisfy { ($0["test_accuracy"] as! Double) >= 0.9 }, "\(rows)")
+        let binarySettings = rows[1]["settings"] as! [String: Any]
+        #expect(binarySettings["startsFromFloat"] as? Bool == false)
+        #expect((binarySettings["distillation"] as? [String: Any])?["weight"] as? Double == 0.5)
+        #expect(r.err.contains("learn from its predictions") && r.err.contains("float is trained first"), "\(r.err)")
+        // --distill 0: the labels alone, no float run.
+        let plain = try LowBitProcess.run(["train", "--data", train, "--mode", "binary", "--epochs", "8", "--distill", "0", "--json",
+                                           "--out", out + "-plain"] + Self.small)
+        #expect(plain.status == 0, "\(plain.err)")
+        let plainRows = try JSONSerialization.jsonObject(with: Data(plain.out.utf8)) as! [[String: Any]]
+        #expect(plainRows.map { $0["mode"] as? String } == ["binary"])
+        #expect((plainRows[0]["settings"] as! [String: Any])["distillation"] == nil)
+        #expect((plainRows[0]["test_accuracy"] as! Double) >= 0.9, "\(plainRows)")
 
         // --from float: float is trained first, binary fine-tunes it for half the epochs; --resume finds both finished.
         let tuneArgs = ["train", "--data", train, "--mode", "binary", "--from", "float", "--epochs", "8", "--json", "--out", out + "-tuned"]

@@ -1,3 +1,4 @@
+import Foundation
 import LowBit
 import Testing
 
@@ -111,6 +112,49 @@ struct GradientCheckTests {
                   loss: { try Loss.meanSquaredError(predictions: pred, targets: target).loss })
         x.scalars[0] = .nan
         #expect(throws: LowBitError.self) { try SequenceBatch(values: x, lengths: [4, 2, 3]) }
+    }
+
+    @Test("distillation: the gradient of the objective, its limits (weight 0 is cross-entropy, a student equal to its teacher gets no soft gradient) and bad input",
+          arguments: [(Float(0.5), Float(2)), (1, 1), (0.9, 4)])
+    func distillation(weight: Float, temperature: Float) throws {
+        var logits = TestRandom(10).tensorCopy([4, 6], scale: 3)
+        let teacher = TestRandom(11).tensorCopy([4, 6], scale: 3)
+        let labels = [5, 0, 2, 2]
+        func objective() throws -> Float {
+            try Loss.distillation(logits: logits, labels: labels, teacherLogits: teacher, weight: weight, temperature: temperature).loss
+        }
+        let d = try Loss.distillation(logits: logits, labels: labels, teacherLogits: teacher, weight: weight, temperature: temperature)
+        try check("distillation", count: 24, samples: 24, analytic: d.gradient.scalars, perturb: { logits.scalars[$0] += $1 }, loss: objective)
+        let plain = try Loss.softmaxCrossEntropy(logits: logits, labels: labels)
+        #expect(d.crossEntropy == plain.loss)
+        // The soft term is T² times the cross-entropy between the tempered distributions.
+        func tempered(_ t: Tensor, _ i: Int) -> [Double] {
+            let row = (0..<6).map { Double(t.scalars[i * 6 + $0]) / Double(temperature) }
+            let z = row.map { Foundation.exp($0) }.reduce(0, +)
+            return row.map { Foundation.exp($0) / z }
+        }
+        let soft = (0..<4).map { i in zip(tempered(teacher, i), tempered(logits, i)).map { -$0 * Foundation.log($1) }.reduce(0, +) }.reduce(0, +) / 4
+        let expected = Double(1 - weight) * Double(plain.loss) + Double(weight * temperature * temperature) * soft
+        #expect(abs(Double(d.loss) - expected) < 1e-4 * max(1, expected), "\(d.loss) vs \(expected)")
+
+        let none = try Loss.distillation(logits: logits, labels: labels, teacherLogits: teacher, weight: 0, temperature: temperature)
+        #expect(none.loss == plain.loss && none.gradient.scalars == plain.gradient.scalars)
+        let mimic = try Loss.distillation(logits: logits, labels: labels, teacherLogits: logits, weight: 1, temperature: temperature)
+        #expect(mimic.gradient.scalars.allSatisfy { abs($0) < 1e-6 }, "\(mimic.gradient.scalars)")
+
+        func expectError(_ text: String, _ body: () throws -> Void) {
+            let error = #expect(throws: LowBitError.self) { try body() }
+            #expect(error.map { "\($0)" }?.contains(text) == true, "\(String(describing: error)) lacks '\(text)'")
+        }
+        expectError("teacher logits [4, 5]") {
+            _ = try Loss.distillation(logits: logits, labels: labels, teacherLogits: TestRandom(1).tensorCopy([4, 5]), weight: weight, temperature: temperature)
+        }
+        expectError("weight must be in [0, 1]") { _ = try Loss.distillation(logits: logits, labels: labels, teacherLogits: teacher, weight: 1.5, temperature: 2) }
+        expectError("temperature must be positive") { _ = try Loss.distillation(logits: logits, labels: labels, teacherLogits: teacher, weight: 0.5, temperature: 0) }
+        var broken = teacher
+        broken.scalars[3] = .nan
+        expectError("teacher logits") { _ = try Loss.distillation(logits: logits, labels: labels, teacherLogits: broken, weight: 0.5, temperature: 2) }
+        expectError("label 6") { _ = try Loss.distillation(logits: logits, labels: [6, 0, 2, 2], teacherLogits: teacher, weight: 0.5, temperature: 2) }
     }
 
     @Test("quantized path: the STE gradient is the float gradient at the dequantized operands",

@@ -81,16 +81,112 @@ struct TrainingRunTests {
         expectError("needs a quantized mode") { _ = try ClassifierTraining(settings: floatFromFloat, train: train, startingFrom: float) }
     }
 
-    @Test("settings saved before fine-tuning existed decode as starting from scratch; new ones round-trip")
+    @Test("distillation teaches the float model's classes: with weight 1, a ternary student learns them from scrambled labels")
+    func distillationTeaches() throws {
+        let (train, test) = try Self.data.get()
+        let backend = try KernelsBackend()
+        let float = try ClassifierTraining(settings: Self.tiny(nil), train: train, windowSize: 29)
+        try float.run(train: train, backend: backend)
+        var scrambled = train
+        scrambled.labels = train.labels.map { ($0 + 1) % train.classNames.count }  // every label wrong
+        var settings = Self.tiny(.ternary)
+        settings.distillation = Distillation(weight: 1, temperature: 2)
+        let student = try ClassifierTraining(settings: settings, train: scrambled, windowSize: 29)
+        try student.run(train: scrambled, teacher: float, backend: backend)
+        let accuracy = { (model: SequenceClassifier, info: ModelInfo) in
+            let packed = try PackedClassifier(model, backend: backend)
+            return try ClassifierTraining.evaluate(test, info: info, windowSize: 29) { try packed.predict($0) }.accuracy
+        }
+        let (floatAccuracy, studentAccuracy) = (try accuracy(float.model, float.info), try accuracy(student.model, student.info))
+        #expect(studentAccuracy > 0.6 && studentAccuracy > floatAccuracy - 0.15, "student \(studentAccuracy), teacher \(floatAccuracy)")
+        // The reported loss is the cross-entropy against the (scrambled) labels: high, since the student follows the teacher.
+        #expect(student.history.last!.trainLoss > 2, "\(student.history.last!.trainLoss)")
+
+        // Weight ½ from the true labels: the run differs from one without a teacher and still learns.
+        settings.distillation = Distillation()
+        let half = try ClassifierTraining(settings: settings, train: train, windowSize: 29)
+        try half.run(train: train, teacher: float, backend: backend)
+        let alone = try ClassifierTraining(settings: Self.tiny(.ternary), train: train, windowSize: 29)
+        try alone.run(train: train, backend: backend)
+        #expect(zip(half.model.parameters, alone.model.parameters).contains { $0.value != $1.value })
+        #expect(try accuracy(half.model, half.info) > 0.6)
+    }
+
+    @Test("a distilled run interrupted and resumed equals the uninterrupted run, bit for bit")
+    func distilledResumeIsExact() throws {
+        let (full, _) = try Self.data.get()
+        let train = full.subset(Array(stride(from: 0, to: full.count, by: 3)))  // 90 series: 6 steps per epoch
+        let backend = try KernelsBackend()
+        let float = try ClassifierTraining(settings: Self.tiny(nil, epochs: 2, seed: 11), train: train)
+        try float.run(train: train, backend: backend)
+        var settings = Self.tiny(.binary, epochs: 3, seed: 11)
+        settings.distillation = Distillation()
+        let straight = try ClassifierTraining(settings: settings, train: train)
+        try straight.run(train: train, teacher: float, backend: backend)
+
+        let path = temporaryPath("distilled-resume.safetensors")
+        let first = try ClassifierTraining(settings: settings, train: train)
+        var steps = 0
+        #expect(try first.run(train: train, teacher: float, backend: backend, checkpointPath: path,
+                              progress: { _ in steps += 1 }, shouldStop: { steps == 8 }) == .interrupted)
+        let resumed = try ClassifierTraining(resumingFrom: path)
+        #expect(resumed.settings == settings)
+        #expect(try resumed.run(train: train, teacher: float, backend: backend) == .finished)
+        for (a, b) in zip(resumed.model.parameters, straight.model.parameters) { #expect(a.value == b.value, "\(a.name)") }
+    }
+
+    @Test("distillation refuses a missing, unneeded, unfinished, quantized or foreign teacher, and bad settings")
+    func distillationRefusals() throws {
+        let (train, _) = try Self.data.get()
+        let backend = try KernelsBackend()
+        func expectError(_ text: String, _ body: () throws -> Void) {
+            let error = #expect(throws: LowBitError.self) { try body() }
+            #expect(error.map { "\($0)" }?.contains(text) == true, "\(String(describing: error)) lacks '\(text)'")
+        }
+        var settings = Self.tiny(.ternary, epochs: 1)
+        settings.distillation = Distillation()
+        let float = try ClassifierTraining(settings: Self.tiny(nil, epochs: 1), train: train, windowSize: 29)
+        let student = { try ClassifierTraining(settings: settings, train: train, windowSize: 29) }
+        expectError("none was given") { try student().run(train: train, backend: backend) }
+        expectError("has not finished") { try student().run(train: train, teacher: float, backend: backend) }
+        try float.run(train: train, backend: backend)
+        expectError("labels alone, but a teacher was given") {
+            try ClassifierTraining(settings: Self.tiny(.ternary, epochs: 1), train: train, windowSize: 29).run(train: train, teacher: float, backend: backend)
+        }
+        let quantized = try ClassifierTraining(settings: Self.tiny(.int8, epochs: 1), train: train, windowSize: 29)
+        try quantized.run(train: train, backend: backend)
+        expectError("not float") { try student().run(train: train, teacher: quantized, backend: backend) }
+        let other = train.subset(Array(stride(from: 0, to: train.count, by: 2)))
+        expectError("other data") {
+            try ClassifierTraining(settings: settings, train: other, windowSize: 29).run(train: other, teacher: float, backend: backend)
+        }
+        expectError("up to 29 steps") {
+            try ClassifierTraining(settings: settings, train: train, windowSize: 40).run(train: train, teacher: float, backend: backend)
+        }
+        var floatStudent = settings
+        floatStudent.mode = nil
+        expectError("needs a quantized mode") { _ = try ClassifierTraining(settings: floatStudent, train: train) }
+        for (bad, text) in [(Distillation(weight: 0), "weight must be in (0, 1]"), (Distillation(weight: 1.5), "weight must be in (0, 1]"),
+                            (Distillation(temperature: 0), "temperature"), (Distillation(temperature: .infinity), "temperature")] {
+            var s = settings
+            s.distillation = bad
+            expectError(text) { _ = try ClassifierTraining(settings: s, train: train) }
+        }
+    }
+
+    @Test("settings saved before fine-tuning and distillation existed decode as starting from scratch without a teacher; new ones round-trip")
     func settingsDecoding() throws {
-        let settings = Self.tiny(.binary).fineTuning(.int4, quantizedBackward: true)
+        var settings = Self.tiny(.binary).fineTuning(.int4, quantizedBackward: true)
+        settings.distillation = Distillation(weight: 0.25, temperature: 3)
         let data = try JSONEncoder().encode(settings)
         #expect(try JSONDecoder().decode(TrainingSettings.self, from: data) == settings)
         var old = try JSONSerialization.jsonObject(with: data) as! [String: Any]
         #expect(old.removeValue(forKey: "startsFromFloat") as? Bool == true)
+        #expect(old.removeValue(forKey: "distillation") != nil)
         let decoded = try JSONDecoder().decode(TrainingSettings.self, from: try JSONSerialization.data(withJSONObject: old))
         var want = settings
         want.startsFromFloat = false
+        want.distillation = nil
         #expect(decoded == want)
         old.removeValue(forKey: "epochs")
         #expect(throws: DecodingError.self) { try JSONDecoder().decode(TrainingSettings.self, from: try JSONSerialization.data(withJSONObject: old)) }

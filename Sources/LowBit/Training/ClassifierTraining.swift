@@ -11,6 +11,10 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
     /// (given to ``ClassifierTraining/init(settings:train:windowSize:startingFrom:)``)
     /// instead of a random initialisation.
     public var startsFromFloat: Bool
+    /// Learning from a trained float model's predictions as well as from the labels (given
+    /// to ``ClassifierTraining/run(train:evaluation:teacher:backend:checkpointPath:evaluationInterval:progress:shouldStop:)``);
+    /// nil learns from the labels alone.
+    public var distillation: Distillation?
     public var hiddenSize: Int
     public var numLayers: Int
     public var numHeads: Int
@@ -30,13 +34,14 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
     /// The defaults of `lowbit train`, chosen on a validation split held out of
     /// JapaneseVowels' training split (see the README).
     public init(mode: QuantizationMode? = nil, quantizedBackward: Bool = false, startsFromFloat: Bool = false,
-                hiddenSize: Int = 64, numLayers: Int = 2,
+                distillation: Distillation? = nil, hiddenSize: Int = 64, numLayers: Int = 2,
                 numHeads: Int = 4, dropout: Float = 0.2, epochs: Int = 40, batchSize: Int = 16, learningRate: Float = 2e-3,
                 warmupEpochs: Int = 2, finalLearningRateFraction: Float = 0.05, weightDecay: Float = 0.05,
                 maxGradientNorm: Float = 1, seed: UInt64 = 0) {
         self.mode = mode
         self.quantizedBackward = quantizedBackward
         self.startsFromFloat = startsFromFloat
+        self.distillation = distillation
         self.hiddenSize = hiddenSize
         self.numLayers = numLayers
         self.numHeads = numHeads
@@ -63,6 +68,10 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
         guard maxGradientNorm > 0 else { throw bad("gradient clipping norm must be positive, got \(maxGradientNorm)") }
         if quantizedBackward && mode == nil { throw bad("a quantized backward (QT) needs a quantized mode, not float") }
         if startsFromFloat && mode == nil { throw bad("starting from the float model needs a quantized mode, not float") }
+        if let distillation {
+            guard mode != nil else { throw bad("distillation from the float model needs a quantized mode, not float") }
+            try distillation.validate()
+        }
     }
 
     /// Quantization-aware fine-tuning in `mode` of the float model these settings train: the
@@ -88,12 +97,14 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
     /// "float", or the quantization mode's name (with "+qt" for a quantized backward).
     public var modeName: String { (mode?.rawValue ?? "float") + (quantizedBackward ? "+qt" : "") }
 
-    /// Decodes settings saved before `startsFromFloat` existed as starting from scratch.
+    /// Decodes settings saved before `startsFromFloat` and `distillation` existed as starting
+    /// from scratch, without a teacher.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(mode: try c.decodeIfPresent(QuantizationMode.self, forKey: .mode),
                   quantizedBackward: try c.decode(Bool.self, forKey: .quantizedBackward),
                   startsFromFloat: try c.decodeIfPresent(Bool.self, forKey: .startsFromFloat) ?? false,
+                  distillation: try c.decodeIfPresent(Distillation.self, forKey: .distillation),
                   hiddenSize: try c.decode(Int.self, forKey: .hiddenSize), numLayers: try c.decode(Int.self, forKey: .numLayers),
                   numHeads: try c.decode(Int.self, forKey: .numHeads), dropout: try c.decode(Float.self, forKey: .dropout),
                   epochs: try c.decode(Int.self, forKey: .epochs), batchSize: try c.decode(Int.self, forKey: .batchSize),
@@ -102,6 +113,29 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
                   finalLearningRateFraction: try c.decode(Float.self, forKey: .finalLearningRateFraction),
                   weightDecay: try c.decode(Float.self, forKey: .weightDecay),
                   maxGradientNorm: try c.decode(Float.self, forKey: .maxGradientNorm), seed: try c.decode(UInt64.self, forKey: .seed))
+    }
+}
+
+/// How a quantized run learns from the float model (knowledge distillation): see
+/// ``Loss/distillation(logits:labels:teacherLogits:weight:temperature:)``.
+public struct Distillation: Sendable, Equatable, Codable {
+    /// The share of the teacher's soft predictions in the loss; the labels get the rest.
+    public var weight: Float
+    /// Softens both distributions, so that the teacher's near misses carry weight.
+    public var temperature: Float
+
+    /// The defaults of `lowbit train`, chosen on validation splits of JapaneseVowels'
+    /// training data (see the README).
+    public init(weight: Float = 0.5, temperature: Float = 2) {
+        self.weight = weight
+        self.temperature = temperature
+    }
+
+    public func validate() throws {
+        guard weight > 0, weight <= 1 else { throw LowBitError.invalidArgument("distillation weight must be in (0, 1], got \(weight)") }
+        guard temperature > 0, temperature.isFinite else {
+            throw LowBitError.invalidArgument("distillation temperature must be positive and finite, got \(temperature)")
+        }
     }
 }
 
@@ -179,20 +213,49 @@ public final class ClassifierTraining {
     /// Copies the float run's weights into this run's model, after checking that they fit.
     private func start(from source: ClassifierTraining, train: TimeSeriesDataset) throws {
         func refuse(_ why: String) -> LowBitError { .invalidArgument("cannot start \(settings.modeName) from the float model: \(why)") }
-        guard source.settings.mode == nil else { throw refuse("the model to start from is \(source.settings.modeName), not float") }
+        try checkFloatModel(source, train: train, refuse: refuse)
         let (a, b) = (source.model.options, model.options)
-        guard (a.embedDim, a.hiddenSize, a.numHeads, a.numLayers) == (b.embedDim, b.hiddenSize, b.numHeads, b.numLayers) else {
-            throw refuse("it has \(a.embedDim) inputs, hidden size \(a.hiddenSize), \(a.numHeads) heads and \(a.numLayers) layers; "
-                         + "this run has \(b.embedDim), \(b.hiddenSize), \(b.numHeads) and \(b.numLayers)")
+        guard (a.hiddenSize, a.numHeads, a.numLayers) == (b.hiddenSize, b.numHeads, b.numLayers) else {
+            throw refuse("it has hidden size \(a.hiddenSize), \(a.numHeads) heads and \(a.numLayers) layers; "
+                         + "this run has \(b.hiddenSize), \(b.numHeads) and \(b.numLayers)")
         }
-        guard a.windowSize >= b.windowSize else { throw refuse("it takes sequences up to \(a.windowSize) steps, this run \(b.windowSize)") }
-        guard source.classNames == classNames else { throw refuse("its classes differ (\(source.classNames) vs \(classNames))") }
-        guard source.standardization == standardization else { throw refuse("it was trained on other data (another standardization)") }
-        guard source.isFinished(train) else { throw refuse("its training has not finished") }
         let byName = Dictionary(uniqueKeysWithValues: source.model.parameters.map { ($0.name, $0) })
         for p in model.parameters {
             guard let q = byName[p.name], q.shape == p.shape else { throw refuse("it has no parameter \(p.name) of shape \(p.shape)") }
             p.value = q.value
+        }
+    }
+
+    /// Checks that `source` is a finished float run that classifies the same inputs into the
+    /// same classes as this run, on the same data (its standardization): what starting from
+    /// it and learning from it both need.
+    private func checkFloatModel(_ source: ClassifierTraining, train: TimeSeriesDataset,
+                                 refuse: (String) -> LowBitError) throws {
+        guard source.settings.mode == nil else { throw refuse("the model given is \(source.settings.modeName), not float") }
+        let (a, b) = (source.model.options, model.options)
+        guard a.embedDim == b.embedDim else { throw refuse("it has \(a.embedDim) inputs, this run \(b.embedDim)") }
+        guard a.windowSize >= b.windowSize else { throw refuse("it takes sequences up to \(a.windowSize) steps, this run \(b.windowSize)") }
+        guard source.classNames == classNames else { throw refuse("its classes differ (\(source.classNames) vs \(classNames))") }
+        guard source.standardization == standardization else { throw refuse("it was trained on other data (another standardization)") }
+        guard source.isFinished(train) else { throw refuse("its training has not finished") }
+    }
+
+    /// The teacher's logits for every example of `train` (evaluation mode, so without
+    /// dropout), after checking that the teacher fits the settings.
+    private func teacherLogits(_ teacher: ClassifierTraining?, train: TimeSeriesDataset, backend: any Backend) throws -> [Float]? {
+        func refuse(_ why: String) -> LowBitError { .invalidArgument("\(settings.modeName) cannot learn from the float model: \(why)") }
+        switch (settings.distillation, teacher) {
+        case (nil, nil): return nil
+        case (nil, _?): throw LowBitError.invalidArgument("\(settings.modeName) learns from the labels alone, but a teacher was given")
+        case (_?, nil): throw LowBitError.invalidArgument("\(settings.modeName) learns from the float model (distillation), but none was given")
+        case (_?, let teacher?):
+            try checkFloatModel(teacher, train: train, refuse: refuse)
+            var logits: [Float] = []
+            logits.reserveCapacity(train.count * classNames.count)
+            for (batch, _) in try train.batches(size: 64, standardization: standardization, maxSteps: model.options.windowSize) {
+                logits += try teacher.model.forward(batch, Execution(backend: backend, training: false)).scalars
+            }
+            return logits
         }
     }
 
@@ -251,12 +314,13 @@ public final class ClassifierTraining {
 
     public enum Outcome: Sendable, Equatable { case finished, interrupted }
 
-    /// Trains from the current step to the last epoch. After every epoch: evaluates on
+    /// Trains from the current step to the last epoch. When the settings ask for distillation,
+    /// `teacher` is the finished float run to learn from (same classes and data). After every epoch: evaluates on
     /// `evaluation` (if given; every `evaluationInterval` epochs and after the last),
     /// appends to the history, saves to `checkpointPath` (if given; atomically). `shouldStop` is asked after every step; when it says yes the
     /// run saves a checkpoint at that step and returns `.interrupted`.
     @discardableResult
-    public func run(train: TimeSeriesDataset, evaluation: TimeSeriesDataset? = nil, backend: any Backend,
+    public func run(train: TimeSeriesDataset, evaluation: TimeSeriesDataset? = nil, teacher: ClassifierTraining? = nil, backend: any Backend,
                     checkpointPath: String? = nil, evaluationInterval: Int = 1, progress: (TrainingProgress) -> Void = { _ in },
                     shouldStop: () -> Bool = { false }) throws -> Outcome {
         let train = try train.relabelled(to: classNames)
@@ -267,6 +331,8 @@ public final class ClassifierTraining {
         let perEpoch = stepsPerEpoch(train), total = settings.epochs * perEpoch
         let trainer = Trainer(model: model, backend: backend, optimizer: optimizer, maxGradientNorm: settings.maxGradientNorm)
         let evalBatches = try evaluation?.batches(size: 64, standardization: standardization, maxSteps: model.options.windowSize)
+        let teacherLogits = try self.teacherLogits(teacher, train: train, backend: backend)
+        let classes = classNames.count
         var sessionSteps = 0
         let sessionStart = Date()
         while optimizer.step < total {
@@ -277,7 +343,11 @@ public final class ClassifierTraining {
             let (batch, labels) = try train.batch(indices, standardization: standardization, maxSteps: model.options.windowSize)
             optimizer.learningRate = learningRate(atStep: step, stepsPerEpoch: perEpoch)
             let start = Date()
-            let (loss, predictions) = try trainer.trainingStep(batch, labels: labels)
+            let lesson = try teacherLogits.map { all in
+                (logits: try Tensor(shape: [indices.count, classes], scalars: indices.flatMap { all[($0 * classes)..<(($0 + 1) * classes)] }),
+                 distillation: settings.distillation!)
+            }
+            let (loss, predictions) = try trainer.trainingStep(batch, labels: labels, teacher: lesson)
             trainSeconds += Date().timeIntervalSince(start)
             sessionSteps += 1
             guard loss.isFinite else {

@@ -19,13 +19,20 @@ public final class Trainer {
         try trainingStep(batch, labels: labels).loss
     }
 
-    /// One optimisation step; returns the batch's loss and predicted classes before the update.
-    public func trainingStep(_ batch: SequenceBatch, labels: [Int]) throws -> (loss: Float, predictions: [Int]) {
+    /// One optimisation step; returns the batch's cross-entropy and predicted classes before
+    /// the update. With `teacher` (its logits for this batch), the step follows the
+    /// distillation objective; the loss returned is still the cross-entropy against the labels.
+    public func trainingStep(_ batch: SequenceBatch, labels: [Int],
+                             teacher: (logits: Tensor, distillation: Distillation)? = nil) throws -> (loss: Float, predictions: [Int]) {
         let exec = Execution(backend: backend, training: true, step: optimizer.step)
         let params = model.parameters
         for p in params { p.zeroGrad() }
         let logits = try model.forward(batch, exec)
-        let (loss, dLogits) = try Loss.softmaxCrossEntropy(logits: logits, labels: labels)
+        let (loss, dLogits) = try teacher.map {
+            let d = try Loss.distillation(logits: logits, labels: labels, teacherLogits: $0.logits,
+                                          weight: $0.distillation.weight, temperature: $0.distillation.temperature)
+            return (d.crossEntropy, d.gradient)
+        } ?? Loss.softmaxCrossEntropy(logits: logits, labels: labels)
         try model.backward(dLogits, exec)
         if let maxGradientNorm { clipGradients(params, maxNorm: maxGradientNorm) }
         optimizer.update(params)
