@@ -9,9 +9,9 @@ struct Train: ParsableCommand {
         abstract: "Train the sequence classifier in each mode and compare test accuracy, size and speed.",
         discussion: """
             Without arguments: the embedded JapaneseVowels dataset, every mode (float, int8, int4, ternary, binary), \
-            the defaults below. Float trains first; each quantized mode then trains from a random initialisation and \
-            learns from the float model's predictions as well as from the labels (knowledge distillation, --distill; \
-            0 turns it off). With --from float the quantized modes are instead fine-tuned from the trained float model \
+            the defaults below. Float trains first; each quantized mode then trains from a random initialisation, and \
+            ternary and binary learn from the float model's predictions as well as from the labels (knowledge \
+            distillation: --distill; 0 turns it off, a weight applies it to every quantized mode). With --from float the quantized modes are instead fine-tuned from the trained float model \
             (half the epochs, at a learning rate that grows with how coarse the mode is). Per mode, --out/MODE/ receives checkpoint.safetensors (resumable), \
             model.packed.safetensors (the packed model `lowbit eval` runs), metrics.json and curve.svg. \
             Ctrl-C stops after the current step and saves the checkpoint; --resume continues from it.
@@ -34,9 +34,9 @@ struct Train: ParsableCommand {
     @Option(help: "Epochs of fine-tuning from float (default: half of --epochs).") var qatEpochs: Int?
     @Option(help: "Peak learning rate of fine-tuning from float (default: --lr / 8 for int8 and int4, --lr / 2 for ternary and binary).")
     var qatLr: Float?
-    @Option(help: "Share of the float model's predictions in what the quantized modes learn from (knowledge distillation; 0: the labels alone). Float is then trained first.")
-    var distill: Float = Distillation().weight
-    @Option(help: "Temperature of distillation (softens the predictions).") var distillTemperature: Float?
+    @Option(help: "Share of the float model's predictions in what every quantized mode learns from (knowledge distillation; 0: the labels alone; default: 0.5 for ternary and binary, 0 for int8 and int4). Float is then trained first.")
+    var distill: Float?
+    @Option(help: "Temperature of distillation (softens the predictions; default 2).") var distillTemperature: Float?
     @Option(help: "Hold out this fraction of the training data and evaluate on it instead of the test split (for choosing settings).")
     var validation: Double?
     @Option(help: "Output directory.") var out = "out/train"
@@ -53,8 +53,15 @@ struct Train: ParsableCommand {
             if let qatEpochs { s.epochs = qatEpochs }
             if let qatLr { s.learningRate = qatLr }
         }
-        if distill > 0 { s.distillation = Distillation(weight: distill, temperature: distillTemperature ?? Distillation().temperature) }
+        s.distillation = distillation(mode)
         return s
+    }
+
+    /// How `mode` learns from the float model: as --distill says, or as recommended for it.
+    func distillation(_ mode: QuantizationMode) -> Distillation? {
+        var d = distill.map { $0 > 0 ? Distillation(weight: $0) : nil } ?? Distillation.recommended(for: mode)
+        if let t = distillTemperature { d?.temperature = t }
+        return d
     }
 
     /// The model, schedule and regularisation of a run from scratch.
@@ -75,7 +82,7 @@ struct Train: ParsableCommand {
         if let validation, !(validation > 0 && validation < 1) { throw ValidationError("--validation must be in (0, 1), got \(validation)") }
         if let qatEpochs, qatEpochs <= 0 { throw ValidationError("--qat-epochs must be positive, got \(qatEpochs)") }
         if let qatLr, !(qatLr > 0 && qatLr.isFinite) { throw ValidationError("--qat-lr must be positive and finite, got \(qatLr)") }
-        if !(distill >= 0 && distill <= 1) { throw ValidationError("--distill must be in [0, 1], got \(distill)") }
+        if let distill, !(distill >= 0 && distill <= 1) { throw ValidationError("--distill must be in [0, 1], got \(distill)") }
         if let t = distillTemperature, !(t > 0 && t.isFinite) { throw ValidationError("--distill-temperature must be positive and finite, got \(t)") }
         if distill == 0, distillTemperature != nil { throw ValidationError("--distill-temperature applies only with --distill above 0") }
         for m in try parseModes(mode) { try settings(m).validate() }
@@ -83,7 +90,9 @@ struct Train: ParsableCommand {
     }
 
     /// Whether the quantized modes need the trained float model: to start from, or to learn from.
-    var needsFloat: Bool { from == .float || distill > 0 }
+    var needsFloat: Bool {
+        from == .float || ((try? parseModes(mode)) ?? []).contains { $0.map { distillation($0) != nil } ?? false }
+    }
 
     /// The modes in training order: float first when the quantized modes start from it or
     /// learn from it (added if not asked for), each mode once.
@@ -114,13 +123,15 @@ struct Train: ParsableCommand {
             var how: [String] = []
             if from == .float {
                 let epochs = settings(first).epochs
-                how.append("are fine-tuned from the float model (\(epochs) epoch\(epochs == 1 ? "" : "s"), peak lr "
+                how.append("the quantized modes are fine-tuned from the float model (\(epochs) epoch\(epochs == 1 ? "" : "s"), peak lr "
                            + quantized.map { "\($0.rawValue) \(settings($0).learningRate)" }.joined(separator: ", ") + ")")
             }
-            if let d = settings(first).distillation {
-                how.append("learn from its predictions as well as the labels (distillation weight \(d.weight), temperature \(d.temperature))")
+            let learners = quantized.filter { distillation($0) != nil }
+            if let d = learners.first.flatMap(distillation) {
+                how.append(learners.map(\.rawValue).joined(separator: ", ") + (learners.count == 1 ? " learns" : " learn")
+                           + " from the float model's predictions as well as the labels (distillation weight \(d.weight), temperature \(d.temperature))")
             }
-            say("the quantized modes " + how.joined(separator: " and ")
+            say(how.joined(separator: "; ")
                 + (try parseModes(mode).contains(nil) ? "" : "; float is trained first"))
         }
         Interrupt.install()

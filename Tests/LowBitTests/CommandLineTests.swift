@@ -70,11 +70,11 @@ struct CommandLineTests {
         #expect(r.err.contains("mode") && r.err.contains("packed bytes"), "the table goes to stderr with --json")
     }
 
-    @Test("Ctrl-C keeps the last checkpoint; --resume continues from it to the end")
+    @Test("Ctrl-C keeps the last checkpoint; --resume continues from it to the end (binary, which learns from float)")
     func interruptAndResume() throws {
         let out = temporaryPath("cli-interrupt")
-        let args = ["train", "--mode", "int8", "--epochs", "6", "--out", out]
-        let checkpoint = out + "/int8/checkpoint.safetensors"
+        let args = ["train", "--mode", "binary", "--epochs", "6", "--out", out]
+        let checkpoint = out + "/binary/checkpoint.safetensors"
         let p = try LowBitProcess(args)
         let deadline = Date().addingTimeInterval(600)
         while !FileManager.default.fileExists(atPath: checkpoint), p.process.isRunning, Date() < deadline { usleep(5_000) }
@@ -88,13 +88,14 @@ struct CommandLineTests {
 
         let resumed = try LowBitProcess.run(args + ["--resume"])
         #expect(resumed.status == 0, "\(resumed.err)")
-        #expect(resumed.out.contains("resuming at step \(saved.optimizer.step)"))
+        #expect(resumed.out.contains("binary: resuming at step \(saved.optimizer.step)") && resumed.out.contains("float: resuming at step"),
+                "\(resumed.out)")
         let done = try ClassifierTraining(resumingFrom: checkpoint)
         #expect(done.isFinished(train))
         #expect(done.history.map(\.epoch) == Array(1...6))
 
         // Resuming with other settings is refused, naming the problem.
-        let other = try LowBitProcess.run(["train", "--mode", "int8", "--epochs", "7", "--out", out, "--resume"])
+        let other = try LowBitProcess.run(["train", "--mode", "binary", "--epochs", "7", "--out", out, "--resume"])
         #expect(other.status != 0)
         #expect(other.err.contains("other settings"))
     }
@@ -110,6 +111,7 @@ struct CommandLineTests {
         (["train", "--distill", "1.5"], "--distill must be in [0, 1]"),
         (["train", "--distill", "0", "--distill-temperature", "3"], "--distill-temperature applies only"),
         (["train", "--distill-temperature", "0"], "--distill-temperature must be positive"),
+        (["train", "--distill", "nan"], "--distill must be in [0, 1]"),
         (["eval", "/nonexistent/model.safetensors"], "/nonexistent/model.safetensors"),
         (["calibrate", "/nonexistent/model.safetensors"], "/nonexistent/model.safetensors"),
     ])
@@ -146,7 +148,7 @@ struct CommandLineTests {
         let binarySettings = rows[1]["settings"] as! [String: Any]
         #expect(binarySettings["startsFromFloat"] as? Bool == false)
         #expect((binarySettings["distillation"] as? [String: Any])?["weight"] as? Double == 0.5)
-        #expect(r.err.contains("learn from its predictions") && r.err.contains("float is trained first"), "\(r.err)")
+        #expect(r.err.contains("binary learns from the float model's predictions") && r.err.contains("float is trained first"), "\(r.err)")
         // --distill 0: the labels alone, no float run.
         let plain = try LowBitProcess.run(["train", "--data", train, "--mode", "binary", "--epochs", "8", "--distill", "0", "--json",
                                            "--out", out + "-plain"] + Self.small)
