@@ -47,6 +47,11 @@ static inline lowbit_dot_b1_fn lowbit_dot_for_bits(const lowbit_kernel_table *t,
 typedef void (*lowbit_range_fn)(void *arg, int64_t begin, int64_t end);
 void lowbit_parallel_for(int threads, int64_t n, lowbit_range_fn fn, void *arg);
 
+/** How many of `threads` to start for `work` units when each thread should get at least
+ *  `grain` of them: waking a thread costs about as much as a few microseconds of work, so
+ *  small calls run on the caller's thread alone. At least 1. */
+int lowbit_threads_for_work(int threads, int64_t work, int64_t grain);
+
 /*
  * For ISA kernels whose register tile holds at most 4 tokens: calls TILE(bits, R, chunks, w,
  * x_j, ldx, acc_j) over groups of R <= 4 tokens, with R a compile-time constant so that the

@@ -11,6 +11,10 @@
 
 enum { TILE_TOKENS = LOWBIT_MAX_NR, MAX_TILE_PANELS = 1024 };
 
+/* Multiply-adds per thread below which a call stays on one thread (see
+ * lowbit_threads_for_work): about 2 microseconds of the inner kernel. */
+#define MATMUL_GRAIN ((int64_t)1 << 15)
+
 #ifndef LOWBIT_TILE_WEIGHT_BYTES
 /* A tile's panels stay in L2 while every token block passes over them: at most this many
  * bytes of them (16 ternary panels at K = 4096, 4 int8 ones). */
@@ -29,6 +33,52 @@ typedef struct {
     int32_t *ys; /* exact int32 output */
     int64_t ldy;
 } matmul_job;
+
+/* The epilogue of one panel: accumulators acc[i * 16 + r] for tokens i0 + i and rows
+ * row0 + r become step * acc - zero_point * sum(x_i). The arithmetic wraps modulo 2^32,
+ * which is what truncating the exact 64-bit value to int32 gives. Everything a loop needs
+ * is copied into restrict locals first, so that the stores into y cannot be taken to
+ * change it and the row loops vectorize. */
+static inline int32_t corrected(uint32_t step, int32_t acc, uint32_t corr) {
+    return (int32_t)(step * (uint32_t)acc - corr);
+}
+
+static void store_s32(const matmul_job *j, const int32_t *restrict acc, int64_t row0, int rows, int64_t i0,
+                      int nr, const int64_t *restrict xsum) {
+    const uint32_t step = (uint32_t)j->f->step, zp = (uint32_t)j->f->zero_point;
+    int32_t *restrict ys = j->ys;
+    const int64_t ldy = j->ldy;
+    for (int i = 0; i < nr; i++) {
+        const uint32_t corr = zp * (uint32_t)xsum[i];
+        const int32_t *restrict a = acc + i * LOWBIT_PANEL_ROWS;
+        int32_t *restrict y = ys + (i0 + i) * ldy + row0;
+        for (int r = 0; r < rows; r++) y[r] = corrected(step, a[r], corr);
+    }
+}
+
+/* y = (g == 0 ? bias : y) + (float)dot * (x_scale * w_scale), in that order of operations
+ * for every group count, so the result does not depend on how the work was split. */
+static void store_f32(const matmul_job *j, const int32_t *restrict acc, int64_t row0, int rows, int64_t i0,
+                      int nr, const int64_t *restrict xsum, int64_t g) {
+    const uint32_t step = (uint32_t)j->f->step, zp = (uint32_t)j->f->zero_point;
+    const int64_t groups = j->groups, ldy = j->ldy;
+    float ws[LOWBIT_PANEL_ROWS], base[LOWBIT_PANEL_ROWS];
+    for (int r = 0; r < rows; r++) ws[r] = j->w->scales[(row0 + r) * groups + g];
+    for (int r = 0; r < rows; r++) base[r] = j->bias ? j->bias[row0 + r] : 0.0f;
+    const float *restrict x_scales = j->x_scales;
+    float *restrict yf = j->yf;
+    for (int i = 0; i < nr; i++) {
+        const uint32_t corr = zp * (uint32_t)xsum[i];
+        const float xs = x_scales[i0 + i];
+        const int32_t *restrict a = acc + i * LOWBIT_PANEL_ROWS;
+        float *restrict y = yf + (i0 + i) * ldy + row0;
+        if (g == 0) {
+            for (int r = 0; r < rows; r++) y[r] = base[r] + (float)corrected(step, a[r], corr) * (xs * ws[r]);
+        } else {
+            for (int r = 0; r < rows; r++) y[r] = y[r] + (float)corrected(step, a[r], corr) * (xs * ws[r]);
+        }
+    }
+}
 
 static void run_tiles(void *arg, int64_t begin, int64_t end) {
     const matmul_job *j = arg;
@@ -55,24 +105,11 @@ static void run_tiles(void *arg, int64_t begin, int64_t end) {
                 j->dot(c1 - c0, j->w->data + p * panel_bytes + c0 * LOWBIT_CHUNK_BYTES, panel_bytes, np,
                        j->x + i0 * j->ldx + c0 * f->chunk_k, j->ldx, nr, acc);
                 for (int q = 0; q < np; q++) {
-                    const int64_t pq = p + q, left = j->w->m - pq * LOWBIT_PANEL_ROWS;
-                    const int64_t rows = left < LOWBIT_PANEL_ROWS ? left : LOWBIT_PANEL_ROWS;
+                    const int64_t row0 = (p + q) * LOWBIT_PANEL_ROWS, left = j->w->m - row0;
+                    const int rows = left < LOWBIT_PANEL_ROWS ? (int)left : LOWBIT_PANEL_ROWS;
                     const int32_t *accq = acc + q * TILE_TOKENS * LOWBIT_PANEL_ROWS;
-                    for (int i = 0; i < nr; i++) {
-                        const int64_t corr = (int64_t)f->zero_point * xsum[i];
-                        for (int64_t r = 0; r < rows; r++) {
-                            const int64_t row = pq * LOWBIT_PANEL_ROWS + r;
-                            const int32_t dot = (int32_t)((int64_t)f->step * accq[i * LOWBIT_PANEL_ROWS + r] - corr);
-                            if (j->ys) {
-                                j->ys[(i0 + i) * j->ldy + row] = dot;
-                            } else {
-                                float *y = j->yf + (i0 + i) * j->ldy + row;
-                                const float s = j->x_scales[i0 + i] * j->w->scales[row * j->groups + g];
-                                const float prev = g > 0 ? *y : (j->bias ? j->bias[row] : 0.0f);
-                                *y = prev + (float)dot * s;
-                            }
-                        }
-                    }
+                    if (j->ys) store_s32(j, accq, row0, rows, i0, nr, xsum);
+                    else store_f32(j, accq, row0, rows, i0, nr, xsum, g);
                 }
             }
         }
@@ -128,13 +165,13 @@ static lowbit_status run(const lowbit_context *ctx, const lowbit_packed_weights 
      * with a single token block), and of near-equal sizes. */
     const int64_t panel_bytes = j.kpad / f->chunk_k * LOWBIT_CHUNK_BYTES, fit = LOWBIT_TILE_WEIGHT_BYTES / panel_bytes;
     const int64_t cap = fit < 1 ? 1 : fit > MAX_TILE_PANELS ? MAX_TILE_PANELS : fit;
-    const int64_t threads = ctx->threads > 0 ? ctx->threads : 1;
+    const int threads = lowbit_threads_for_work(ctx->threads, n * w->m * w->k, MATMUL_GRAIN);
     int64_t groups = (j.panels + cap - 1) / cap;
     groups = (groups + threads - 1) / threads * threads;
     if (groups > j.panels) groups = j.panels;
     j.tile_panels = (j.panels + groups - 1) / groups;
     const int64_t tiles = j.token_blocks * ((j.panels + j.tile_panels - 1) / j.tile_panels);
-    lowbit_parallel_for(ctx->threads, tiles, run_tiles, &j);
+    lowbit_parallel_for(threads, tiles, run_tiles, &j);
     return LOWBIT_OK;
 }
 

@@ -42,3 +42,9 @@ void lowbit_parallel_for(int threads, int64_t n, lowbit_range_fn fn, void *arg) 
     (void)threads;
     fn(arg, 0, n);
 }
+
+int lowbit_threads_for_work(int threads, int64_t work, int64_t grain) {
+    if (threads <= 1 || grain <= 0) return threads < 1 ? 1 : threads;
+    const int64_t useful = work / grain;
+    return useful < 1 ? 1 : useful < threads ? (int)useful : threads;
+}

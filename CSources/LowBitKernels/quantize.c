@@ -99,6 +99,9 @@ static void quantize_rows(void *arg, int64_t begin, int64_t end) {
 #undef SCOPE_LEN
 }
 
+/* Values per thread below which a call stays on one thread (see lowbit_threads_for_work). */
+#define QUANTIZE_GRAIN ((int64_t)1 << 14)
+
 static lowbit_status run(const lowbit_context *ctx, quant_kind kind, const float *x, int64_t rows, int64_t cols,
                          int64_t group, int qmax, float bound, int8_t *q, int64_t ldq, float *scales) {
     if (!ctx || !x || !q || !scales) return LOWBIT_ERR_ARGUMENT;
@@ -115,7 +118,7 @@ static lowbit_status run(const lowbit_context *ctx, quant_kind kind, const float
     }
     j.group = group < cols ? group : cols;
     j.groups = (cols + j.group - 1) / j.group;
-    lowbit_parallel_for(ctx->threads, rows, quantize_rows, &j);
+    lowbit_parallel_for(lowbit_threads_for_work(ctx->threads, rows * cols, QUANTIZE_GRAIN), rows, quantize_rows, &j);
     return j.bad ? LOWBIT_ERR_NONFINITE : LOWBIT_OK;
 }
 

@@ -31,30 +31,39 @@ public final class CausalSelfAttention {
         let scale = 1 / Float(hd).squareRoot()
         var att = [Float](repeating: 0, count: s.rows * H)
         var probs = [Float](repeating: 0, count: s.batch * heads * T * T)
-        let q3 = qkvT.scalars
         var scores = [Float](repeating: 0, count: T)
-        for b in 0..<s.batch {
-            for h in 0..<heads {
-                for i in 0..<T {
-                    let qRow = (b * T + i) * 3 * H + h * hd
-                    let visible = min(i, s.lengths[b] - 1)  // causal, and no padded keys
-                    var maxScore = -Float.infinity
-                    for j in 0...visible {
-                        let kRow = (b * T + j) * 3 * H + H + h * hd
-                        var dot: Float = 0
-                        for c in 0..<hd { dot += q3[qRow + c] * q3[kRow + c] }
-                        scores[j] = dot * scale
-                        maxScore = max(maxScore, scores[j])
-                    }
-                    var total: Float = 0
-                    for j in 0...visible { scores[j] = expf(scores[j] - maxScore); total += scores[j] }
-                    let pBase = ((b * heads + h) * T + i) * T
-                    let oRow = (b * T + i) * H + h * hd
-                    for j in 0...visible {
-                        let p = scores[j] / total
-                        probs[pBase + j] = p
-                        let vRow = (b * T + j) * 3 * H + 2 * H + h * hd
-                        for c in 0..<hd { att[oRow + c] += p * q3[vRow + c] }
+        qkvT.scalars.withUnsafeBufferPointer { q3b in
+            att.withUnsafeMutableBufferPointer { attb in
+                probs.withUnsafeMutableBufferPointer { probsb in
+                    scores.withUnsafeMutableBufferPointer { scoresb in
+                        let q3 = q3b.baseAddress!, att = attb.baseAddress!, probs = probsb.baseAddress!
+                        let scores = scoresb.baseAddress!
+                        for b in 0..<s.batch {
+                            let visibleKeys = s.lengths[b]  // no padded keys
+                            for h in 0..<heads {
+                                for i in 0..<T {
+                                    let qRow = q3 + (b * T + i) * 3 * H + h * hd
+                                    let visible = min(i, visibleKeys - 1)  // causal
+                                    let keys = q3 + b * T * 3 * H + H + h * hd
+                                    scoreRow(qRow, keys: keys, stride: 3 * H, count: visible + 1, width: hd, into: scores)
+                                    var maxScore = -Float.infinity
+                                    for j in 0...visible {
+                                        scores[j] *= scale
+                                        maxScore = max(maxScore, scores[j])
+                                    }
+                                    var total: Float = 0
+                                    for j in 0...visible { scores[j] = expf(scores[j] - maxScore); total += scores[j] }
+                                    let pRow = probs + ((b * heads + h) * T + i) * T
+                                    let oRow = att + (b * T + i) * H + h * hd
+                                    for j in 0...visible {
+                                        let p = scores[j] / total
+                                        pRow[j] = p
+                                        let vRow = q3 + (b * T + j) * 3 * H + 2 * H + h * hd
+                                        for c in 0..<hd { oRow[c] += p * vRow[c] }
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -68,33 +77,42 @@ public final class CausalSelfAttention {
         let dattT = try output.backward(dy, exec)
         let (T, H, hd) = (s.steps, hidden, hidden / heads)
         let scale = 1 / Float(hd).squareRoot()
-        let q3 = qkvT.scalars, probabilities = self.probabilities, datt = dattT.scalars
         var dqkv = [Float](repeating: 0, count: s.rows * 3 * H)
         var dp = [Float](repeating: 0, count: T)
-        for b in 0..<s.batch {
-            for h in 0..<heads {
-                for i in 0..<T {
-                    let visible = min(i, s.lengths[b] - 1)
-                    let pBase = ((b * heads + h) * T + i) * T
-                    let oRow = (b * T + i) * H + h * hd
-                    var weighted: Float = 0
-                    for j in 0...visible {
-                        let vRow = (b * T + j) * 3 * H + 2 * H + h * hd
-                        var g: Float = 0
-                        for c in 0..<hd {
-                            g += datt[oRow + c] * q3[vRow + c]
-                            dqkv[vRow + c] += probabilities[pBase + j] * datt[oRow + c]
-                        }
-                        dp[j] = g
-                        weighted += probabilities[pBase + j] * g
-                    }
-                    let qRow = (b * T + i) * 3 * H + h * hd
-                    for j in 0...visible {
-                        let ds = probabilities[pBase + j] * (dp[j] - weighted) * scale
-                        let kRow = (b * T + j) * 3 * H + H + h * hd
-                        for c in 0..<hd {
-                            dqkv[qRow + c] += ds * q3[kRow + c]
-                            dqkv[kRow + c] += ds * q3[qRow + c]
+        qkvT.scalars.withUnsafeBufferPointer { q3b in
+            probabilities.withUnsafeBufferPointer { pb in
+                dattT.scalars.withUnsafeBufferPointer { dattb in
+                    dqkv.withUnsafeMutableBufferPointer { dqkvb in
+                        dp.withUnsafeMutableBufferPointer { dpb in
+                            let q3 = q3b.baseAddress!, probabilities = pb.baseAddress!, datt = dattb.baseAddress!
+                            let dqkv = dqkvb.baseAddress!, dp = dpb.baseAddress!
+                            for b in 0..<s.batch {
+                                for h in 0..<heads {
+                                    for i in 0..<T {
+                                        let visible = min(i, s.lengths[b] - 1)
+                                        let pRow = probabilities + ((b * heads + h) * T + i) * T
+                                        let oRow = datt + (b * T + i) * H + h * hd
+                                        let keys = q3 + b * T * 3 * H + 2 * H + h * hd
+                                        scoreRow(oRow, keys: keys, stride: 3 * H, count: visible + 1, width: hd, into: dp)
+                                        var weighted: Float = 0
+                                        for j in 0...visible {
+                                            let dvRow = dqkv + (b * T + j) * 3 * H + 2 * H + h * hd
+                                            let p = pRow[j]
+                                            for c in 0..<hd { dvRow[c] += p * oRow[c] }
+                                            weighted += p * dp[j]
+                                        }
+                                        let qRow = (b * T + i) * 3 * H + h * hd
+                                        for j in 0...visible {
+                                            let ds = pRow[j] * (dp[j] - weighted) * scale
+                                            let kRow = (b * T + j) * 3 * H + H + h * hd
+                                            for c in 0..<hd {
+                                                dqkv[qRow + c] += ds * q3[kRow + c]
+                                                dqkv[kRow + c] += ds * q3[qRow + c]
+                                            }
+                                        }
+                                    }
+                                }
+                            }
                         }
                     }
                 }
@@ -103,3 +121,29 @@ public final class CausalSelfAttention {
         return try qkv.backward(Tensor(shape: [s.rows, 3 * H], scalars: dqkv), exec)
     }
 }
+
+/// out[j] = Σ_c row[c] · keys[j · stride + c] for j < count, each sum taken in order of c
+/// (so the result is the plain loop's, bit for bit), four keys at a time for speed.
+@inline(__always)
+private func scoreRow(_ row: UnsafePointer<Float>, keys: UnsafePointer<Float>, stride: Int, count: Int, width: Int,
+                      into out: UnsafeMutablePointer<Float>) {
+    var j = 0
+    while j + 4 <= count {
+        let k0 = keys + j * stride, k1 = k0 + stride, k2 = k1 + stride, k3 = k2 + stride
+        var d0: Float = 0, d1: Float = 0, d2: Float = 0, d3: Float = 0
+        for c in 0..<width {
+            let r = row[c]
+            d0 += r * k0[c]; d1 += r * k1[c]; d2 += r * k2[c]; d3 += r * k3[c]
+        }
+        out[j] = d0; out[j + 1] = d1; out[j + 2] = d2; out[j + 3] = d3
+        j += 4
+    }
+    while j < count {
+        let k = keys + j * stride
+        var d: Float = 0
+        for c in 0..<width { d += row[c] * k[c] }
+        out[j] = d
+        j += 1
+    }
+}
+

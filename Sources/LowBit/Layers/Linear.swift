@@ -26,7 +26,7 @@ public final class Linear {
     private var input: Tensor?
     private var quantizedInput: QuantizedActivations?
     private var prepared: PreparedWeights?
-    private var preparedKey: String?
+    private var preparedKey: PreparedKey?
 
     public init(path: String, inputs: Int, outputs: Int, bias: Bool, quantizable: Bool, seed: UInt64) {
         self.path = path
@@ -46,7 +46,7 @@ public final class Linear {
     /// the backend change.
     public func preparedWeights(_ backend: any Backend) throws -> PreparedWeights {
         guard let q = quantization else { throw LowBitError.invalidArgument("\(path) is not quantized") }
-        let key = "\(weight.version)|\(backend.identity)|\(q)"
+        let key = PreparedKey(version: weight.version, backend: backend.identity, quantization: q)
         if let prepared, preparedKey == key { return prepared }
         let quantized = try backend.quantize(weights: weight.tensor, mode: q.mode, granularity: q.weightGranularity, bound: q.scaleBound)
         let p = try backend.prepare(quantized)
@@ -64,7 +64,7 @@ public final class Linear {
         }
         weight.value = prepared.quantized.dequantized().scalars
         self.prepared = prepared
-        preparedKey = "\(weight.version)|\(backend.identity)|\(q)"
+        preparedKey = PreparedKey(version: weight.version, backend: backend.identity, quantization: q)
     }
 
     public func forward(_ x: Tensor, _ exec: Execution) throws -> Tensor {
@@ -158,4 +158,12 @@ func addRowVector(_ y: inout Tensor, _ v: [Float]) {
             for i in 0..<(y.count / m) { for j in 0..<m { y[i * m + j] += v[j] } }
         }
     }
+}
+
+/// What the prepared weights were made from: they are reused while all three stay the same.
+/// A value, not a description string, since it is compared on every forward pass.
+private struct PreparedKey: Equatable {
+    var version: UInt64
+    var backend: String
+    var quantization: LayerQuantization
 }
