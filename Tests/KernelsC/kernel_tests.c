@@ -403,8 +403,10 @@ static void test_pack_and_matmul(const lowbit_context *ctx) {
     }
 }
 
+/* Large enough that both the activation quantizer and the matmul pass their work grain
+ * and really split across two threads (small calls stay on one). */
 static void test_linear_and_threads(const lowbit_context *ctx) {
-    const int64_t m = 70, k = 129, n = 11;
+    const int64_t m = 70, k = 129, n = 301;
     float *w = xmalloc(m * k * 4), *x = xmalloc(n * k * 4), *s = xmalloc(m * 4), *y1 = xmalloc(n * m * 4),
           *y2 = xmalloc(n * m * 4);
     int8_t *q = xmalloc(m * k);
