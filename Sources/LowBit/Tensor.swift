@@ -50,6 +50,7 @@ public struct Tensor: Sendable, Equatable {
     /// The index of the first NaN or infinity, if any.
     public var firstNonFiniteIndex: Int? {
         scalars.withUnsafeBufferPointer { b in
+            guard !allFinite(b) else { return nil }
             for i in b.indices where !b[i].isFinite { return i }
             return nil
         }
@@ -69,4 +70,20 @@ public struct Tensor: Sendable, Equatable {
         for i in 0..<r { for j in 0..<c { out[j * r + i] = scalars[i * c + j] } }
         return try Tensor(shape: [c, r], scalars: out)
     }
+}
+
+/// Whether every value is finite: x · 0 is 0 for a finite x and NaN for NaN or ±∞, and a NaN
+/// survives the sum. Sixteen lanes at a time, since this guards every layer's inputs.
+func allFinite(_ b: UnsafeBufferPointer<Float>) -> Bool {
+    guard let base = b.baseAddress else { return true }
+    let raw = UnsafeRawPointer(base)
+    var lanes = SIMD16<Float>(repeating: 0)
+    var i = 0
+    while i + 16 <= b.count {
+        lanes += raw.loadUnaligned(fromByteOffset: i * MemoryLayout<Float>.stride, as: SIMD16<Float>.self) * 0
+        i += 16
+    }
+    var rest: Float = 0
+    while i < b.count { rest += b[i] * 0; i += 1 }
+    return (lanes.sum() + rest) == 0
 }

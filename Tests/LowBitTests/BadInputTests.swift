@@ -30,6 +30,22 @@ struct BadInputTests {
         }
     }
 
+    @Test("the first non-finite value is found at every position, in the vector part and the tail", arguments: [Float.nan, .infinity, -.infinity])
+    func firstNonFinite(bad: Float) throws {
+        for count in [1, 15, 16, 17, 33, 40] {
+            var t = Tensor(zeros: [count])
+            for i in 0..<count { t.scalars[i] = i.isMultiple(of: 2) ? .greatestFiniteMagnitude : -.leastNonzeroMagnitude }
+            #expect(t.firstNonFiniteIndex == nil, "count \(count): finite extremes flagged")
+            for position in 0..<count {
+                var u = t
+                u.scalars[position] = bad
+                if position + 1 < count { u.scalars[count - 1] = -bad }  // a later one must not win
+                #expect(u.firstNonFiniteIndex == position, "count \(count), \(bad) at \(position)")
+                #expect(throws: LowBitError.self) { try u.checkFinite("probe") }
+            }
+        }
+    }
+
     @Test("empty and mismatched shapes")
     func shapes() throws {
         var rng = TestRandom(4)

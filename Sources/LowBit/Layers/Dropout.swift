@@ -19,12 +19,21 @@ public final class Dropout {
         guard exec.training, rate > 0 else { mask = []; return x }
         let keep = 1 - rate, scale = 1 / keep
         if exec.step != lastStep { lastStep = exec.step; drawsThisStep = 0 }
-        var rng = SeededGenerator(seed: seed &+ UInt64(truncatingIfNeeded: exec.step) &* 0x9E37_79B9_7F4A_7C15 &+ drawsThisStep &* 0xD1B5_4A32_D192_ED03)
+        let rng = SeededGenerator(seed: seed &+ UInt64(truncatingIfNeeded: exec.step) &* 0x9E37_79B9_7F4A_7C15 &+ drawsThisStep &* 0xD1B5_4A32_D192_ED03)
         drawsThisStep += 1
         var m = [Float](repeating: 0, count: x.count)
-        for i in 0..<m.count where rng.unit() < keep { m[i] = scale }
         var y = x
-        for i in 0..<y.count { y.scalars[i] *= m[i] }
+        m.withUnsafeMutableBufferPointer { mb in
+            y.scalars.withUnsafeMutableBufferPointer { yb in
+                // Element i keeps with the generator's (i + 1)-th draw, as a loop of
+                // rng.unit() calls would; computed per element, the loop has no chain.
+                for i in 0..<mb.count {
+                    let kept: Float = rng.unit(ahead: i) < keep ? scale : 0
+                    mb[i] = kept
+                    yb[i] *= kept
+                }
+            }
+        }
         mask = m
         return y
     }
@@ -32,8 +41,12 @@ public final class Dropout {
     public func backward(_ dy: Tensor) -> Tensor {
         guard !mask.isEmpty else { return dy }
         var dx = dy
-        let m = mask
-        for i in 0..<dx.count { dx.scalars[i] *= m[i] }
+        mask.withUnsafeBufferPointer { m in
+            dx.scalars.withUnsafeMutableBufferPointer { d in
+                precondition(d.count == m.count, "\(path): gradient of \(d.count) values for a mask of \(m.count)")
+                for i in 0..<d.count { d[i] *= m[i] }
+            }
+        }
         return dx
     }
 }

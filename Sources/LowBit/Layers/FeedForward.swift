@@ -23,14 +23,18 @@ public final class FeedForward {
         let u = try up.forward(x, exec)
         if exec.training { preActivation = u }
         var a = u
-        for i in 0..<a.count { a.scalars[i] = silu(u.scalars[i]) }
+        a.scalars = u.scalars.map(silu)
         return try down.forward(dropout.forward(a, exec), exec)
     }
 
     public func backward(_ dy: Tensor, _ exec: Execution) throws -> Tensor {
         guard let u = preActivation else { throw LowBitError.invalidArgument("\(path): backward without a training forward") }
         var da = dropout.backward(try down.backward(dy, exec))
-        for i in 0..<da.count { da.scalars[i] *= siluDerivative(u.scalars[i]) }
+        u.scalars.withUnsafeBufferPointer { u in
+            da.scalars.withUnsafeMutableBufferPointer { da in
+                for i in 0..<da.count { da[i] *= siluDerivative(u[i]) }
+            }
+        }
         return try up.backward(da, exec)
     }
 }

@@ -22,11 +22,15 @@ public final class Parameter: @unchecked Sendable {
     public var count: Int { value.count }
     public var tensor: Tensor { try! Tensor(shape: shape, scalars: value) }
 
-    public func zeroGrad() { for i in grad.indices { grad[i] = 0 } }
+    public func zeroGrad() { grad.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
 
     func accumulate(_ g: Tensor) {
         precondition(g.count == grad.count, "\(name): gradient of \(g.count) values for \(grad.count)")
-        for i in grad.indices { grad[i] += g.scalars[i] }
+        g.scalars.withUnsafeBufferPointer { g in
+            grad.withUnsafeMutableBufferPointer { grad in
+                for i in 0..<grad.count { grad[i] += g[i] }
+            }
+        }
     }
 }
 
@@ -39,11 +43,26 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
     public init(seed: UInt64) { state = seed }
 
     public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
+        state &+= SeededGenerator.increment
+        return SeededGenerator.mix(state)
+    }
+
+    /// SplitMix64: the state advances by a constant, and each output is a function of the
+    /// state alone, so the i-th next value (from 0) can be computed directly.
+    static let increment: UInt64 = 0x9E37_79B9_7F4A_7C15
+
+    @inline(__always)
+    static func mix(_ state: UInt64) -> UInt64 {
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+
+    /// What `unit()` would return on its (i + 1)-th call from here, without advancing.
+    @inline(__always)
+    func unit(ahead i: Int) -> Float {
+        Float(SeededGenerator.mix(state &+ UInt64(truncatingIfNeeded: i + 1) &* SeededGenerator.increment) >> 40) / Float(1 << 24)
     }
 
     /// Uniform in [0, 1).

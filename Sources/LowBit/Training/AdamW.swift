@@ -24,16 +24,25 @@ public final class AdamW {
         step += 1
         let c1 = 1 - powf(beta1, Float(step)), c2 = 1 - powf(beta2, Float(step))
         for p in parameters {
-            var m = firstMoment[p.name] ?? [Float](repeating: 0, count: p.count)
-            var v = secondMoment[p.name] ?? [Float](repeating: 0, count: p.count)
+            // Taken out of the dictionaries so that they are updated in place, not copied.
+            var m = firstMoment.removeValue(forKey: p.name) ?? [Float](repeating: 0, count: p.count)
+            var v = secondMoment.removeValue(forKey: p.name) ?? [Float](repeating: 0, count: p.count)
             var value = p.value
-            let grad = p.grad
             let decay = p.decays ? weightDecay : 0
-            for i in 0..<p.count {
-                let g = grad[i]
-                m[i] = beta1 * m[i] + (1 - beta1) * g
-                v[i] = beta2 * v[i] + (1 - beta2) * g * g
-                value[i] -= learningRate * ((m[i] / c1) / ((v[i] / c2).squareRoot() + epsilon) + decay * value[i])
+            let (beta1, beta2, learningRate, epsilon) = (beta1, beta2, learningRate, epsilon)
+            p.grad.withUnsafeBufferPointer { grad in
+                m.withUnsafeMutableBufferPointer { m in
+                    v.withUnsafeMutableBufferPointer { v in
+                        value.withUnsafeMutableBufferPointer { value in
+                            for i in 0..<grad.count {
+                                let g = grad[i]
+                                m[i] = beta1 * m[i] + (1 - beta1) * g
+                                v[i] = beta2 * v[i] + (1 - beta2) * g * g
+                                value[i] -= learningRate * ((m[i] / c1) / ((v[i] / c2).squareRoot() + epsilon) + decay * value[i])
+                            }
+                        }
+                    }
+                }
             }
             p.value = value
             firstMoment[p.name] = m
