@@ -9,9 +9,9 @@ struct Train: ParsableCommand {
         abstract: "Train the sequence classifier in each mode and compare test accuracy, size and speed.",
         discussion: """
             Without arguments: the embedded JapaneseVowels dataset, every mode (float, int8, int4, ternary, binary), \
-            the defaults below. Float trains first; each quantized mode then trains from a random initialisation, and \
-            ternary and binary learn from the float model's predictions as well as from the labels (knowledge \
-            distillation: --distill; 0 turns it off, a weight applies it to every quantized mode). With --from float the quantized modes are instead fine-tuned from the trained float model \
+            the defaults below. Each mode trains from a random initialisation on the labels. With --distill W the quantized \
+            modes also learn from the trained float model's predictions (knowledge distillation; float is then trained \
+            first). With --from float the quantized modes are instead fine-tuned from the trained float model \
             (half the epochs, at a learning rate that grows with how coarse the mode is). Per mode, --out/MODE/ receives checkpoint.safetensors (resumable), \
             model.packed.safetensors (the packed model `lowbit eval` runs), metrics.json and curve.svg. \
             Ctrl-C stops after the current step and saves the checkpoint; --resume continues from it.
@@ -34,7 +34,7 @@ struct Train: ParsableCommand {
     @Option(help: "Epochs of fine-tuning from float (default: half of --epochs).") var qatEpochs: Int?
     @Option(help: "Peak learning rate of fine-tuning from float (default: --lr / 8 for int8 and int4, --lr / 2 for ternary and binary).")
     var qatLr: Float?
-    @Option(help: "Share of the float model's predictions in what every quantized mode learns from (knowledge distillation; 0: the labels alone; default: 0.5 for ternary and binary, 0 for int8 and int4). Float is then trained first.")
+    @Option(help: "Share of the float model's predictions in what every quantized mode learns from (knowledge distillation; default 0: the labels alone). Float is then trained first.")
     var distill: Float?
     @Option(help: "Temperature of distillation (softens the predictions; default 2).") var distillTemperature: Float?
     @Option(help: "Hold out this fraction of the training data and evaluate on it instead of the test split (for choosing settings).")
@@ -57,9 +57,9 @@ struct Train: ParsableCommand {
         return s
     }
 
-    /// How `mode` learns from the float model: as --distill says, or as recommended for it.
+    /// How `mode` learns from the float model, if --distill says it does.
     func distillation(_ mode: QuantizationMode) -> Distillation? {
-        var d = distill.map { $0 > 0 ? Distillation(weight: $0) : nil } ?? Distillation.recommended(for: mode)
+        var d = distill.flatMap { $0 > 0 ? Distillation(weight: $0) : nil }
         if let t = distillTemperature { d?.temperature = t }
         return d
     }
@@ -84,7 +84,7 @@ struct Train: ParsableCommand {
         if let qatLr, !(qatLr > 0 && qatLr.isFinite) { throw ValidationError("--qat-lr must be positive and finite, got \(qatLr)") }
         if let distill, !(distill >= 0 && distill <= 1) { throw ValidationError("--distill must be in [0, 1], got \(distill)") }
         if let t = distillTemperature, !(t > 0 && t.isFinite) { throw ValidationError("--distill-temperature must be positive and finite, got \(t)") }
-        if distill == 0, distillTemperature != nil { throw ValidationError("--distill-temperature applies only with --distill above 0") }
+        if (distill ?? 0) == 0, distillTemperature != nil { throw ValidationError("--distill-temperature applies only with --distill above 0") }
         for m in try parseModes(mode) { try settings(m).validate() }
         if from == .scratch, qatEpochs != nil || qatLr != nil { throw ValidationError("--qat-epochs and --qat-lr apply to --from float only") }
     }

@@ -70,10 +70,10 @@ struct CommandLineTests {
         #expect(r.err.contains("mode") && r.err.contains("packed bytes"), "the table goes to stderr with --json")
     }
 
-    @Test("Ctrl-C keeps the last checkpoint; --resume continues from it to the end (binary, which learns from float)")
+    @Test("Ctrl-C keeps the last checkpoint; --resume continues from it to the end (binary, learning from float)")
     func interruptAndResume() throws {
         let out = temporaryPath("cli-interrupt")
-        let args = ["train", "--mode", "binary", "--epochs", "6", "--out", out]
+        let args = ["train", "--mode", "binary", "--epochs", "6", "--distill", "0.5", "--out", out]
         let checkpoint = out + "/binary/checkpoint.safetensors"
         let p = try LowBitProcess(args)
         let deadline = Date().addingTimeInterval(600)
@@ -95,7 +95,7 @@ struct CommandLineTests {
         #expect(done.history.map(\.epoch) == Array(1...6))
 
         // Resuming with other settings is refused, naming the problem.
-        let other = try LowBitProcess.run(["train", "--mode", "binary", "--epochs", "7", "--out", out, "--resume"])
+        let other = try LowBitProcess.run(["train", "--mode", "binary", "--epochs", "7", "--distill", "0.5", "--out", out, "--resume"])
         #expect(other.status != 0)
         #expect(other.err.contains("other settings"))
     }
@@ -110,7 +110,8 @@ struct CommandLineTests {
         (["train", "--from", "ternary"], "'float' and 'scratch'"),
         (["train", "--distill", "1.5"], "--distill must be in [0, 1]"),
         (["train", "--distill", "0", "--distill-temperature", "3"], "--distill-temperature applies only"),
-        (["train", "--distill-temperature", "0"], "--distill-temperature must be positive"),
+        (["train", "--distill", "0.5", "--distill-temperature", "0"], "--distill-temperature must be positive"),
+        (["train", "--distill-temperature", "3"], "--distill-temperature applies only"),
         (["train", "--distill", "nan"], "--distill must be in [0, 1]"),
         (["eval", "/nonexistent/model.safetensors"], "/nonexistent/model.safetensors"),
         (["calibrate", "/nonexistent/model.safetensors"], "/nonexistent/model.safetensors"),
@@ -139,8 +140,18 @@ struct CommandLineTests {
         try write(train, count: 60)
         try write(test, count: 40)
         let out = temporaryPath("cli-slopes")
-        // By default binary learns from the float model too (distillation), so float is trained first.
-        let r = try LowBitProcess.run(["train", "--data", train, "--mode", "binary", "--epochs", "8", "--json", "--out", out] + Self.small)
+        // By default binary learns from the labels alone: no float run.
+        let plain = try LowBitProcess.run(["train", "--data", train, "--mode", "binary", "--epochs", "8", "--json",
+                                           "--out", out + "-plain"] + Self.small)
+        #expect(plain.status == 0, "\(plain.err)")
+        let plainRows = try JSONSerialization.jsonObject(with: Data(plain.out.utf8)) as! [[String: Any]]
+        #expect(plainRows.map { $0["mode"] as? String } == ["binary"])
+        #expect((plainRows[0]["settings"] as! [String: Any])["distillation"] == nil)
+        #expect((plainRows[0]["test_accuracy"] as! Double) >= 0.9, "\(plainRows)")
+        #expect(!plain.err.contains("float is trained first"), "\(plain.err)")
+        // --distill 0.5: binary also learns from the float model, so float is trained first.
+        let r = try LowBitProcess.run(["train", "--data", train, "--mode", "binary", "--epochs", "8", "--distill", "0.5", "--json",
+                                       "--out", out] + Self.small)
         #expect(r.status == 0, "\(r.err)")
         let rows = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [[String: Any]]
         #expect(rows.map { $0["mode"] as? String } == ["float", "binary"])
@@ -149,14 +160,6 @@ struct CommandLineTests {
         #expect(binarySettings["startsFromFloat"] as? Bool == false)
         #expect((binarySettings["distillation"] as? [String: Any])?["weight"] as? Double == 0.5)
         #expect(r.err.contains("binary learns from the float model's predictions") && r.err.contains("float is trained first"), "\(r.err)")
-        // --distill 0: the labels alone, no float run.
-        let plain = try LowBitProcess.run(["train", "--data", train, "--mode", "binary", "--epochs", "8", "--distill", "0", "--json",
-                                           "--out", out + "-plain"] + Self.small)
-        #expect(plain.status == 0, "\(plain.err)")
-        let plainRows = try JSONSerialization.jsonObject(with: Data(plain.out.utf8)) as! [[String: Any]]
-        #expect(plainRows.map { $0["mode"] as? String } == ["binary"])
-        #expect((plainRows[0]["settings"] as! [String: Any])["distillation"] == nil)
-        #expect((plainRows[0]["test_accuracy"] as! Double) >= 0.9, "\(plainRows)")
 
         // --from float: float is trained first, binary fine-tunes it for half the epochs; --resume finds both finished.
         let tuneArgs = ["train", "--data", train, "--mode", "binary", "--from", "float", "--epochs", "8", "--json", "--out", out + "-tuned"]

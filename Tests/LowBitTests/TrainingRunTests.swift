@@ -89,8 +89,7 @@ struct TrainingRunTests {
         try float.run(train: train, backend: backend)
         var scrambled = train
         scrambled.labels = train.labels.map { ($0 + 1) % train.classNames.count }  // every label wrong
-        #expect(Distillation.recommended(for: .ternary) == Distillation() && Distillation.recommended(for: .binary) == Distillation())
-        #expect(Distillation.recommended(for: .int8) == nil && Distillation.recommended(for: .int4) == nil)
+        #expect(TrainingSettings(mode: .ternary).distillation == nil, "the labels alone by default")
         #expect(Distillation() == Distillation(weight: 0.5, temperature: 2))
         var settings = Self.tiny(.ternary)
         settings.distillation = Distillation(weight: 1, temperature: 2)

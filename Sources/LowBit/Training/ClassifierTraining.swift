@@ -129,19 +129,6 @@ public struct Distillation: Sendable, Equatable, Codable {
         self.temperature = temperature
     }
 
-    /// What `lowbit train` uses for `mode` unless told otherwise, chosen on validation splits
-    /// of JapaneseVowels' training data (see the README): ternary and binary learn from the
-    /// float model (weight ½, temperature 2), which made fewer errors there. int8 and int4
-    /// learn from the labels alone: they are almost float already, a teacher gained them
-    /// nothing, and without one they follow the float run's trajectory (same initialisation,
-    /// batches and dropout) closely.
-    public static func recommended(for mode: QuantizationMode) -> Distillation? {
-        switch mode {
-        case .int8, .int4: nil
-        case .ternary, .binary: Distillation()
-        }
-    }
-
     public func validate() throws {
         guard weight > 0, weight <= 1 else { throw LowBitError.invalidArgument("distillation weight must be in (0, 1], got \(weight)") }
         guard temperature > 0, temperature.isFinite else {
