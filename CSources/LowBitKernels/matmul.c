@@ -11,9 +11,10 @@
 
 enum { TILE_TOKENS = LOWBIT_MAX_NR, MAX_TILE_PANELS = 1024 };
 
-/* Multiply-adds per thread below which a call stays on one thread (see
- * lowbit_threads_for_work): about 2 microseconds of the inner kernel. */
-#define MATMUL_GRAIN ((int64_t)1 << 15)
+/* Multiply-adds each thread must get before a call splits (see lowbit_threads_for_work).
+ * Measured with `lowbit bench kernels` on the classifier's shapes (N = 29): a 64 x 64 layer
+ * ran faster on one thread, a 192 x 64 one on two. */
+#define MATMUL_GRAIN ((int64_t)1 << 16)
 
 #ifndef LOWBIT_TILE_WEIGHT_BYTES
 /* A tile's panels stay in L2 while every token block passes over them: at most this many
