@@ -46,9 +46,10 @@ struct ModelShapeOptions: ParsableArguments {
     @Option(help: "Sequences per forward pass, comma-separated.") var batch = "1,64"
     @Option(help: "Steps per sequence.") var steps = 29
     @Option(help: "Features per step.") var features = 12
-    @Option(help: "Hidden size.") var hiddenSize = 64
-    @Option(help: "Transformer blocks.") var layers = 2
-    @Option(help: "Attention heads.") var heads = 4
+    // The classifier that `lowbit train` builds by default.
+    @Option(help: "Hidden size.") var hiddenSize = TrainingSettings().hiddenSize
+    @Option(help: "Transformer blocks.") var layers = TrainingSettings().numLayers
+    @Option(help: "Attention heads.") var heads = TrainingSettings().numHeads
     @Option(help: "Time budget per case, in seconds.") var seconds = 0.3
 
     func measure() throws -> [ModelBenchRow] {

@@ -34,7 +34,7 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
     /// The defaults of `lowbit train`, chosen on a validation split held out of
     /// JapaneseVowels' training split (see the README).
     public init(mode: QuantizationMode? = nil, quantizedBackward: Bool = false, startsFromFloat: Bool = false,
-                distillation: Distillation? = nil, hiddenSize: Int = 64, numLayers: Int = 2,
+                distillation: Distillation? = nil, hiddenSize: Int = 64, numLayers: Int = 3,
                 numHeads: Int = 4, dropout: Float = 0.2, epochs: Int = 40, batchSize: Int = 16, learningRate: Float = 2e-3,
                 warmupEpochs: Int = 2, finalLearningRateFraction: Float = 0.05, weightDecay: Float = 0.05,
                 maxGradientNorm: Float = 1, seed: UInt64 = 0) {
