@@ -50,6 +50,8 @@ struct ModelShapeOptions: ParsableArguments {
     @Option(help: "Hidden size.") var hiddenSize = TrainingSettings().hiddenSize
     @Option(help: "Transformer blocks.") var layers = TrainingSettings().numLayers
     @Option(help: "Attention heads.") var heads = TrainingSettings().numHeads
+    @Flag(inversion: .prefixedNo, help: "Sinusoidal positional encoding (default: on, as in `lowbit train`).")
+    var positionalEncoding = TrainingSettings().positionalEncoding
     @Option(help: "Time budget per case, in seconds.") var seconds = 0.3
 
     func measure() throws -> [ModelBenchRow] {
@@ -62,7 +64,8 @@ struct ModelShapeOptions: ParsableArguments {
         var rows: [ModelBenchRow] = []
         for mode in modeList {
             let options = EncoderOptions(embedDim: features, hiddenSize: hiddenSize, numHeads: heads, numLayers: layers,
-                                         quantize: mode, dropout: 0, windowSize: steps, seed: 1)
+                                         quantize: mode, dropout: 0, windowSize: steps,
+                                         positionalEncoding: positionalEncoding, seed: 1)
             let model = try SequenceClassifier(options, classes: 10)
             for kind in kinds {
                 var c = config

@@ -26,6 +26,8 @@ struct Train: ParsableCommand {
     @Option(help: "Hidden size of the encoder.") var hiddenSize: Int?
     @Option(help: "Transformer blocks.") var layers: Int?
     @Option(help: "Attention heads.") var heads: Int?
+    @Flag(inversion: .prefixedNo, help: "Add a sinusoidal encoding of each step's position to the encoder's input (default: on).")
+    var positionalEncoding: Bool?
     @Option(help: "Dropout rate.") var dropout: Float?
     @Option(help: "AdamW weight decay.") var weightDecay: Float?
     @Flag(help: "Quantized backward (QT): int8 backward matmuls.") var qt = false
@@ -73,6 +75,7 @@ struct Train: ParsableCommand {
         if let hiddenSize { s.hiddenSize = hiddenSize }
         if let layers { s.numLayers = layers }
         if let heads { s.numHeads = heads }
+        if let positionalEncoding { s.positionalEncoding = positionalEncoding }
         if let dropout { s.dropout = dropout }
         if let weightDecay { s.weightDecay = weightDecay }
         return s

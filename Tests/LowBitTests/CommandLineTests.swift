@@ -50,6 +50,7 @@ struct CommandLineTests {
                 #expect(row[key] != nil, "missing \(key)")
             }
             #expect((row["test_accuracy"] as? Double ?? 0) > 0.3)
+            #expect((row["settings"] as? [String: Any])?["positionalEncoding"] as? Bool == true, "positions on by default")
             let dir = out + "/" + (row["mode"] as! String)
             for file in ["checkpoint.safetensors", "model.packed.safetensors", "metrics.json"] {
                 #expect(FileManager.default.fileExists(atPath: dir + "/" + file), "\(dir)/\(file)")
@@ -68,6 +69,16 @@ struct CommandLineTests {
         }
         #expect((rows[0]["packed_bytes"] as! Int) > 3 * (rows[1]["packed_bytes"] as! Int))
         #expect(r.err.contains("mode") && r.err.contains("packed bytes"), "the table goes to stderr with --json")
+
+        // --no-positional-encoding reaches the model, and the packed file keeps it off.
+        let off = try LowBitProcess.run(["train", "--mode", "int4", "--epochs", "1", "--no-positional-encoding", "--json",
+                                         "--out", out + "-unordered"] + Self.small)
+        #expect(off.status == 0, "\(off.err)")
+        let offRow = try #require((try JSONSerialization.jsonObject(with: Data(off.out.utf8)) as? [[String: Any]])?.first)
+        #expect((offRow["settings"] as? [String: Any])?["positionalEncoding"] as? Bool == false)
+        let offEval = try LowBitProcess.run(["eval", out + "-unordered/int4/model.packed.safetensors", "--json"])
+        let offReport = try JSONSerialization.jsonObject(with: Data(offEval.out.utf8)) as? [String: Any]
+        #expect(offReport?["accuracy"] as? Double == offRow["test_accuracy"] as? Double, "\(offEval.err)")
     }
 
     @Test("Ctrl-C keeps the last checkpoint; --resume continues from it to the end (binary, learning from float)")

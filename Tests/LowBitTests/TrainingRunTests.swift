@@ -5,17 +5,22 @@ import Testing
 @Suite("Training runs")
 struct TrainingRunTests {
     static let data = Result { try Datasets.japaneseVowels() }
-    static func tiny(_ mode: QuantizationMode?, epochs: Int = 6, seed: UInt64 = 3) -> TrainingSettings {
-        TrainingSettings(mode: mode, hiddenSize: 16, numLayers: 1, numHeads: 2, dropout: 0.1, epochs: epochs, seed: seed)
+    /// A model small and short enough for tests of what a run does. Without positions: in a
+    /// model this small they slow the first epochs down (they pay off over the full run).
+    static func tiny(_ mode: QuantizationMode?, epochs: Int = 6, seed: UInt64 = 3, positions: Bool = false) -> TrainingSettings {
+        TrainingSettings(mode: mode, hiddenSize: 16, numLayers: 1, numHeads: 2, positionalEncoding: positions,
+                         dropout: 0.1, epochs: epochs, seed: seed)
     }
 
-    @Test("a short run on JapaneseVowels beats chance (1/9) by a wide margin, float and quantized",
-          arguments: [nil, QuantizationMode.ternary, .binary])
-    func shortRunLearns(mode: QuantizationMode?) throws {
+    @Test("a short run on JapaneseVowels beats chance (1/9) by a wide margin, float and quantized, with and without positions",
+          arguments: [nil, QuantizationMode.ternary, .binary], [false, true])
+    func shortRunLearns(mode: QuantizationMode?, positions: Bool) throws {
         let (train, test) = try Self.data.get()
-        let run = try ClassifierTraining(settings: Self.tiny(mode), train: train, windowSize: 29)
+        let epochs = positions ? 10 : 6
+        let run = try ClassifierTraining(settings: Self.tiny(mode, epochs: epochs, positions: positions), train: train, windowSize: 29)
+        #expect(run.model.options.positionalEncoding == positions)
         #expect(try run.run(train: train, backend: KernelsBackend()) == .finished)
-        #expect(run.history.count == 6)
+        #expect(run.history.count == epochs)
         #expect(run.history.last!.trainLoss < run.history.first!.trainLoss * 0.6)
         let packed = try PackedClassifier(run.model, backend: KernelsBackend())
         let accuracy = try ClassifierTraining.evaluate(test, info: run.info, windowSize: 29) { try packed.predict($0) }.accuracy
@@ -70,6 +75,11 @@ struct TrainingRunTests {
         var wide = tuned
         wide.hiddenSize = 32
         expectError("hidden size 16") { _ = try ClassifierTraining(settings: wide, train: train, windowSize: 29, startingFrom: float) }
+        var ordered = tuned
+        ordered.positionalEncoding = true
+        expectError("trained without a positional encoding, this run is with one") {
+            _ = try ClassifierTraining(settings: ordered, train: train, windowSize: 29, startingFrom: float)
+        }
         expectError("up to 29 steps") { _ = try ClassifierTraining(settings: tuned, train: train, windowSize: 40, startingFrom: float) }
         let other = train.subset(Array(stride(from: 0, to: train.count, by: 2)))
         expectError("other data") { _ = try ClassifierTraining(settings: tuned, train: other, windowSize: 29, startingFrom: float) }
@@ -90,6 +100,7 @@ struct TrainingRunTests {
         var scrambled = train
         scrambled.labels = train.labels.map { ($0 + 1) % train.classNames.count }  // every label wrong
         #expect(TrainingSettings(mode: .ternary).distillation == nil, "the labels alone by default")
+        #expect(TrainingSettings().positionalEncoding, "positions on by default")
         #expect(Distillation() == Distillation(weight: 0.5, temperature: 2))
         var settings = Self.tiny(.ternary)
         settings.distillation = Distillation(weight: 1, temperature: 2)
@@ -176,19 +187,22 @@ struct TrainingRunTests {
         }
     }
 
-    @Test("settings saved before fine-tuning and distillation existed decode as starting from scratch without a teacher; new ones round-trip")
+    @Test("settings saved before fine-tuning, distillation and positions existed decode as starting from scratch without a teacher or positions; new ones round-trip")
     func settingsDecoding() throws {
         var settings = Self.tiny(.binary).fineTuning(.int4, quantizedBackward: true)
         settings.distillation = Distillation(weight: 0.25, temperature: 3)
+        settings.positionalEncoding = true
         let data = try JSONEncoder().encode(settings)
         #expect(try JSONDecoder().decode(TrainingSettings.self, from: data) == settings)
         var old = try JSONSerialization.jsonObject(with: data) as! [String: Any]
         #expect(old.removeValue(forKey: "startsFromFloat") as? Bool == true)
         #expect(old.removeValue(forKey: "distillation") != nil)
+        #expect(old.removeValue(forKey: "positionalEncoding") as? Bool == true)
         let decoded = try JSONDecoder().decode(TrainingSettings.self, from: try JSONSerialization.data(withJSONObject: old))
         var want = settings
         want.startsFromFloat = false
         want.distillation = nil
+        want.positionalEncoding = false
         #expect(decoded == want)
         old.removeValue(forKey: "epochs")
         #expect(throws: DecodingError.self) { try JSONDecoder().decode(TrainingSettings.self, from: try JSONSerialization.data(withJSONObject: old)) }

@@ -10,8 +10,9 @@ public struct EncoderOptions: Sendable, Equatable, Codable {
     public var dropout: Float
     /// The longest sequence the encoder accepts.
     public var windowSize: Int
-    /// Adds a sinusoidal positional encoding after the input projection (off by default:
-    /// causal attention already sees order).
+    /// Adds a sinusoidal positional encoding after the input projection. Off in the library's
+    /// builders, as designed (causal attention sees order without it); `lowbit train` turns
+    /// it on, because it took validation errors away on JapaneseVowels.
     public var positionalEncoding: Bool
     /// Seeds initialisation and dropout.
     public var seed: UInt64
