@@ -115,12 +115,13 @@ struct Train: ParsableCommand {
             (train, test) = train.split(holdingOut: validation, seed: seed ^ 0xFA11)
             (testSource, evaluationName) = ("\(Int(validation * 100))% of the training data (validation; the test split is not read)", "validation")
         }
-        let backend = try config.makeBackend()
-        let kernels = try KernelsBackend(isa: config.isa, threads: config.threads)
-        let say: (String) -> Void = json ? { printError($0) } : { printOutput($0) }
+        let display = ProgressDisplay()
+        let say: (String) -> Void = { [json] in display.say($0, onStandardOutput: !json) }
         say("\(train.name): \(train.count) training series, \(test.count) \(evaluationName) series (\(testSource)); "
             + "\(train.channels) channels, lengths \(train.lengths.min()!)–\(train.maxLength), \(train.classNames.count) classes")
-        say("backend \(backend.identity); output in \(out)/")
+        let workers = min(modes.count, config.threads)
+        say("backend \(try config.makeBackend().identity); output in \(out)/"
+            + (workers > 1 ? "; \(workers) modes at a time, \(config.threads / workers) thread\(config.threads / workers == 1 ? "" : "s") each" : ""))
         let quantized = modes.compactMap { $0 }
         if let first = quantized.first, needsFloat {
             var how: [String] = []
@@ -139,18 +140,26 @@ struct Train: ParsableCommand {
         }
         Interrupt.install()
 
+        // Float first when the others need it; then every mode that is left, several at a time.
+        let phases = needsFloat && !quantized.isEmpty ? [[nil], quantized] : [modes]
         var results: [TrainResult] = []
         var floatRun: ClassifierTraining?
         let started = Date()
-        for m in modes {
-            let outcome = try trainMode(m, train: train, test: test, evaluationName: evaluationName, backend: backend, kernels: kernels,
-                                        floatRun: floatRun, say: say)
-            guard let (result, run) = outcome else {
-                printError("interrupted: checkpoint saved in \(out)/\(settings(m).modeName)/; run the same command with --resume to continue")
+        for phase in phases {
+            let runs = try trainConcurrently(phase, config: config, train: train, test: test, floatRun: floatRun, display: display, say: say)
+            let stopped = zip(phase, runs).filter { $0.1 == nil }.map { settings($0.0).modeName }
+            guard stopped.isEmpty else {
+                for name in stopped {
+                    printError("interrupted: checkpoint saved in \(out)/\(name)/; run the same command with --resume to continue")
+                }
                 throw ExitCode(130)
             }
-            if m == nil { floatRun = run }
-            results.append(result)
+            // One at a time, on a quiet machine: the latency measured here is the packed model's alone.
+            let kernels = try KernelsBackend(isa: config.isa, threads: config.threads)
+            for (m, run) in zip(phase, runs) {
+                results.append(try finishMode(m, run: run!, train: train, test: test, evaluationName: evaluationName, kernels: kernels, say: say))
+                if m == nil { floatRun = run }
+            }
         }
         let total = Date().timeIntervalSince(started)
         if json {
@@ -166,11 +175,75 @@ struct Train: ParsableCommand {
         try encoder.encode(results).write(to: URL(fileURLWithPath: out).appendingPathComponent("summary.json"))
     }
 
-    /// Trains (or resumes) one mode and writes its files; nil when interrupted. A quantized
-    /// mode that starts from float, or learns from it, uses `floatRun`.
-    func trainMode(_ m: QuantizationMode?, train: TimeSeriesDataset, test: TimeSeriesDataset, evaluationName: String,
-                   backend: any Backend, kernels: KernelsBackend, floatRun: ClassifierTraining?,
-                   say: (String) -> Void) throws -> (TrainResult, ClassifierTraining)? {
+    /// Trains (or resumes) `modes`, as many at a time as there are threads (each run then
+    /// gets an equal share of them); the runs in `modes` order, nil for one interrupted. A
+    /// quantized mode that starts from float, or learns from it, uses `floatRun` (or, when
+    /// several run at once, its own copy loaded from float's checkpoint: a model's forward
+    /// keeps its activations, so two runs cannot share one).
+    func trainConcurrently(_ modes: [QuantizationMode?], config: RuntimeConfiguration, train: TimeSeriesDataset,
+                           test: TimeSeriesDataset, floatRun: ClassifierTraining?, display: ProgressDisplay,
+                           say: @escaping (String) -> Void) throws -> [ClassifierTraining?] {
+        let workers = max(1, min(modes.count, config.threads))
+        var each = config
+        each.threads = max(1, config.threads / workers)
+        let backends = try (0..<workers).map { _ in try each.makeBackend() }
+        let floatCheckpoint = URL(fileURLWithPath: out).appendingPathComponent("float/checkpoint.safetensors").path
+        let floatRuns = try (0..<workers).map { w in
+            try floatRun.map { w == 0 ? $0 : try ClassifierTraining(resumingFrom: floatCheckpoint) }
+        }
+        let shared = Shared(modes.count)
+        // Each thread touches only its own backend and float model, and each run's own objects.
+        let work = UncheckedSendable((command: self, backends: backends, floatRuns: floatRuns, say: say))
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            let (command, backends, floatRuns, say) = work.value
+            while let i = shared.next() {
+                do {
+                    let run = try command.trainMode(modes[i], train: train, test: test, backend: backends[w], floatRun: floatRuns[w],
+                                                    display: display, say: say, shouldStop: { Interrupt.requested || shared.failed })
+                    shared.set(i, run)
+                } catch {
+                    shared.fail(error)
+                    return
+                }
+            }
+        }
+        if let error = shared.error { throw error }
+        return shared.runs
+    }
+
+    struct UncheckedSendable<T>: @unchecked Sendable {
+        let value: T
+        init(_ value: T) { self.value = value }
+    }
+
+    /// The work list and results of ``trainConcurrently``, shared by its threads.
+    final class Shared: @unchecked Sendable {
+        private let lock = NSLock()
+        private var taken = 0
+        private(set) var runs: [ClassifierTraining?]
+        private(set) var error: (any Error)?
+
+        init(_ count: Int) { runs = Array(repeating: nil, count: count) }
+
+        /// The next mode's index, or nil when none is left or a run has failed.
+        func next() -> Int? {
+            lock.withLock {
+                guard error == nil, taken < runs.count else { return nil }
+                taken += 1
+                return taken - 1
+            }
+        }
+
+        func set(_ i: Int, _ run: ClassifierTraining?) { lock.withLock { runs[i] = run } }
+        func fail(_ e: any Error) { lock.withLock { if error == nil { error = e } } }
+        var failed: Bool { lock.withLock { error != nil } }
+    }
+
+    /// Trains (or resumes) one mode; nil when interrupted. A quantized mode that starts from
+    /// float, or learns from it, uses `floatRun`.
+    func trainMode(_ m: QuantizationMode?, train: TimeSeriesDataset, test: TimeSeriesDataset, backend: any Backend,
+                   floatRun: ClassifierTraining?, display: ProgressDisplay, say: (String) -> Void,
+                   shouldStop: () -> Bool) throws -> ClassifierTraining? {
         let wanted = settings(m)
         let dir = URL(fileURLWithPath: out).appendingPathComponent(wanted.modeName)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -187,15 +260,21 @@ struct Train: ParsableCommand {
             run = try ClassifierTraining(settings: wanted, train: train, windowSize: max(train.maxLength, test.maxLength),
                                          startingFrom: wanted.startsFromFloat ? floatRun : nil)
         }
-        var display = ProgressDisplay(label: pad(wanted.modeName, 8))
+        let label = pad(wanted.modeName, 8)
         // About ten points of the evaluation curve: evaluating every epoch would cost a quarter of the time.
         let outcome = try run.run(train: train, evaluation: test, teacher: wanted.distillation == nil ? nil : floatRun,
                                   backend: backend, checkpointPath: checkpoint,
                                   evaluationInterval: max(1, run.settings.epochs / 10),
-                                  progress: { display.update($0) }, shouldStop: { Interrupt.requested })
-        display.finish()
-        guard outcome == .finished else { return nil }
+                                  progress: { display.update(label, $0) }, shouldStop: shouldStop)
+        display.finish(label)
+        return outcome == .finished ? run : nil
+    }
 
+    /// Packs a trained mode, evaluates the packed model, times it, and writes its files.
+    func finishMode(_ m: QuantizationMode?, run: ClassifierTraining, train: TimeSeriesDataset, test: TimeSeriesDataset,
+                    evaluationName: String, kernels: KernelsBackend, say: (String) -> Void) throws -> TrainResult {
+        let wanted = settings(m)
+        let dir = URL(fileURLWithPath: out).appendingPathComponent(wanted.modeName)
         let packed = try PackedClassifier(run.model, backend: kernels)
         try packed.save(to: dir.appendingPathComponent("model.packed.safetensors").path, info: run.info)
         let evaluation = try ClassifierTraining.evaluate(test, info: run.info, windowSize: packed.options.windowSize) { try packed.predict($0) }
@@ -216,7 +295,7 @@ struct Train: ParsableCommand {
                           history: run.history, evaluationName: evaluationName)
             .write(to: dir.appendingPathComponent("curve.svg"), atomically: true, encoding: .utf8)
         say("\(wanted.modeName): \(evaluationName) " + String(format: "accuracy %.4f, final loss %.4f, %.1f s", evaluation.accuracy, last.trainLoss, run.trainSeconds))
-        return (result, run)
+        return result
     }
 }
 

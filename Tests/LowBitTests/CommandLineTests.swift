@@ -11,12 +11,13 @@ struct LowBitProcess {
     let process = Process()
     let stdout = Pipe(), stderr = Pipe()
 
-    init(_ arguments: [String]) throws {
+    init(_ arguments: [String], environment: [String: String] = [:]) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.executable.path) else {
             throw LowBitError.invalidFile(path: Self.executable.path, reason: "the lowbit executable was not built beside the tests")
         }
         process.executableURL = Self.executable
         process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardOutput = stdout
         process.standardError = stderr
         try process.run()
@@ -29,8 +30,8 @@ struct LowBitProcess {
         return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
     }
 
-    static func run(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
-        try LowBitProcess(arguments).finish()
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
+        try LowBitProcess(arguments, environment: environment).finish()
     }
 }
 
@@ -79,6 +80,28 @@ struct CommandLineTests {
         let offEval = try LowBitProcess.run(["eval", out + "-unordered/int4/model.packed.safetensors", "--json"])
         let offReport = try JSONSerialization.jsonObject(with: Data(offEval.out.utf8)) as? [String: Any]
         #expect(offReport?["accuracy"] as? Double == offRow["test_accuracy"] as? Double, "\(offEval.err)")
+    }
+
+    @Test("modes trained side by side (two threads, one each) end exactly where each trained alone on one thread ends")
+    func concurrentModes() throws {
+        let out = temporaryPath("cli-concurrent")
+        func rows(_ r: (status: Int32, out: String, err: String)) throws -> [[String: Any]] {
+            #expect(r.status == 0, "\(r.err)")
+            return try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [[String: Any]], "stdout: \(r.out)")
+        }
+        let args = ["--epochs", "2", "--json", "--dropout", "0.3"] + Self.small
+        let together = try LowBitProcess.run(["train", "--mode", "ternary,float,int4", "--out", out] + args, environment: ["LOWBIT_THREADS": "2"])
+        #expect(together.err.contains("2 modes at a time, 1 thread each"), "\(together.err)")
+        let both = try rows(together)
+        #expect(both.map { $0["mode"] as? String } == ["ternary", "float", "int4"])
+        for row in both {
+            let mode = row["mode"] as! String
+            let alone = try rows(try LowBitProcess.run(["train", "--mode", mode, "--out", out + "-" + mode] + args,
+                                                       environment: ["LOWBIT_THREADS": "1"]))
+            for key in ["final_loss", "evaluation_loss", "test_accuracy", "steps"] {
+                #expect("\(row[key]!)" == "\(alone[0][key]!)", "\(mode) \(key)")
+            }
+        }
     }
 
     @Test("Ctrl-C keeps the last checkpoint; --resume continues from it to the end (binary, learning from float)")

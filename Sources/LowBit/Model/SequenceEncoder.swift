@@ -79,14 +79,29 @@ public final class SequenceEncoder {
     /// Sinusoidal encoding (Vaswani et al.) of each row's step, added in place.
     private func addPositions(_ h: inout Tensor, _ s: SequenceShape) {
         let H = options.hiddenSize
-        for r in 0..<s.rows {
-            let t = Float(r % s.steps)
-            for c in 0..<H {
-                let angle = t / powf(10000, Float(2 * (c / 2)) / Float(H))
-                h.scalars[r * H + c] += c % 2 == 0 ? sinf(angle) : cosf(angle)
+        h.scalars.withUnsafeMutableBufferPointer { hb in
+            positions.withUnsafeBufferPointer { pb in
+                for r in 0..<s.rows {
+                    let t = r % s.steps
+                    for c in 0..<H { hb[r * H + c] += pb[t * H + c] }
+                }
             }
         }
     }
+
+    /// The encoding of every position the window holds, [windowSize, hiddenSize]: computed
+    /// once, since sin, cos and pow would otherwise take a few percent of a training step.
+    private lazy var positions: [Float] = {
+        let H = options.hiddenSize
+        var table = [Float](repeating: 0, count: options.windowSize * H)
+        for t in 0..<options.windowSize {
+            for c in 0..<H {
+                let angle = Float(t) / powf(10000, Float(2 * (c / 2)) / Float(H))
+                table[t * H + c] = c % 2 == 0 ? sinf(angle) : cosf(angle)
+            }
+        }
+        return table
+    }()
 
     /// Applies quantization rules to the block layers; see ``QuantizationRule``.
     @discardableResult
