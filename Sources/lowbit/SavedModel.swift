@@ -9,12 +9,12 @@ enum SavedModel {
 
     static func load(_ path: String, kernels: KernelsBackend) throws -> SavedModel {
         let format = try SafeTensors.read(path).metadata["lowbit.format"]
-        if format == PackedClassifier.fileFormatVersion {
+        if PackedClassifier.reads(format: format) {
             let (model, info) = try PackedClassifier.load(from: path, backend: kernels)
             return .packed(model, info)
         }
         if format == Checkpoint.formatVersion { return .checkpoint(try ClassifierTraining(resumingFrom: path)) }
-        throw LowBitError.invalidFile(path: path, reason: "not a LowBit model: format '\(format ?? "none")', expected \(PackedClassifier.fileFormatVersion) or \(Checkpoint.formatVersion)")
+        throw LowBitError.invalidFile(path: path, reason: "not a LowBit model: format '\(format ?? "none")', expected \(PackedClassifier.fileFormatVersion), \(PackedClassifier.ensembleFileFormatVersion) or \(Checkpoint.formatVersion)")
     }
 
     var info: ModelInfo {

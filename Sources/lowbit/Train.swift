@@ -9,11 +9,13 @@ struct Train: ParsableCommand {
         abstract: "Train the sequence classifier in each mode and compare test accuracy, size and speed.",
         discussion: """
             Without arguments: the embedded JapaneseVowels dataset, every mode (float, int8, int4, ternary, binary), \
-            the defaults below. Each mode trains from a random initialisation on the labels. With --distill W the quantized \
+            the defaults below. Each mode trains an ensemble of --ensemble models, each from its own random initialisation \
+            on the labels, and packs them into one model that averages their predictions. As many models train at a time \
+            as there are threads (LOWBIT_THREADS), one thread each. With --distill W the quantized \
             modes also learn from the trained float model's predictions (knowledge distillation; float is then trained \
             first). With --from float the quantized modes are instead fine-tuned from the trained float model \
-            (half the epochs, at a learning rate that grows with how coarse the mode is). Per mode, --out/MODE/ receives checkpoint.safetensors (resumable), \
-            model.packed.safetensors (the packed model `lowbit eval` runs), metrics.json and curve.svg. \
+            (half the epochs, at a learning rate that grows with how coarse the mode is). Per mode, --out/MODE/ receives checkpoint.safetensors (resumable; \
+            checkpoint-2.safetensors and so on for the ensemble's other models), model.packed.safetensors (the packed model `lowbit eval` runs), metrics.json and curve.svg. \
             Ctrl-C stops after the current step and saves the checkpoint; --resume continues from it.
             """)
 
@@ -28,6 +30,8 @@ struct Train: ParsableCommand {
     @Option(help: "Attention heads.") var heads: Int?
     @Flag(inversion: .prefixedNo, help: "Add a sinusoidal encoding of each step's position to the encoder's input (default: on).")
     var positionalEncoding: Bool?
+    @Option(help: "Models trained per mode, each from its own seed; the packed model averages their predicted probabilities (default 2; 1 for a single model).")
+    var ensemble: Int?
     @Option(help: "Dropout rate.") var dropout: Float?
     @Option(help: "AdamW weight decay.") var weightDecay: Float?
     @Flag(help: "Quantized backward (QT): int8 backward matmuls.") var qt = false
@@ -77,6 +81,7 @@ struct Train: ParsableCommand {
         if let heads { s.numHeads = heads }
         if let positionalEncoding { s.positionalEncoding = positionalEncoding }
         if let dropout { s.dropout = dropout }
+        if let ensemble { s.ensembleSize = ensemble }
         if let weightDecay { s.weightDecay = weightDecay }
         return s
     }
@@ -119,9 +124,9 @@ struct Train: ParsableCommand {
         let say: (String) -> Void = { [json] in display.say($0, onStandardOutput: !json) }
         say("\(train.name): \(train.count) training series, \(test.count) \(evaluationName) series (\(testSource)); "
             + "\(train.channels) channels, lengths \(train.lengths.min()!)–\(train.maxLength), \(train.classNames.count) classes")
-        let workers = min(modes.count, config.threads)
+        let workers = min(modes.map { settings($0).ensembleSize }.reduce(0, +), config.threads)
         say("backend \(try config.makeBackend().identity); output in \(out)/"
-            + (workers > 1 ? "; \(workers) modes at a time, \(config.threads / workers) thread\(config.threads / workers == 1 ? "" : "s") each" : ""))
+            + (workers > 1 ? "; \(workers) models at a time, \(config.threads / workers) thread\(config.threads / workers == 1 ? "" : "s") each" : ""))
         let quantized = modes.compactMap { $0 }
         if let first = quantized.first, needsFloat {
             var how: [String] = []
@@ -143,22 +148,24 @@ struct Train: ParsableCommand {
         // Float first when the others need it; then every mode that is left, several at a time.
         let phases = needsFloat && !quantized.isEmpty ? [[nil], quantized] : [modes]
         var results: [TrainResult] = []
-        var floatRun: ClassifierTraining?
+        var floatRuns: [ClassifierTraining] = []
         let started = Date()
         for phase in phases {
-            let runs = try trainConcurrently(phase, config: config, train: train, test: test, floatRun: floatRun, display: display, say: say)
-            let stopped = zip(phase, runs).filter { $0.1 == nil }.map { settings($0.0).modeName }
+            let jobs = phase.flatMap { m in (0..<settings(m).ensembleSize).map { Job(mode: m, member: $0) } }
+            let runs = try trainConcurrently(jobs, config: config, train: train, test: test, floatRuns: floatRuns, display: display, say: say)
+            let stopped = zip(jobs, runs).filter { $0.1 == nil }.map { checkpointPath($0.0) }
             guard stopped.isEmpty else {
-                for name in stopped {
-                    printError("interrupted: checkpoint saved in \(out)/\(name)/; run the same command with --resume to continue")
+                for path in stopped {
+                    printError("interrupted: checkpoint saved in \(path); run the same command with --resume to continue")
                 }
                 throw ExitCode(130)
             }
             // One at a time, on a quiet machine: the latency measured here is the packed model's alone.
             let kernels = try KernelsBackend(isa: config.isa, threads: config.threads)
-            for (m, run) in zip(phase, runs) {
-                results.append(try finishMode(m, run: run!, train: train, test: test, evaluationName: evaluationName, kernels: kernels, say: say))
-                if m == nil { floatRun = run }
+            for m in phase {
+                let own = zip(jobs, runs).filter { $0.0.mode == m }.map { $0.1! }
+                results.append(try finishMode(m, runs: own, train: train, test: test, evaluationName: evaluationName, kernels: kernels, say: say))
+                if m == nil { floatRuns = own }
             }
         }
         let total = Date().timeIntervalSince(started)
@@ -175,31 +182,46 @@ struct Train: ParsableCommand {
         try encoder.encode(results).write(to: URL(fileURLWithPath: out).appendingPathComponent("summary.json"))
     }
 
-    /// Trains (or resumes) `modes`, as many at a time as there are threads (each run then
-    /// gets an equal share of them); the runs in `modes` order, nil for one interrupted. A
-    /// quantized mode that starts from float, or learns from it, uses `floatRun` (or, when
-    /// several run at once, its own copy loaded from float's checkpoint: a model's forward
-    /// keeps its activations, so two runs cannot share one).
-    func trainConcurrently(_ modes: [QuantizationMode?], config: RuntimeConfiguration, train: TimeSeriesDataset,
-                           test: TimeSeriesDataset, floatRun: ClassifierTraining?, display: ProgressDisplay,
+    /// One model to train: a mode's ensemble member (0 for a single model).
+    struct Job: Sendable {
+        var mode: QuantizationMode?
+        var member: Int
+    }
+
+    /// Where `job`'s checkpoint goes: MODE/checkpoint.safetensors for the first model,
+    /// MODE/checkpoint-2.safetensors for the second, and so on.
+    func checkpointPath(_ job: Job) -> String {
+        URL(fileURLWithPath: out).appendingPathComponent(settings(job.mode).modeName)
+            .appendingPathComponent(job.member == 0 ? "checkpoint.safetensors" : "checkpoint-\(job.member + 1).safetensors").path
+    }
+
+    /// Trains (or resumes) `jobs`, as many at a time as there are threads (each run then gets
+    /// an equal share of them); the runs in `jobs` order, nil for one interrupted. A quantized
+    /// model that starts from float, or learns from it, uses the float model of the same
+    /// member in `floatRuns` (or, when several run at once, its own copy loaded from that
+    /// model's checkpoint: a model's forward keeps its activations, so two runs cannot share one).
+    func trainConcurrently(_ jobs: [Job], config: RuntimeConfiguration, train: TimeSeriesDataset,
+                           test: TimeSeriesDataset, floatRuns: [ClassifierTraining], display: ProgressDisplay,
                            say: @escaping (String) -> Void) throws -> [ClassifierTraining?] {
-        let workers = max(1, min(modes.count, config.threads))
+        let workers = max(1, min(jobs.count, config.threads))
         var each = config
         each.threads = max(1, config.threads / workers)
         let backends = try (0..<workers).map { _ in try each.makeBackend() }
-        let floatCheckpoint = URL(fileURLWithPath: out).appendingPathComponent("float/checkpoint.safetensors").path
-        let floatRuns = try (0..<workers).map { w in
-            try floatRun.map { w == 0 ? $0 : try ClassifierTraining(resumingFrom: floatCheckpoint) }
-        }
-        let shared = Shared(modes.count)
+        let shared = Shared(jobs.count)
         // Each thread touches only its own backend and float model, and each run's own objects.
         let work = UncheckedSendable((command: self, backends: backends, floatRuns: floatRuns, say: say))
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             let (command, backends, floatRuns, say) = work.value
             while let i = shared.next() {
                 do {
-                    let run = try command.trainMode(modes[i], train: train, test: test, backend: backends[w], floatRun: floatRuns[w],
-                                                    display: display, say: say, shouldStop: { Interrupt.requested || shared.failed })
+                    let job = jobs[i]
+                    var floatRun: ClassifierTraining?
+                    if job.mode != nil, job.member < floatRuns.count {
+                        floatRun = workers == 1 ? floatRuns[job.member]
+                            : try ClassifierTraining(resumingFrom: command.checkpointPath(Job(mode: nil, member: job.member)))
+                    }
+                    let run = try command.trainModel(job, train: train, test: test, backend: backends[w], floatRun: floatRun,
+                                                     display: display, say: say, shouldStop: { Interrupt.requested || shared.failed })
                     shared.set(i, run)
                 } catch {
                     shared.fail(error)
@@ -239,15 +261,15 @@ struct Train: ParsableCommand {
         var failed: Bool { lock.withLock { error != nil } }
     }
 
-    /// Trains (or resumes) one mode; nil when interrupted. A quantized mode that starts from
-    /// float, or learns from it, uses `floatRun`.
-    func trainMode(_ m: QuantizationMode?, train: TimeSeriesDataset, test: TimeSeriesDataset, backend: any Backend,
-                   floatRun: ClassifierTraining?, display: ProgressDisplay, say: (String) -> Void,
-                   shouldStop: () -> Bool) throws -> ClassifierTraining? {
-        let wanted = settings(m)
-        let dir = URL(fileURLWithPath: out).appendingPathComponent(wanted.modeName)
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let checkpoint = dir.appendingPathComponent("checkpoint.safetensors").path
+    /// Trains (or resumes) one model; nil when interrupted. A quantized model that starts
+    /// from float, or learns from it, uses `floatRun`.
+    func trainModel(_ job: Job, train: TimeSeriesDataset, test: TimeSeriesDataset, backend: any Backend,
+                    floatRun: ClassifierTraining?, display: ProgressDisplay, say: (String) -> Void,
+                    shouldStop: () -> Bool) throws -> ClassifierTraining? {
+        let wanted = settings(job.mode).member(job.member)
+        let checkpoint = checkpointPath(job)
+        try FileManager.default.createDirectory(at: URL(fileURLWithPath: checkpoint).deletingLastPathComponent(), withIntermediateDirectories: true)
+        let name = wanted.modeName + (wanted.ensembleSize == 1 ? "" : " \(job.member + 1)/\(wanted.ensembleSize)")
         let run: ClassifierTraining
         if resume, FileManager.default.fileExists(atPath: checkpoint) {
             run = try ClassifierTraining(resumingFrom: checkpoint)
@@ -255,12 +277,12 @@ struct Train: ParsableCommand {
                 throw ValidationError("\(checkpoint) was trained with other settings (\(run.settings)); "
                                       + "resume with the same options, or drop --resume to start again")
             }
-            say("\(wanted.modeName): resuming at step \(run.optimizer.step) of \(run.settings.epochs * run.stepsPerEpoch(train))")
+            say("\(name): resuming at step \(run.optimizer.step) of \(run.settings.epochs * run.stepsPerEpoch(train))")
         } else {
             run = try ClassifierTraining(settings: wanted, train: train, windowSize: max(train.maxLength, test.maxLength),
                                          startingFrom: wanted.startsFromFloat ? floatRun : nil)
         }
-        let label = pad(wanted.modeName, 8)
+        let label = pad(name, wanted.ensembleSize == 1 ? 8 : 12)
         // About ten points of the evaluation curve: evaluating every epoch would cost a quarter of the time.
         let outcome = try run.run(train: train, evaluation: test, teacher: wanted.distillation == nil ? nil : floatRun,
                                   backend: backend, checkpointPath: checkpoint,
@@ -270,32 +292,53 @@ struct Train: ParsableCommand {
         return outcome == .finished ? run : nil
     }
 
-    /// Packs a trained mode, evaluates the packed model, times it, and writes its files.
-    func finishMode(_ m: QuantizationMode?, run: ClassifierTraining, train: TimeSeriesDataset, test: TimeSeriesDataset,
+    /// Packs a trained mode (its model, or its ensemble's), evaluates the packed model, times
+    /// it, and writes its files.
+    func finishMode(_ m: QuantizationMode?, runs: [ClassifierTraining], train: TimeSeriesDataset, test: TimeSeriesDataset,
                     evaluationName: String, kernels: KernelsBackend, say: (String) -> Void) throws -> TrainResult {
-        let wanted = settings(m)
+        let wanted = settings(m), info = runs[0].info
         let dir = URL(fileURLWithPath: out).appendingPathComponent(wanted.modeName)
-        let packed = try PackedClassifier(run.model, backend: kernels)
-        try packed.save(to: dir.appendingPathComponent("model.packed.safetensors").path, info: run.info)
-        let evaluation = try ClassifierTraining.evaluate(test, info: run.info, windowSize: packed.options.windowSize) { try packed.predict($0) }
-        let one = try test.relabelled(to: run.info.classNames).batch([0], standardization: run.info.standardization,
-                                                                      maxSteps: packed.options.windowSize).batch
+        let packed = try PackedClassifier(ensemble: runs.map(\.model), backend: kernels)
+        try packed.save(to: dir.appendingPathComponent("model.packed.safetensors").path, info: info)
+        let window = packed.options.windowSize
+        let evaluation = try ClassifierTraining.evaluate(test, info: info, windowSize: window) { try packed.predict($0) }
+        let loss = try crossEntropy(test, info: info, windowSize: window) { try packed.logits($0) }
+        // What each model alone scores, to show what averaging adds.
+        let alone = runs.count == 1 ? [evaluation.accuracy] : try runs.map { run in
+            let single = try PackedClassifier(run.model, backend: kernels)
+            return try ClassifierTraining.evaluate(test, info: info, windowSize: window) { try single.predict($0) }.accuracy
+        }
+        let one = try test.relabelled(to: info.classNames).batch([0], standardization: info.standardization, maxSteps: window).batch
         let latency = try medianSeconds(budget: 0.3) { _ = try packed.logits(one) }
-        let last = run.history.last!
+        let finalLoss = runs.map { $0.history.last!.trainLoss }.reduce(0, +) / Float(runs.count)
         let result = TrainResult(
             mode: wanted.modeName, testAccuracy: evaluationName == "test" ? evaluation.accuracy : nil,
-            validationAccuracy: evaluationName == "validation" ? evaluation.accuracy : nil,
-            finalLoss: last.trainLoss, evaluationLoss: last.evaluationLoss, trainSeconds: run.trainSeconds, packedBytes: packed.weightBytes, latencyMs: latency * 1e3,
-            epochs: run.settings.epochs, steps: run.optimizer.step, seed: run.settings.seed, settings: run.settings)
+            validationAccuracy: evaluationName == "validation" ? evaluation.accuracy : nil, modelAccuracies: alone,
+            finalLoss: finalLoss, evaluationLoss: loss, trainSeconds: runs.map(\.trainSeconds).reduce(0, +),
+            packedBytes: packed.weightBytes, latencyMs: latency * 1e3,
+            epochs: wanted.epochs, steps: runs[0].optimizer.step, seed: wanted.seed, settings: wanted)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-        try encoder.encode(Metrics(result: result, history: run.history, confusion: evaluation))
+        try encoder.encode(Metrics(result: result, history: runs[0].history, histories: runs.map(\.history), confusion: evaluation))
             .write(to: dir.appendingPathComponent("metrics.json"))
-        try CurvePlot.svg(title: "\(train.name) — \(wanted.modeName): \(evaluationName) accuracy \(String(format: "%.4f", evaluation.accuracy))",
-                          history: run.history, evaluationName: evaluationName)
+        let what = runs.count == 1 ? "" : " (ensemble of \(runs.count))"
+        try CurvePlot.svg(title: "\(train.name) — \(wanted.modeName)\(what): \(evaluationName) accuracy \(String(format: "%.4f", evaluation.accuracy))",
+                          histories: runs.map(\.history), evaluationName: evaluationName)
             .write(to: dir.appendingPathComponent("curve.svg"), atomically: true, encoding: .utf8)
-        say("\(wanted.modeName): \(evaluationName) " + String(format: "accuracy %.4f, final loss %.4f, %.1f s", evaluation.accuracy, last.trainLoss, run.trainSeconds))
+        let models = runs.count == 1 ? "" : " (the \(runs.count) models alone: " + alone.map { String(format: "%.4f", $0) }.joined(separator: ", ") + ")"
+        say("\(wanted.modeName): \(evaluationName) " + String(format: "accuracy %.4f", evaluation.accuracy) + models
+            + String(format: ", final loss %.4f, %.1f s", finalLoss, result.trainSeconds))
         return result
+    }
+
+    /// The mean cross-entropy of `logits` on `data`.
+    func crossEntropy(_ data: TimeSeriesDataset, info: ModelInfo, windowSize: Int, logits: (SequenceBatch) throws -> Tensor) throws -> Float {
+        var total = 0.0
+        let batches = try data.relabelled(to: info.classNames).batches(size: 64, standardization: info.standardization, maxSteps: windowSize)
+        for (batch, labels) in batches {
+            total += Double(try Loss.softmaxCrossEntropy(logits: try logits(batch), labels: labels).loss) * Double(labels.count)
+        }
+        return Float(total / Double(max(data.count, 1)))
     }
 }
 
@@ -304,24 +347,29 @@ struct TrainResult: Codable {
     var mode: String
     var testAccuracy: Double?
     var validationAccuracy: Double?
+    /// Each model's accuracy on its own (one entry for a single model).
+    var modelAccuracies: [Double]
+    /// The mean of the models' last-epoch training cross-entropy.
     var finalLoss: Float
-    /// The mean cross-entropy on the evaluation split after the last epoch (fake-quantized
-    /// forward): a finer measure than accuracy for comparing settings.
+    /// The packed model's mean cross-entropy on the evaluation split: a finer measure than
+    /// accuracy for comparing settings.
     var evaluationLoss: Float?
+    /// Of every model's training steps.
     var trainSeconds: Double
     var packedBytes: Int
     var latencyMs: Double
     var epochs: Int
+    /// Per model.
     var steps: Int
     var seed: UInt64
     var settings: TrainingSettings
 
     enum CodingKeys: String, CodingKey {
         case mode, epochs, steps, seed, settings
-        case testAccuracy = "test_accuracy", validationAccuracy = "validation_accuracy", finalLoss = "final_loss", evaluationLoss = "evaluation_loss"
+        case testAccuracy = "test_accuracy", validationAccuracy = "validation_accuracy", modelAccuracies = "model_accuracies"
+        case finalLoss = "final_loss", evaluationLoss = "evaluation_loss"
         case trainSeconds = "train_seconds", packedBytes = "packed_bytes", latencyMs = "latency_ms"
     }
-
     static func table(_ rows: [TrainResult], evaluationName: String) -> String {
         var s = "mode      \(pad(evaluationName + " acc", 10)) final loss  train s   packed bytes  latency ms\n"
         for r in rows {
@@ -337,6 +385,8 @@ struct TrainResult: Codable {
 /// metrics.json: the result, the per-epoch history and the confusion matrix.
 struct Metrics: Codable {
     var result: TrainResult
+    /// The first model's; `histories` has every model's.
     var history: [EpochRecord]
+    var histories: [[EpochRecord]]
     var confusion: Evaluation
 }

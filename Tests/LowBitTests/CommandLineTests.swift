@@ -52,14 +52,17 @@ struct CommandLineTests {
             }
             #expect((row["test_accuracy"] as? Double ?? 0) > 0.3)
             #expect((row["settings"] as? [String: Any])?["positionalEncoding"] as? Bool == true, "positions on by default")
+            #expect((row["settings"] as? [String: Any])?["ensembleSize"] as? Int == 2, "two models per mode by default")
+            #expect((row["model_accuracies"] as? [Double])?.count == 2)
             let dir = out + "/" + (row["mode"] as! String)
-            for file in ["checkpoint.safetensors", "model.packed.safetensors", "metrics.json"] {
+            for file in ["checkpoint.safetensors", "checkpoint-2.safetensors", "model.packed.safetensors", "metrics.json"] {
                 #expect(FileManager.default.fileExists(atPath: dir + "/" + file), "\(dir)/\(file)")
             }
             let svg = try String(contentsOfFile: dir + "/curve.svg", encoding: .utf8)
             #expect(svg.hasPrefix("<svg") && svg.contains("<polyline") && svg.hasSuffix("</svg>\n"))
             let metrics = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/metrics.json"))) as! [String: Any]
             #expect((metrics["history"] as? [Any])?.count == 2)
+            #expect((metrics["histories"] as? [[Any]])?.map(\.count) == [2, 2])
 
             // eval of the packed model reproduces the reported accuracy.
             let e = try LowBitProcess.run(["eval", dir + "/model.packed.safetensors", "--json"])
@@ -71,12 +74,15 @@ struct CommandLineTests {
         #expect((rows[0]["packed_bytes"] as! Int) > 3 * (rows[1]["packed_bytes"] as! Int))
         #expect(r.err.contains("mode") && r.err.contains("packed bytes"), "the table goes to stderr with --json")
 
-        // --no-positional-encoding reaches the model, and the packed file keeps it off.
-        let off = try LowBitProcess.run(["train", "--mode", "int4", "--epochs", "1", "--no-positional-encoding", "--json",
+        // --no-positional-encoding reaches the model, and the packed file keeps it off; --ensemble 1 trains one model.
+        let off = try LowBitProcess.run(["train", "--mode", "int4", "--epochs", "1", "--no-positional-encoding", "--ensemble", "1", "--json",
                                          "--out", out + "-unordered"] + Self.small)
         #expect(off.status == 0, "\(off.err)")
         let offRow = try #require((try JSONSerialization.jsonObject(with: Data(off.out.utf8)) as? [[String: Any]])?.first)
         #expect((offRow["settings"] as? [String: Any])?["positionalEncoding"] as? Bool == false)
+        #expect((offRow["model_accuracies"] as? [Double]) == [offRow["test_accuracy"] as! Double])
+        #expect(!FileManager.default.fileExists(atPath: out + "-unordered/int4/checkpoint-2.safetensors"))
+        #expect(try SafeTensors.read(out + "-unordered/int4/model.packed.safetensors").metadata["lowbit.format"] == PackedClassifier.fileFormatVersion)
         let offEval = try LowBitProcess.run(["eval", out + "-unordered/int4/model.packed.safetensors", "--json"])
         let offReport = try JSONSerialization.jsonObject(with: Data(offEval.out.utf8)) as? [String: Any]
         #expect(offReport?["accuracy"] as? Double == offRow["test_accuracy"] as? Double, "\(offEval.err)")
@@ -91,7 +97,7 @@ struct CommandLineTests {
         }
         let args = ["--epochs", "2", "--json", "--dropout", "0.3"] + Self.small
         let together = try LowBitProcess.run(["train", "--mode", "ternary,float,int4", "--out", out] + args, environment: ["LOWBIT_THREADS": "2"])
-        #expect(together.err.contains("2 modes at a time, 1 thread each"), "\(together.err)")
+        #expect(together.err.contains("2 models at a time, 1 thread each"), "\(together.err)")
         let both = try rows(together)
         #expect(both.map { $0["mode"] as? String } == ["ternary", "float", "int4"])
         for row in both {
@@ -122,7 +128,7 @@ struct CommandLineTests {
 
         let resumed = try LowBitProcess.run(args + ["--resume"])
         #expect(resumed.status == 0, "\(resumed.err)")
-        #expect(resumed.out.contains("binary: resuming at step \(saved.optimizer.step)") && resumed.out.contains("float: resuming at step"),
+        #expect(resumed.out.contains("binary 1/2: resuming at step \(saved.optimizer.step)") && resumed.out.contains("float 2/2: resuming at step"),
                 "\(resumed.out)")
         let done = try ClassifierTraining(resumingFrom: checkpoint)
         #expect(done.isFinished(train))
@@ -147,6 +153,7 @@ struct CommandLineTests {
         (["train", "--distill", "0.5", "--distill-temperature", "0"], "--distill-temperature must be positive"),
         (["train", "--distill-temperature", "3"], "--distill-temperature applies only"),
         (["train", "--distill", "nan"], "--distill must be in [0, 1]"),
+        (["train", "--ensemble", "0"], "ensemble size must be from 1 to 16"),
         (["eval", "/nonexistent/model.safetensors"], "/nonexistent/model.safetensors"),
         (["calibrate", "/nonexistent/model.safetensors"], "/nonexistent/model.safetensors"),
     ])
@@ -207,7 +214,9 @@ struct CommandLineTests {
         #expect(tuned.err.contains("float is trained first"))
         let again = try LowBitProcess.run(tuneArgs + Self.small + ["--resume"])
         #expect(again.status == 0, "\(again.err)")
-        #expect(again.err.contains("float: resuming at step") && again.err.contains("binary: resuming at step"), "\(again.err)")
+        for name in ["float 1/2", "float 2/2", "binary 1/2", "binary 2/2"] {
+            #expect(again.err.contains("\(name): resuming at step"), "\(again.err)")
+        }
         let againRows = try JSONSerialization.jsonObject(with: Data(again.out.utf8)) as! [[String: Any]]
         #expect(againRows.map { $0["test_accuracy"] as? Double } == tunedRows.map { $0["test_accuracy"] as? Double })
         #expect(r.err.contains("Slopes_TEST.csv"))

@@ -187,7 +187,7 @@ struct TrainingRunTests {
         }
     }
 
-    @Test("settings saved before fine-tuning, distillation and positions existed decode as starting from scratch without a teacher or positions; new ones round-trip")
+    @Test("settings saved before fine-tuning, distillation, positions and ensembles existed decode as starting from scratch without a teacher or positions, one model; new ones round-trip")
     func settingsDecoding() throws {
         var settings = Self.tiny(.binary).fineTuning(.int4, quantizedBackward: true)
         settings.distillation = Distillation(weight: 0.25, temperature: 3)
@@ -198,11 +198,13 @@ struct TrainingRunTests {
         #expect(old.removeValue(forKey: "startsFromFloat") as? Bool == true)
         #expect(old.removeValue(forKey: "distillation") != nil)
         #expect(old.removeValue(forKey: "positionalEncoding") as? Bool == true)
+        #expect(old.removeValue(forKey: "ensembleSize") as? Int == 2)
         let decoded = try JSONDecoder().decode(TrainingSettings.self, from: try JSONSerialization.data(withJSONObject: old))
         var want = settings
         want.startsFromFloat = false
         want.distillation = nil
         want.positionalEncoding = false
+        want.ensembleSize = 1
         #expect(decoded == want)
         old.removeValue(forKey: "epochs")
         #expect(throws: DecodingError.self) { try JSONDecoder().decode(TrainingSettings.self, from: try JSONSerialization.data(withJSONObject: old)) }
@@ -321,6 +323,82 @@ struct TrainingRunTests {
         try expectError(tensors, metadata, "negative or non-finite scale")
         metadata["lowbit.classes"] = "3"
         try expectError(tensors, metadata, "classes")
+    }
+
+    @Test("an ensemble averages its models' probabilities, survives saving and loading, calibrates each model, and a damaged one is an error naming the model")
+    func ensemble() throws {
+        let (train, test) = try Self.data.get()
+        let backend = try KernelsBackend()
+        let settings = Self.tiny(.int4, epochs: 2)
+        #expect(settings.member(0) == settings && settings.member(1).seed != settings.seed && settings.member(2).seed != settings.member(1).seed)
+        let runs = try (0..<3).map { k in
+            let run = try ClassifierTraining(settings: settings.member(k), train: train, windowSize: 29)
+            try run.run(train: train, backend: backend)
+            return run
+        }
+        #expect(runs[0].model.parameters[0].value != runs[1].model.parameters[0].value, "each model from its own seed")
+        let ensemble = try PackedClassifier(ensemble: runs.map(\.model), backend: backend)
+        let singles = try runs.map { try PackedClassifier($0.model, backend: backend) }
+        #expect(ensemble.ensembleSize == 3 && singles[0].ensembleSize == 1)
+        #expect(ensemble.weightBytes == singles.map(\.weightBytes).reduce(0, +))
+
+        // log of the mean of the three softmaxes, computed here from the models alone
+        let batch = try test.batch(Array(0..<40), standardization: runs[0].standardization).batch
+        let logits = try ensemble.logits(batch)
+        let each = try singles.map { try $0.logits(batch) }
+        #expect(logits.shape == [40, 9])
+        var disagreements = 0
+        for i in 0..<40 {
+            var mean = [Double](repeating: 0, count: 9)
+            for l in each {
+                let row = (0..<9).map { Double(l.scalars[i * 9 + $0]) }
+                let z = row.map { exp($0 - row.max()!) }.reduce(0, +)
+                for j in 0..<9 { mean[j] += exp(row[j] - row.max()!) / z / 3 }
+            }
+            for j in 0..<9 { #expect(abs(Double(logits.scalars[i * 9 + j]) - log(mean[j])) < 1e-4 * max(1, abs(log(mean[j])))) }
+            let votes = each.map { l in (0..<9).max { l.scalars[i * 9 + $0] < l.scalars[i * 9 + $1] }! }
+            if Set(votes).count > 1 { disagreements += 1 }
+        }
+        #expect(disagreements > 0, "two-epoch models should disagree somewhere, or this test shows nothing")
+
+        let path = temporaryPath("ensemble.safetensors")
+        try ensemble.save(to: path, info: runs[0].info)
+        let (loaded, info) = try PackedClassifier.load(from: path, backend: backend)
+        #expect(info == runs[0].info && loaded.ensembleSize == 3)
+        #expect(try loaded.logits(batch) == logits)
+        #expect(loaded.weightBytes == ensemble.weightBytes)
+
+        try loaded.calibrate(try train.batches(size: 64, standardization: info.standardization).map(\.batch))
+        #expect(loaded.staticRanges.count == 12 && loaded.staticRanges.contains { $0.layer.hasPrefix("3/") })
+        let staticPath = temporaryPath("ensemble-static.safetensors")
+        try loaded.save(to: staticPath, info: info)
+        let (reloaded, _) = try PackedClassifier.load(from: staticPath, backend: backend)
+        #expect(reloaded.staticRanges.map(\.absmax) == loaded.staticRanges.map(\.absmax))
+        #expect(try reloaded.logits(batch) == loaded.logits(batch))
+
+        // Models of different shapes cannot be averaged.
+        var narrow = Self.tiny(.int4, epochs: 1)
+        narrow.hiddenSize = 8
+        let other = try ClassifierTraining(settings: narrow, train: train, windowSize: 29)
+        #expect(throws: LowBitError.self) { try PackedClassifier(ensemble: [runs[0].model, other.model], backend: backend) }
+        #expect(throws: LowBitError.self) { try PackedClassifier(ensemble: [], backend: backend) }
+
+        let (tensors, file) = try SafeTensors.read(path)
+        var metadata = file
+        #expect(metadata["lowbit.format"] == PackedClassifier.ensembleFileFormatVersion && metadata["lowbit.members"] == "3")
+        func expectError(_ t: [String: SafeTensors.Entry], _ m: [String: String], _ text: String) throws {
+            let p = temporaryPath("ensemble-variant.safetensors")
+            try SafeTensors.write(t, metadata: m, to: p)
+            let error = #expect(throws: LowBitError.self) { try PackedClassifier.load(from: p, backend: backend) }
+            #expect(error.map { "\($0)" }?.contains(text) == true, "\(String(describing: error)) lacks '\(text)'")
+        }
+        let name = "members.1.blocks.0.ffn.up.weight.packed"
+        try expectError(tensors.filter { $0.key != name }, metadata, "model 2 of 3: missing tensor 'blocks.0.ffn.up.weight.packed'")
+        try expectError(tensors, metadata.filter { $0.key != "lowbit.layers.2" }, "model 3 of 3 has no 'lowbit.layers.2'")
+        try expectError(tensors, metadata.merging(["lowbit.members": "0"]) { $1 }, "lowbit.members")
+        try expectError(tensors, metadata.merging(["lowbit.members": "2"]) { $1 }, "belongs to none of the 2 models")
+        metadata["lowbit.members"] = "4"
+        try expectError(tensors, metadata, "model 4 of 4 has no 'lowbit.layers.3'")
     }
 
     @Test("the learning rate warms up linearly, peaks, then decays by a cosine to the final fraction")

@@ -6,39 +6,84 @@ import LowBitKernels
 /// ("NAME.scales", F32), every other parameter in float32, the static-range statistics, and
 /// in the metadata the options, per-layer quantization, class names and standardization.
 /// No latent float weights: the file is about `weightBytes` long.
+///
+/// An ensemble is one file too (format `lowbit-packed-2`): every model's tensors under
+/// "members.I." (I from 0), its layers in "lowbit.layers.I", their count in "lowbit.members";
+/// options and classes are shared. A single model keeps the first format, unchanged.
 extension PackedClassifier {
     public static let fileFormatVersion = "lowbit-packed-1"
+    public static let ensembleFileFormatVersion = "lowbit-packed-2"
 
     public func save(to path: String, info: ModelInfo) throws {
         var tensors: [String: SafeTensors.Entry] = [:]
-        let quantized = Set(model.quantizedLayers.map(\.weight.name))
-        for p in model.parameters where !quantized.contains(p.name) { tensors[p.name] = SafeTensors.Entry(floats: p.value, shape: p.shape) }
-        let layers = Checkpoint.saveLayers(model, into: &tensors)
-        for l in model.quantizedLayers {
-            let prepared = try l.preparedWeights(backend)
-            guard let storage = prepared.storage as? PackedStorage else { throw LowBitError.invalidArgument("\(l.path) is not packed") }
-            tensors[l.weight.name + ".packed"] = SafeTensors.Entry(bytes: storage.bytes, shape: [storage.bytes.count])
-            tensors[l.weight.name + ".scales"] = SafeTensors.Entry(floats: prepared.quantized.scales, shape: [prepared.quantized.scales.count])
-        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         var metadata = try info.metadata()
-        metadata["lowbit.format"] = Self.fileFormatVersion
-        metadata["lowbit.options"] = String(decoding: try encoder.encode(model.options), as: UTF8.self)
-        metadata["lowbit.classes"] = String(model.classes)
-        metadata["lowbit.layers"] = String(decoding: try encoder.encode(layers), as: UTF8.self)
+        for (i, model) in members.enumerated() {
+            let prefix = members.count == 1 ? "" : "members.\(i)."
+            var own: [String: SafeTensors.Entry] = [:]
+            let quantized = Set(model.quantizedLayers.map(\.weight.name))
+            for p in model.parameters where !quantized.contains(p.name) { own[p.name] = SafeTensors.Entry(floats: p.value, shape: p.shape) }
+            let layers = Checkpoint.saveLayers(model, into: &own)
+            for l in model.quantizedLayers {
+                let prepared = try l.preparedWeights(backend)
+                guard let storage = prepared.storage as? PackedStorage else { throw LowBitError.invalidArgument("\(l.path) is not packed") }
+                own[l.weight.name + ".packed"] = SafeTensors.Entry(bytes: storage.bytes, shape: [storage.bytes.count])
+                own[l.weight.name + ".scales"] = SafeTensors.Entry(floats: prepared.quantized.scales, shape: [prepared.quantized.scales.count])
+            }
+            for (name, entry) in own { tensors[prefix + name] = entry }
+            metadata["lowbit.layers" + (members.count == 1 ? "" : ".\(i)")] = String(decoding: try encoder.encode(layers), as: UTF8.self)
+        }
+        metadata["lowbit.format"] = members.count == 1 ? Self.fileFormatVersion : Self.ensembleFileFormatVersion
+        if members.count > 1 { metadata["lowbit.members"] = String(members.count) }
+        metadata["lowbit.options"] = String(decoding: try encoder.encode(options), as: UTF8.self)
+        metadata["lowbit.classes"] = String(classes)
         try SafeTensors.write(tensors, metadata: metadata, to: path)
     }
+
+    /// Whether `format` (a file's "lowbit.format") is one ``load(from:backend:)`` reads.
+    public static func reads(format: String?) -> Bool { format == fileFormatVersion || format == ensembleFileFormatVersion }
 
     /// Loads a file written by ``save(to:info:)``, ready to run on `backend`. Every tensor must
     /// be present with its exact size and every code in its format's range.
     public static func load(from path: String, backend: KernelsBackend) throws -> (model: PackedClassifier, info: ModelInfo) {
         func bad(_ reason: String) -> LowBitError { .invalidFile(path: path, reason: reason) }
         let (tensors, metadata) = try SafeTensors.read(path)
-        guard metadata["lowbit.format"] == fileFormatVersion else {
-            throw bad("not a LowBit packed model (format '\(metadata["lowbit.format"] ?? "none")', expected \(fileFormatVersion))")
+        let format = metadata["lowbit.format"]
+        guard reads(format: format) else {
+            throw bad("not a LowBit packed model (format '\(format ?? "none")', expected \(fileFormatVersion) or \(ensembleFileFormatVersion))")
         }
         let info = try ModelInfo(metadata: metadata, path: path)
+        guard format == ensembleFileFormatVersion else {
+            return (PackedClassifier(packed: [try loadModel(tensors, metadata, info: info, backend: backend, path: path)], backend: backend), info)
+        }
+        guard let text = metadata["lowbit.members"], let count = Int(text), (1...16).contains(count) else {
+            throw bad("an ensemble file needs 'lowbit.members', a count from 1 to 16 (got '\(metadata["lowbit.members"] ?? "none")')")
+        }
+        var members: [SequenceClassifier] = []
+        for i in 0..<count {
+            let prefix = "members.\(i)."
+            guard let layers = metadata["lowbit.layers.\(i)"] else { throw bad("model \(i + 1) of \(count) has no 'lowbit.layers.\(i)' metadata") }
+            var own: [String: SafeTensors.Entry] = [:]
+            for (name, entry) in tensors where name.hasPrefix(prefix) { own[String(name.dropFirst(prefix.count))] = entry }
+            var ownMetadata = metadata
+            ownMetadata["lowbit.layers"] = layers
+            do {
+                members.append(try loadModel(own, ownMetadata, info: info, backend: backend, path: path))
+            } catch LowBitError.invalidFile(_, let reason) {
+                throw bad("model \(i + 1) of \(count): \(reason)")
+            }
+        }
+        if let stray = tensors.keys.sorted().first(where: { name in !(0..<count).contains { name.hasPrefix("members.\($0).") } }) {
+            throw bad("tensor '\(stray)' belongs to none of the \(count) models")
+        }
+        return (PackedClassifier(packed: members, backend: backend), info)
+    }
+
+    /// One model from its tensors (names without a prefix) and metadata.
+    private static func loadModel(_ tensors: [String: SafeTensors.Entry], _ metadata: [String: String], info: ModelInfo,
+                                  backend: KernelsBackend, path: String) throws -> SequenceClassifier {
+        func bad(_ reason: String) -> LowBitError { .invalidFile(path: path, reason: reason) }
         let (model, layers, tensor) = try Checkpoint.skeleton(tensors, metadata, path: path)
         guard model.classes == info.classNames.count else { throw bad("\(model.classes) classes but \(info.classNames.count) class names") }
         let quantized = Dictionary(uniqueKeysWithValues: model.quantizedLayers.map { ($0.weight.name, $0) })
@@ -65,6 +110,6 @@ extension PackedClassifier {
             }
         }
         try Checkpoint.restoreLayers(model, layers, tensor: tensor, path: path)
-        return (PackedClassifier(packed: model, backend: backend), info)
+        return model
     }
 }

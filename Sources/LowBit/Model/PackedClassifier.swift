@@ -1,59 +1,99 @@
+import Foundation
+
 /// A trained classifier converted for inference: its quantized layers packed once into
 /// low-bit weights run by the C kernels, the rest kept in float. A snapshot: training the
 /// source model further does not change it. Its logits equal the QAT model's forward pass
 /// on the same kernels backend, in evaluation mode.
+///
+/// It may hold an ensemble: several models of one shape and class list, trained apart
+/// (``TrainingSettings/ensembleSize``). Their predicted probabilities are averaged, and
+/// the logits are the log of that average, so that softmax and argmax read them as they
+/// read one model's.
 public final class PackedClassifier {
     public let backend: KernelsBackend
-    let model: SequenceClassifier
+    /// One model, or the ensemble's models in order.
+    let members: [SequenceClassifier]
 
-    public init(_ source: SequenceClassifier, backend: KernelsBackend) throws {
-        self.backend = backend
-        model = try source.copy()
-        for l in model.quantizedLayers { _ = try l.preparedWeights(backend) }
+    public convenience init(_ source: SequenceClassifier, backend: KernelsBackend) throws {
+        try self.init(ensemble: [source], backend: backend)
     }
 
-    /// Wraps a model whose quantized layers already hold their packed weights.
-    init(packed model: SequenceClassifier, backend: KernelsBackend) {
+    /// Packs every model of `sources`, which must share their options and classes.
+    public init(ensemble sources: [SequenceClassifier], backend: KernelsBackend) throws {
+        guard let first = sources.first else { throw LowBitError.invalidArgument("an ensemble needs at least one model") }
+        // The seed only drew the initial weights and dropout masks: the models differ in it.
+        func shape(_ m: SequenceClassifier) -> EncoderOptions { var o = m.options; o.seed = 0; return o }
+        for (i, m) in sources.enumerated() where shape(m) != shape(first) || m.classes != first.classes {
+            throw LowBitError.invalidArgument("model \(i + 1) of the ensemble differs from the first in its options or classes; "
+                                              + "an ensemble's models must share their shape, inputs and classes")
+        }
         self.backend = backend
-        self.model = model
+        members = try sources.map { try $0.copy() }
+        for l in members.flatMap(\.quantizedLayers) { _ = try l.preparedWeights(backend) }
     }
 
-    public var classes: Int { model.classes }
-    public var options: EncoderOptions { model.options }
+    /// Wraps models whose quantized layers already hold their packed weights.
+    init(packed members: [SequenceClassifier], backend: KernelsBackend) {
+        self.backend = backend
+        self.members = members
+    }
 
-    /// Logits [batch, classes].
+    public var classes: Int { members[0].classes }
+    public var options: EncoderOptions { members[0].options }
+    /// How many models are averaged: 1 for a single model.
+    public var ensembleSize: Int { members.count }
+
+    /// Logits [batch, classes]: one model's, or the log of the ensemble's mean probabilities.
     public func logits(_ batch: SequenceBatch) throws -> Tensor {
-        try model.forward(batch, Execution(backend: backend, training: false))
+        let exec = Execution(backend: backend, training: false)
+        guard members.count > 1 else { return try members[0].forward(batch, exec) }
+        var mean = [Double](repeating: 0, count: batch.shape.batch * classes)
+        for m in members {
+            let p = softmaxRows(try m.forward(batch, exec))
+            for i in mean.indices { mean[i] += p[i] }
+        }
+        // A probability that underflowed in every model stays a finite (very negative) logit.
+        let n = Double(members.count)
+        return try Tensor(shape: [batch.shape.batch, classes],
+                          scalars: mean.map { Float(log(max($0 / n, Double.leastNormalMagnitude))) })
     }
 
     public func predict(_ batch: SequenceBatch) throws -> [Int] { argmaxRows(try logits(batch)) }
 
-    public var hasQuantizedLayers: Bool { !model.quantizedLayers.isEmpty }
+    public var hasQuantizedLayers: Bool { !members[0].quantizedLayers.isEmpty }
 
     /// Standalone static-range calibration: forgets the statistics gathered so far, runs
-    /// `batches` to gather them afresh, then freezes them as fixed activation ranges.
+    /// `batches` to gather them afresh, then freezes them as fixed activation ranges (each
+    /// model of an ensemble its own).
     public func calibrate(_ batches: [SequenceBatch]) throws {
         guard !batches.isEmpty else { throw LowBitError.invalidArgument("calibration needs at least one batch") }
-        model.useDynamicRanges(resetStatistics: true)
-        try model.calibrate(batches, backend: backend)
-        try model.useStaticRanges()
+        for model in members {
+            model.useDynamicRanges(resetStatistics: true)
+            try model.calibrate(batches, backend: backend)
+            try model.useStaticRanges()
+        }
     }
 
-    /// Each quantized layer's fixed activation range (absmax), for those that use one.
+    /// Each quantized layer's fixed activation range (absmax), for those that use one; in an
+    /// ensemble the layer names start with the model's number ("2/blocks.0.ffn.up").
     public var staticRanges: [(layer: String, absmax: Double)] {
-        model.quantizedLayers.filter(\.usesStaticRange).map { ($0.path, $0.statistics.mean) }
+        members.enumerated().flatMap { i, model in
+            model.quantizedLayers.filter(\.usesStaticRange).map { ((members.count > 1 ? "\(i + 1)/" : "") + $0.path, $0.statistics.mean) }
+        }
     }
 
     /// Bytes of the deployed weights: packed codes and scales for the quantized layers,
-    /// float32 for everything else.
+    /// float32 for everything else, summed over the ensemble's models.
     public var weightBytes: Int {
-        let quantized = Set(model.quantizedLayers.map { $0.weight.name })
-        let packed = try? model.quantizedLayers.reduce(0) { acc, l in
-            let q = try l.preparedWeights(backend).quantized
-            return acc + q.rows * ReferenceQuantizer.paddedLength(q.cols) * q.mode.bits / 8 + 4 * q.scales.count
+        members.reduce(0) { total, model in
+            let quantized = Set(model.quantizedLayers.map { $0.weight.name })
+            let packed = try? model.quantizedLayers.reduce(0) { acc, l in
+                let q = try l.preparedWeights(backend).quantized
+                return acc + q.rows * ReferenceQuantizer.paddedLength(q.cols) * q.mode.bits / 8 + 4 * q.scales.count
+            }
+            let float = model.parameters.filter { !quantized.contains($0.name) }.reduce(0) { $0 + 4 * $1.count }
+            return total + (packed ?? 0) + float
         }
-        let float = model.parameters.filter { !quantized.contains($0.name) }.reduce(0) { $0 + 4 * $1.count }
-        return (packed ?? 0) + float
     }
 }
 

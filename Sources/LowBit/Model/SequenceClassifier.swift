@@ -1,3 +1,5 @@
+import Foundation
+
 /// A ``SequenceEncoder`` followed by a float linear classification head.
 public final class SequenceClassifier {
     public let encoder: SequenceEncoder
@@ -65,4 +67,18 @@ func argmaxRows(_ t: Tensor) -> [Int] {
         for j in 1..<c where t.scalars[i * c + j] > t.scalars[i * c + best] { best = j }
         return best
     }
+}
+
+/// Each row's softmax, in double.
+func softmaxRows(_ t: Tensor) -> [Double] {
+    let (n, c) = (t.shape[0], t.shape[1])
+    var p = [Double](repeating: 0, count: n * c)
+    for i in 0..<n {
+        let row = t.scalars[(i * c)..<((i + 1) * c)]
+        let m = Double(row.max()!)
+        var z = 0.0
+        for j in 0..<c { p[i * c + j] = exp(Double(row[row.startIndex + j]) - m); z += p[i * c + j] }
+        for j in 0..<c { p[i * c + j] /= z }
+    }
+    return p
 }
