@@ -42,7 +42,7 @@ struct Calibrate: ParsableCommand {
         let window = packed.options.windowSize
         let used = calibration.subset(Array(0..<min(limit ?? calibration.count, calibration.count)))
         let before = try ClassifierTraining.evaluate(evaluation, info: info, windowSize: window) { try packed.predict($0) }
-        let batches = try used.relabelled(to: info.classNames).batches(size: 64, standardization: info.standardization, maxSteps: window).map(\.batch)
+        let batches = try info.batches(used, windowSize: window).map(\.batch)
         try packed.calibrate(batches)
         let after = try ClassifierTraining.evaluate(evaluation, info: info, windowSize: window) { try packed.predict($0) }
         let path = out ?? URL(fileURLWithPath: model).deletingPathExtension().path + ".static.safetensors"

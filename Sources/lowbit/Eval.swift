@@ -2,14 +2,17 @@ import ArgumentParser
 import Foundation
 import LowBit
 
-/// `lowbit eval MODEL`: accuracy and confusion matrix of a saved model on labelled data.
+/// `lowbit eval MODEL`: accuracy and confusion matrix of a saved model on labelled data,
+/// and optionally every series' prediction.
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Evaluate a saved model (packed model or checkpoint): accuracy and confusion matrix.")
+        abstract: "Evaluate a saved model (packed model or checkpoint): accuracy, confusion matrix, and each series' prediction.")
 
     @Argument(help: "A model.packed.safetensors or checkpoint.safetensors written by `lowbit train`.") var model: String
     @Option(help: "Labelled data: a .ts or CSV/TSV file (default: the embedded JapaneseVowels test split).") var data: String?
-    @Flag(help: "Print only JSON on standard output.") var json = false
+    @Option(help: "Write each series' true class, predicted class and class probabilities to this CSV file.")
+    var predictions: String?
+    @Flag(help: "Print only JSON on standard output (with every series' prediction).") var json = false
 
     func run() throws {
         let config = try runtimeConfiguration()
@@ -17,19 +20,56 @@ struct Eval: ParsableCommand {
         let saved = try SavedModel.load(model, kernels: kernels)
         let dataset = try data.map(Datasets.read) ?? Datasets.japaneseVowels().test
         let packed = try saved.packed(kernels)
-        let evaluation = try ClassifierTraining.evaluate(dataset, info: saved.info, windowSize: packed.options.windowSize) { try packed.predict($0) }
+        let info = saved.info
+        var confusion = [[Int]](repeating: [Int](repeating: 0, count: info.classNames.count), count: info.classNames.count)
+        var rows: [Prediction] = []
+        var first = 0
+        for (batch, labels) in try info.batches(dataset, windowSize: packed.options.windowSize) {
+            for (p, (b, label)) in zip(try packed.probabilities(batch), labels.enumerated()) {
+                let predicted = p.indices.max { p[$0] < p[$1] }!
+                confusion[label][predicted] += 1
+                rows.append(Prediction(index: first + b, label: info.classNames[label], predicted: info.classNames[predicted],
+                                       probabilities: p))
+            }
+            first += labels.count
+        }
+        let evaluation = Evaluation(classNames: info.classNames, confusion: confusion)
+        if let predictions { try Prediction.csv(rows, classNames: info.classNames).write(toFile: predictions, atomically: true, encoding: .utf8) }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            let report = EvalReport(model: model, data: data ?? "embedded JapaneseVowels_TEST", mode: saved.info.modeName,
+            let report = EvalReport(model: model, data: data ?? "embedded JapaneseVowels_TEST", mode: info.modeName,
                                     accuracy: evaluation.accuracy, correct: evaluation.correct, count: evaluation.count,
-                                    classes: evaluation.classNames, confusion: evaluation.confusion)
+                                    classes: evaluation.classNames, confusion: evaluation.confusion, predictions: rows)
             printOutput(String(decoding: try encoder.encode(report), as: UTF8.self))
             return
         }
-        printOutput("\(model) (\(saved.info.modeName)) on \(data ?? "embedded JapaneseVowels_TEST"): "
+        printOutput("\(model) (\(info.modeName)) on \(data ?? "embedded JapaneseVowels_TEST"): "
                     + String(format: "accuracy %.4f (%d of %d)", evaluation.accuracy, evaluation.correct, evaluation.count))
         printOutput(confusionTable(evaluation), terminator: "")
+        if let predictions { printOutput("predictions of \(rows.count) series in \(predictions)") }
+    }
+}
+
+/// One series' prediction: its position in the data file (from 0), true and predicted class,
+/// and the probability of each class in the model's class order.
+struct Prediction: Codable {
+    var index: Int
+    var label, predicted: String
+    var probabilities: [Double]
+
+    /// index,label,predicted,p_CLASS… with one row per series; class names are quoted when
+    /// they hold a comma or a quote.
+    static func csv(_ rows: [Prediction], classNames: [String]) -> String {
+        func field(_ s: String) -> String {
+            s.contains(where: { ",\"\n\r".contains($0) }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+        }
+        var s = (["index", "label", "predicted"] + classNames.map { field("p_" + $0) }).joined(separator: ",") + "\n"
+        for r in rows {
+            s += ([String(r.index), field(r.label), field(r.predicted)] + r.probabilities.map { String(format: "%.6g", $0) })
+                .joined(separator: ",") + "\n"
+        }
+        return s
     }
 }
 
@@ -39,4 +79,5 @@ struct EvalReport: Codable {
     var correct, count: Int
     var classes: [String]
     var confusion: [[Int]]
+    var predictions: [Prediction]
 }

@@ -21,7 +21,11 @@ struct Train: ParsableCommand {
 
     @OptionGroup var dataOptions: DataOptions
     @Option(help: "Modes: all, or a comma-separated list of float, int8, int4, ternary, binary.") var mode = "all"
-    @Option(help: "Epochs.") var epochs: Int?
+    @Option(help: "Optimizer steps per model (the step budget; default \(TrainingRecipe().steps)): the epochs follow from the training set's size.")
+    var steps: Int?
+    @Option(help: "Epochs (instead of the step budget).") var epochs: Int?
+    @Option(help: "Steps per token: the encoder reads patches of this many steps (default: enough for the longest series to fit in \(TrainingRecipe().maxTokens) tokens, and for a token to hold at least \(TrainingRecipe().minTokenValues) values; 1 for JapaneseVowels).")
+    var patchLength: Int?
     @Option(help: "Sequences per step.") var batchSize: Int?
     @Option(help: "Peak learning rate (warmup, then cosine decay).") var lr: Float?
     @Option(help: "Seed of initialisation, dropout and batch order.") var seed: UInt64 = 0
@@ -51,11 +55,19 @@ struct Train: ParsableCommand {
 
     enum Start: String, ExpressibleByArgument, CaseIterable { case float, scratch }
 
-    func settings(_ mode: QuantizationMode?) -> TrainingSettings {
-        guard let mode else { return schedule(nil) }
-        var s = schedule(mode)
+    /// The recipe, with --steps if given.
+    var recipe: TrainingRecipe {
+        var r = TrainingRecipe()
+        if let steps { r.steps = steps }
+        return r
+    }
+
+    /// The settings of `mode`; with `train`, adapted to its shape by the recipe.
+    func settings(_ mode: QuantizationMode?, for train: TimeSeriesDataset? = nil) -> TrainingSettings {
+        guard let mode else { return schedule(nil, for: train) }
+        var s = schedule(mode, for: train)
         if from == .float {
-            s = schedule(nil).fineTuning(mode, quantizedBackward: qt)
+            s = schedule(nil, for: train).fineTuning(mode, quantizedBackward: qt)
             if let qatEpochs { s.epochs = qatEpochs }
             if let qatLr { s.learningRate = qatLr }
         }
@@ -71,10 +83,12 @@ struct Train: ParsableCommand {
     }
 
     /// The model, schedule and regularisation of a run from scratch.
-    func schedule(_ mode: QuantizationMode?) -> TrainingSettings {
+    func schedule(_ mode: QuantizationMode?, for train: TimeSeriesDataset? = nil) -> TrainingSettings {
         var s = TrainingSettings(mode: mode, quantizedBackward: qt && mode != nil, seed: seed)
-        if let epochs { s.epochs = epochs }
         if let batchSize { s.batchSize = batchSize }
+        if let train { s = recipe.settings(s, for: train, patchLength: patchLength, epochs: epochs) }
+        if let epochs { s.epochs = epochs }
+        if let patchLength { s.patchLength = patchLength }
         if let lr { s.learningRate = lr }
         if let hiddenSize { s.hiddenSize = hiddenSize }
         if let layers { s.numLayers = layers }
@@ -88,6 +102,8 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         if let validation, !(validation > 0 && validation < 1) { throw ValidationError("--validation must be in (0, 1), got \(validation)") }
+        if let steps, steps <= 0 { throw ValidationError("--steps must be positive, got \(steps)") }
+        if steps != nil, epochs != nil { throw ValidationError("--steps and --epochs both set the run's length: give one") }
         if let qatEpochs, qatEpochs <= 0 { throw ValidationError("--qat-epochs must be positive, got \(qatEpochs)") }
         if let qatLr, !(qatLr > 0 && qatLr.isFinite) { throw ValidationError("--qat-lr must be positive and finite, got \(qatLr)") }
         if let distill, !(distill >= 0 && distill <= 1) { throw ValidationError("--distill must be in [0, 1], got \(distill)") }
@@ -112,6 +128,22 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        let (results, evaluationName, total) = try trainModes()
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            printOutput(String(decoding: try encoder.encode(results), as: UTF8.self))
+        }
+        let table = TrainResult.table(results, evaluationName: evaluationName)
+        json ? printError(table) : printOutput(table)
+        let line = String(format: "total %.1f s for %d mode(s)", total, results.count)
+        json ? printError(line) : printOutput(line)
+    }
+
+    /// Trains, packs and evaluates every mode asked for, writes their files and summary.json;
+    /// returns each mode's result, the name of the split they were evaluated on, and the
+    /// wall-clock seconds of it all. Progress goes to standard error with --json.
+    func trainModes() throws -> (results: [TrainResult], evaluationName: String, seconds: Double) {
         let config = try runtimeConfiguration()
         let modes = try trainingOrder()
         var (train, test, testSource) = try dataOptions.load(seed: seed)
@@ -124,6 +156,12 @@ struct Train: ParsableCommand {
         let say: (String) -> Void = { [json] in display.say($0, onStandardOutput: !json) }
         say("\(train.name): \(train.count) training series, \(test.count) \(evaluationName) series (\(testSource)); "
             + "\(train.channels) channels, lengths \(train.lengths.min()!)–\(train.maxLength), \(train.classNames.count) classes")
+        let chosen = settings(nil, for: train)
+        let tokens = train.maxTokens(patchLength: chosen.patchLength)
+        say("recipe: \(chosen.epochs) epochs of \(settings(nil, for: train).stepsPerEpoch(train.count)) steps"
+            + (epochs == nil ? " (a budget of \(recipe.steps) steps)" : " (--epochs)")
+            + ", patch length \(chosen.patchLength)" + (patchLength == nil ? "" : " (--patch-length)")
+            + ": the longest series is \(tokens) token\(tokens == 1 ? "" : "s") of \(chosen.patchLength * train.channels) values")
         let workers = min(modes.map { settings($0).ensembleSize }.reduce(0, +), config.threads)
         say("backend \(try config.makeBackend().identity); output in \(out)/"
             + (workers > 1 ? "; \(workers) models at a time, \(config.threads / workers) thread\(config.threads / workers == 1 ? "" : "s") each" : ""))
@@ -131,9 +169,9 @@ struct Train: ParsableCommand {
         if let first = quantized.first, needsFloat {
             var how: [String] = []
             if from == .float {
-                let epochs = settings(first).epochs
+                let epochs = settings(first, for: train).epochs
                 how.append("the quantized modes are fine-tuned from the float model (\(epochs) epoch\(epochs == 1 ? "" : "s"), peak lr "
-                           + quantized.map { "\($0.rawValue) \(settings($0).learningRate)" }.joined(separator: ", ") + ")")
+                           + quantized.map { "\($0.rawValue) \(settings($0, for: train).learningRate)" }.joined(separator: ", ") + ")")
             }
             let learners = quantized.filter { distillation($0) != nil }
             if let d = learners.first.flatMap(distillation) {
@@ -169,17 +207,10 @@ struct Train: ParsableCommand {
             }
         }
         let total = Date().timeIntervalSince(started)
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            printOutput(String(decoding: try encoder.encode(results), as: UTF8.self))
-        }
-        let table = TrainResult.table(results, evaluationName: evaluationName)
-        json ? printError(table) : printOutput(table)
-        say(String(format: "total %.1f s for %d mode(s)", total, results.count))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         try encoder.encode(results).write(to: URL(fileURLWithPath: out).appendingPathComponent("summary.json"))
+        return (results, evaluationName, total)
     }
 
     /// One model to train: a mode's ensemble member (0 for a single model).
@@ -266,7 +297,7 @@ struct Train: ParsableCommand {
     func trainModel(_ job: Job, train: TimeSeriesDataset, test: TimeSeriesDataset, backend: any Backend,
                     floatRun: ClassifierTraining?, display: ProgressDisplay, say: (String) -> Void,
                     shouldStop: () -> Bool) throws -> ClassifierTraining? {
-        let wanted = settings(job.mode).member(job.member)
+        let wanted = settings(job.mode, for: train).member(job.member)
         let checkpoint = checkpointPath(job)
         try FileManager.default.createDirectory(at: URL(fileURLWithPath: checkpoint).deletingLastPathComponent(), withIntermediateDirectories: true)
         let name = wanted.modeName + (wanted.ensembleSize == 1 ? "" : " \(job.member + 1)/\(wanted.ensembleSize)")
@@ -296,7 +327,7 @@ struct Train: ParsableCommand {
     /// it, and writes its files.
     func finishMode(_ m: QuantizationMode?, runs: [ClassifierTraining], train: TimeSeriesDataset, test: TimeSeriesDataset,
                     evaluationName: String, kernels: KernelsBackend, say: (String) -> Void) throws -> TrainResult {
-        let wanted = settings(m), info = runs[0].info
+        let wanted = settings(m, for: train), info = runs[0].info
         let dir = URL(fileURLWithPath: out).appendingPathComponent(wanted.modeName)
         let packed = try PackedClassifier(ensemble: runs.map(\.model), backend: kernels)
         try packed.save(to: dir.appendingPathComponent("model.packed.safetensors").path, info: info)
@@ -308,7 +339,7 @@ struct Train: ParsableCommand {
             let single = try PackedClassifier(run.model, backend: kernels)
             return try ClassifierTraining.evaluate(test, info: info, windowSize: window) { try single.predict($0) }.accuracy
         }
-        let one = try test.relabelled(to: info.classNames).batch([0], standardization: info.standardization, maxSteps: window).batch
+        let one = try info.batch(test, [0], windowSize: window).batch
         let latency = try medianSeconds(budget: 0.3) { _ = try packed.logits(one) }
         let finalLoss = runs.map { $0.history.last!.trainLoss }.reduce(0, +) / Float(runs.count)
         let result = TrainResult(
@@ -316,7 +347,8 @@ struct Train: ParsableCommand {
             validationAccuracy: evaluationName == "validation" ? evaluation.accuracy : nil, modelAccuracies: alone,
             finalLoss: finalLoss, evaluationLoss: loss, trainSeconds: runs.map(\.trainSeconds).reduce(0, +),
             packedBytes: packed.weightBytes, latencyMs: latency * 1e3,
-            epochs: wanted.epochs, steps: runs[0].optimizer.step, seed: wanted.seed, settings: wanted)
+            epochs: wanted.epochs, steps: runs[0].optimizer.step, seed: wanted.seed, settings: wanted,
+            recipe: RecipeChoices(recipe: recipe, train: train, settings: wanted, steps: steps, epochs: epochs, patchLength: patchLength))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         try encoder.encode(Metrics(result: result, history: runs[0].history, histories: runs.map(\.history), confusion: evaluation))
@@ -334,7 +366,7 @@ struct Train: ParsableCommand {
     /// The mean cross-entropy of `logits` on `data`.
     func crossEntropy(_ data: TimeSeriesDataset, info: ModelInfo, windowSize: Int, logits: (SequenceBatch) throws -> Tensor) throws -> Float {
         var total = 0.0
-        let batches = try data.relabelled(to: info.classNames).batches(size: 64, standardization: info.standardization, maxSteps: windowSize)
+        let batches = try info.batches(data, windowSize: windowSize)
         for (batch, labels) in batches {
             total += Double(try Loss.softmaxCrossEntropy(logits: try logits(batch), labels: labels).loss) * Double(labels.count)
         }
@@ -363,9 +395,10 @@ struct TrainResult: Codable {
     var steps: Int
     var seed: UInt64
     var settings: TrainingSettings
+    var recipe: RecipeChoices
 
     enum CodingKeys: String, CodingKey {
-        case mode, epochs, steps, seed, settings
+        case mode, epochs, steps, seed, settings, recipe
         case testAccuracy = "test_accuracy", validationAccuracy = "validation_accuracy", modelAccuracies = "model_accuracies"
         case finalLoss = "final_loss", evaluationLoss = "evaluation_loss"
         case trainSeconds = "train_seconds", packedBytes = "packed_bytes", latencyMs = "latency_ms"
@@ -379,6 +412,38 @@ struct TrainResult: Codable {
                 + " " + String(format: "%.3f", r.latencyMs) + "\n"
         }
         return s
+    }
+}
+
+/// What the recipe chose for this data, and which choices an option made instead.
+struct RecipeChoices: Codable {
+    /// Optimizer steps the epochs were derived from (nil when --epochs set them).
+    var stepBudget: Int?
+    var epochs: Int
+    var warmupEpochs: Int
+    var patchLength: Int
+    /// Tokens of the longest training series.
+    var tokens: Int
+    var maxTokens: Int
+    var minTokenValues: Int
+    /// The options that overrode the recipe.
+    var overridden: [String]
+
+    init(recipe: TrainingRecipe, train: TimeSeriesDataset, settings: TrainingSettings, steps: Int?, epochs: Int?, patchLength: Int?) {
+        stepBudget = epochs == nil ? recipe.steps : nil
+        self.epochs = settings.epochs
+        warmupEpochs = settings.warmupEpochs
+        self.patchLength = settings.patchLength
+        tokens = train.maxTokens(patchLength: settings.patchLength)
+        maxTokens = recipe.maxTokens
+        minTokenValues = recipe.minTokenValues
+        overridden = [steps.map { _ in "--steps" }, epochs.map { _ in "--epochs" }, patchLength.map { _ in "--patch-length" }].compactMap { $0 }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case epochs, tokens, overridden
+        case stepBudget = "step_budget", warmupEpochs = "warmup_epochs", patchLength = "patch_length"
+        case maxTokens = "max_tokens", minTokenValues = "min_token_values"
     }
 }
 

@@ -228,4 +228,63 @@ struct CommandLineTests {
         #expect((report["ranges"] as? [String: Double])?.count == 4)
         #expect(FileManager.default.fileExists(atPath: report["out"] as! String))
     }
+
+    @Test("eval --predictions: each series' true and predicted class and probabilities, in CSV and JSON; bench accuracy: the median over seeds per dataset and mode")
+    func predictionsAndAccuracyBench() throws {
+        var rng = SeededGenerator(seed: 9)
+        let panel = temporaryPath("panel"), dir = panel + "/Ramps"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for (split, count) in [("TRAIN", 24), ("TEST", 15)] {
+            var text = "@problemName Ramps\n@univariate true\n@classLabel true up down\n@data\n"
+            for i in 0..<count {
+                let n = 10 + i % 7
+                text += (0..<n).map { t in String(Float(i % 2 == 0 ? t : n - t) + rng.signedUnit()) }.joined(separator: ",")
+                    + ":" + (i % 2 == 0 ? "up" : "down") + "\n"
+            }
+            try text.write(toFile: "\(dir)/Ramps_\(split).ts", atomically: true, encoding: .utf8)
+        }
+        let out = temporaryPath("cli-predictions")
+        let t = try LowBitProcess.run(["train", "--data", "\(dir)/Ramps_TRAIN.ts", "--mode", "ternary", "--steps", "60", "--ensemble", "1",
+                                       "--json", "--out", out] + Self.small)
+        #expect(t.status == 0, "\(t.err)")
+        let trained = try JSONSerialization.jsonObject(with: Data(t.out.utf8)) as! [[String: Any]]
+        let recipe = trained[0]["recipe"] as! [String: Any]
+        #expect(recipe["patch_length"] as? Int == 4 && recipe["step_budget"] as? Int == 60 && recipe["overridden"] as? [String] == ["--steps"])
+        #expect(trained[0]["steps"] as? Int == 60)
+        #expect(t.err.contains("recipe: 30 epochs of 2 steps (a budget of 60 steps), patch length 4"), "\(t.err)")
+
+        let csv = temporaryPath("predictions.csv")
+        let e = try LowBitProcess.run(["eval", out + "/ternary/model.packed.safetensors", "--data", "\(dir)/Ramps_TEST.ts",
+                                       "--predictions", csv, "--json"])
+        #expect(e.status == 0, "\(e.err)")
+        let report = try JSONSerialization.jsonObject(with: Data(e.out.utf8)) as! [String: Any]
+        let lines = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n")
+        #expect(lines.first == "index,label,predicted,p_up,p_down")
+        #expect(lines.count == 16)
+        var correct = 0
+        for (i, line) in lines.dropFirst().enumerated() {
+            let f = line.split(separator: ",").map(String.init)
+            let p = f[3...].map { Double($0)! }
+            #expect(f[0] == String(i) && f[1] == (i % 2 == 0 ? "up" : "down"))
+            #expect(abs(p.reduce(0, +) - 1) < 1e-4)
+            #expect(f[2] == (p[0] >= p[1] ? "up" : "down"), "\(line)")
+            correct += f[1] == f[2] ? 1 : 0
+        }
+        #expect(report["correct"] as? Int == correct)
+        let predictions = report["predictions"] as! [[String: Any]]
+        #expect(predictions.count == 15 && predictions.map { $0["predicted"] as! String } == lines.dropFirst().map { String($0.split(separator: ",")[2]) })
+
+        let b = try LowBitProcess.run(["bench", "accuracy", "--panel", panel, "--datasets", "Ramps", "--seeds", "0,1,2", "--mode", "float,binary",
+                                       "--steps", "20", "--out", temporaryPath("cli-bench-accuracy"), "--json"])
+        #expect(b.status == 0, "\(b.err)")
+        let rows = try JSONSerialization.jsonObject(with: Data(b.out.utf8)) as! [[String: Any]]
+        #expect(rows.map { $0["mode"] as? String } == ["float", "binary"])
+        for row in rows {
+            let accuracies = row["accuracies"] as! [Double]
+            #expect(accuracies.count == 3 && row["median_accuracy"] as? Double == accuracies.sorted()[1])
+            #expect(row["dataset"] as? String == "Ramps" && row["patch_length"] as? Int == 4)
+        }
+        let missing = try LowBitProcess.run(["bench", "accuracy", "--panel", panel, "--datasets", "Nope"])
+        #expect(missing.status != 0 && missing.err.contains("Nope_TRAIN.ts does not exist"), "\(missing.err)")
+    }
 }

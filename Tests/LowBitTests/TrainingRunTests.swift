@@ -187,11 +187,12 @@ struct TrainingRunTests {
         }
     }
 
-    @Test("settings saved before fine-tuning, distillation, positions and ensembles existed decode as starting from scratch without a teacher or positions, one model; new ones round-trip")
+    @Test("settings saved before fine-tuning, distillation, positions, ensembles and patches existed decode as starting from scratch without a teacher or positions, one model, one step per token; new ones round-trip")
     func settingsDecoding() throws {
         var settings = Self.tiny(.binary).fineTuning(.int4, quantizedBackward: true)
         settings.distillation = Distillation(weight: 0.25, temperature: 3)
         settings.positionalEncoding = true
+        settings.patchLength = 3
         let data = try JSONEncoder().encode(settings)
         #expect(try JSONDecoder().decode(TrainingSettings.self, from: data) == settings)
         var old = try JSONSerialization.jsonObject(with: data) as! [String: Any]
@@ -199,12 +200,14 @@ struct TrainingRunTests {
         #expect(old.removeValue(forKey: "distillation") != nil)
         #expect(old.removeValue(forKey: "positionalEncoding") as? Bool == true)
         #expect(old.removeValue(forKey: "ensembleSize") as? Int == 2)
+        #expect(old.removeValue(forKey: "patchLength") as? Int == 3)
         let decoded = try JSONDecoder().decode(TrainingSettings.self, from: try JSONSerialization.data(withJSONObject: old))
         var want = settings
         want.startsFromFloat = false
         want.distillation = nil
         want.positionalEncoding = false
         want.ensembleSize = 1
+        want.patchLength = 1
         #expect(decoded == want)
         old.removeValue(forKey: "epochs")
         #expect(throws: DecodingError.self) { try JSONDecoder().decode(TrainingSettings.self, from: try JSONSerialization.data(withJSONObject: old)) }

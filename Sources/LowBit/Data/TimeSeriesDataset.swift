@@ -79,32 +79,55 @@ public struct TimeSeriesDataset: Sendable, Equatable {
     }
 
     /// Examples at `indices` as one batch padded to its longest series (padding is zero and
-    /// masked by the lengths), after `standardization`; sequences longer than `maxSteps`
-    /// keep their last `maxSteps` steps.
-    public func batch(_ indices: [Int], standardization: ChannelStandardization?, maxSteps: Int = .max) throws -> (batch: SequenceBatch, labels: [Int]) {
+    /// masked by the lengths), after `standardization`.
+    ///
+    /// With `patchLength` P above 1, each token is P consecutive steps (their P · channels
+    /// values, step-major): patches end at the series' last step, so the last token always
+    /// holds the newest P steps and a length that is not a multiple of P leaves zeros at the
+    /// start of the first token. A series longer than `maxSteps` tokens keeps its last
+    /// `maxSteps` · P steps.
+    public func batch(_ indices: [Int], standardization: ChannelStandardization?, maxSteps: Int = .max,
+                      patchLength: Int = 1) throws -> (batch: SequenceBatch, labels: [Int]) {
         guard !indices.isEmpty else { throw LowBitError.invalidArgument("an empty batch") }
-        let lengths = indices.map { min(length($0), maxSteps) }
+        guard patchLength > 0 else { throw LowBitError.invalidArgument("patch length must be positive, got \(patchLength)") }
+        guard maxSteps > 0 else { throw LowBitError.invalidArgument("maxSteps must be positive, got \(maxSteps)") }
+        if let s = standardization, s.mean.count != channels {
+            throw LowBitError.invalidShape("\(name) has \(channels) channels, the standardization (and the model) \(s.mean.count)")
+        }
+        let p = patchLength, width = channels * p
+        let kept = indices.map { maxSteps > Int.max / p ? length($0) : min(length($0), maxSteps * p) }
+        let lengths = kept.map { ($0 + p - 1) / p }
         let steps = lengths.max()!
-        var values = [Float](repeating: 0, count: indices.count * steps * channels)
-        for (b, i) in indices.enumerated() {
-            let start = (length(i) - lengths[b]) * channels
-            for j in 0..<(lengths[b] * channels) {
-                var v = series[i][start + j]
-                if let s = standardization { v = (v - s.mean[j % channels]) / s.deviation[j % channels] }
-                values[b * steps * channels + j] = v
+        var values = [Float](repeating: 0, count: indices.count * steps * width)
+        values.withUnsafeMutableBufferPointer { out in
+            for (b, i) in indices.enumerated() {
+                let source = (length(i) - kept[b]) * channels
+                // Zeros before the series so that the last patch ends at its last step.
+                let start = b * steps * width + (lengths[b] * p - kept[b]) * channels
+                series[i].withUnsafeBufferPointer { x in
+                    for j in 0..<(kept[b] * channels) {
+                        var v = x[source + j]
+                        if let s = standardization { v = (v - s.mean[j % channels]) / s.deviation[j % channels] }
+                        out[start + j] = v
+                    }
+                }
             }
         }
-        return (try SequenceBatch(values: Tensor(shape: [indices.count, steps, channels], scalars: values), lengths: lengths),
+        return (try SequenceBatch(values: Tensor(shape: [indices.count, steps, width], scalars: values), lengths: lengths),
                 indices.map { labels[$0] })
     }
 
     /// Every example in batches of `size`, in order.
-    public func batches(size: Int, standardization: ChannelStandardization?, maxSteps: Int = .max) throws -> [(batch: SequenceBatch, labels: [Int])] {
+    public func batches(size: Int, standardization: ChannelStandardization?, maxSteps: Int = .max,
+                        patchLength: Int = 1) throws -> [(batch: SequenceBatch, labels: [Int])] {
         guard size > 0 else { throw LowBitError.invalidArgument("batch size must be positive, got \(size)") }
         return try stride(from: 0, to: count, by: size).map {
-            try batch(Array($0..<min($0 + size, count)), standardization: standardization, maxSteps: maxSteps)
+            try batch(Array($0..<min($0 + size, count)), standardization: standardization, maxSteps: maxSteps, patchLength: patchLength)
         }
     }
+
+    /// Tokens of the longest series once cut into patches of `patchLength` steps.
+    public func maxTokens(patchLength: Int) -> Int { (maxLength + patchLength - 1) / max(patchLength, 1) }
 }
 
 /// Per-channel mean and standard deviation, taken over every real step of a training set

@@ -60,6 +60,13 @@ public final class PackedClassifier {
 
     public func predict(_ batch: SequenceBatch) throws -> [Int] { argmaxRows(try logits(batch)) }
 
+    /// Each sequence's predicted probability of every class, in class order (the ensemble's
+    /// mean for an ensemble).
+    public func probabilities(_ batch: SequenceBatch) throws -> [[Double]] {
+        let p = softmaxRows(try logits(batch))
+        return (0..<batch.shape.batch).map { Array(p[($0 * classes)..<(($0 + 1) * classes)]) }
+    }
+
     public var hasQuantizedLayers: Bool { !members[0].quantizedLayers.isEmpty }
 
     /// Standalone static-range calibration: forgets the statistics gathered so far, runs

@@ -15,6 +15,12 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
     /// to ``ClassifierTraining/run(train:evaluation:teacher:backend:checkpointPath:evaluationInterval:progress:shouldStop:)``);
     /// nil learns from the labels alone.
     public var distillation: Distillation?
+    /// Steps per token: the encoder reads non-overlapping patches of this many steps (all
+    /// their channels' values) instead of one step at a time, which gives a univariate
+    /// series' tokens something to say and keeps attention over a long series short. The
+    /// default of `lowbit train` depends on the series' length and channels
+    /// (``TrainingRecipe/patchLength(maxLength:channels:)``).
+    public var patchLength: Int
     public var hiddenSize: Int
     public var numLayers: Int
     public var numHeads: Int
@@ -44,7 +50,7 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
     /// The defaults of `lowbit train`, chosen on a validation split held out of
     /// JapaneseVowels' training split (see the README).
     public init(mode: QuantizationMode? = nil, quantizedBackward: Bool = false, startsFromFloat: Bool = false,
-                distillation: Distillation? = nil, hiddenSize: Int = 64, numLayers: Int = 3,
+                distillation: Distillation? = nil, patchLength: Int = 1, hiddenSize: Int = 64, numLayers: Int = 3,
                 numHeads: Int = 4, positionalEncoding: Bool = true, dropout: Float = 0.2, epochs: Int = 40, batchSize: Int = 16, learningRate: Float = 2e-3,
                 warmupEpochs: Int = 2, finalLearningRateFraction: Float = 0.05, weightDecay: Float = 0.05,
                 maxGradientNorm: Float = 1, seed: UInt64 = 0, ensembleSize: Int = 2) {
@@ -52,6 +58,7 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
         self.quantizedBackward = quantizedBackward
         self.startsFromFloat = startsFromFloat
         self.distillation = distillation
+        self.patchLength = patchLength
         self.hiddenSize = hiddenSize
         self.numLayers = numLayers
         self.numHeads = numHeads
@@ -81,6 +88,7 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
         func bad(_ m: String) -> LowBitError { .invalidArgument(m) }
         guard epochs > 0 else { throw bad("epochs must be positive, got \(epochs)") }
         guard batchSize > 0 else { throw bad("batch size must be positive, got \(batchSize)") }
+        guard patchLength > 0 else { throw bad("patch length must be positive, got \(patchLength)") }
         guard learningRate > 0, learningRate.isFinite else { throw bad("learning rate must be positive and finite, got \(learningRate)") }
         guard warmupEpochs >= 0 else { throw bad("warmup epochs must be non-negative, got \(warmupEpochs)") }
         guard (0...1).contains(finalLearningRateFraction) else { throw bad("final learning-rate fraction must be in [0, 1], got \(finalLearningRateFraction)") }
@@ -115,18 +123,22 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
         return s
     }
 
+    /// Optimizer steps per epoch on `trainCount` series.
+    public func stepsPerEpoch(_ trainCount: Int) -> Int { (trainCount + batchSize - 1) / batchSize }
+
     /// "float", or the quantization mode's name (with "+qt" for a quantized backward).
     public var modeName: String { (mode?.rawValue ?? "float") + (quantizedBackward ? "+qt" : "") }
 
-    /// Decodes settings saved before `startsFromFloat`, `distillation`, `positionalEncoding`
-    /// and `ensembleSize` existed as what those runs did: starting from scratch, without a
-    /// teacher, without positions, one model.
+    /// Decodes settings saved before `startsFromFloat`, `distillation`, `positionalEncoding`,
+    /// `ensembleSize` and `patchLength` existed as what those runs did: starting from scratch,
+    /// without a teacher, without positions, one model, one step per token.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(mode: try c.decodeIfPresent(QuantizationMode.self, forKey: .mode),
                   quantizedBackward: try c.decode(Bool.self, forKey: .quantizedBackward),
                   startsFromFloat: try c.decodeIfPresent(Bool.self, forKey: .startsFromFloat) ?? false,
                   distillation: try c.decodeIfPresent(Distillation.self, forKey: .distillation),
+                  patchLength: try c.decodeIfPresent(Int.self, forKey: .patchLength) ?? 1,
                   hiddenSize: try c.decode(Int.self, forKey: .hiddenSize), numLayers: try c.decode(Int.self, forKey: .numLayers),
                   numHeads: try c.decode(Int.self, forKey: .numHeads),
                   positionalEncoding: try c.decodeIfPresent(Bool.self, forKey: .positionalEncoding) ?? false,
@@ -203,8 +215,8 @@ public final class ClassifierTraining {
 
     struct EpochSums: Codable { var loss = 0.0, correct = 0, seen = 0 }
 
-    /// A fresh run. `windowSize` is the longest sequence the model will accept (default:
-    /// the longest training sequence; longer ones keep their last steps). When the settings
+    /// A fresh run. `windowSize` is the longest sequence, in steps, the model will accept
+    /// (default: the longest training sequence; longer ones keep their last steps). When the settings
     /// start from float, `source` is the trained float model whose weights the run starts
     /// from: same shape, same classes, trained on the same data (its standardization).
     public init(settings: TrainingSettings, train: TimeSeriesDataset, windowSize: Int? = nil,
@@ -218,9 +230,11 @@ public final class ClassifierTraining {
         case (false, _?): throw LowBitError.invalidArgument("\(settings.modeName) starts from scratch, but a model to start from was given")
         default: break
         }
-        let options = EncoderOptions(embedDim: train.channels, hiddenSize: settings.hiddenSize, numHeads: settings.numHeads,
+        let (features, tokens) = try TrainingRecipe.tokenShape(channels: train.channels, steps: windowSize ?? train.maxLength,
+                                                                patchLength: settings.patchLength, name: train.name)
+        let options = EncoderOptions(embedDim: features, hiddenSize: settings.hiddenSize, numHeads: settings.numHeads,
                                      numLayers: settings.numLayers, quantize: settings.mode, dropout: settings.dropout,
-                                     windowSize: windowSize ?? train.maxLength,
+                                     windowSize: tokens,
                                      positionalEncoding: settings.positionalEncoding, seed: settings.seed)
         let rules = settings.mode.map { mode in
             [QuantizationRule("*", LayerQuantization(mode: mode, backward: settings.quantizedBackward ? .int8 : .float,
@@ -279,7 +293,7 @@ public final class ClassifierTraining {
             try checkFloatModel(teacher, train: train, refuse: refuse)
             var logits: [Float] = []
             logits.reserveCapacity(train.count * classNames.count)
-            for (batch, _) in try train.batches(size: 64, standardization: standardization, maxSteps: model.options.windowSize) {
+            for (batch, _) in try info.batches(train, windowSize: model.options.windowSize) {
                 logits += try teacher.model.forward(batch, Execution(backend: backend, training: false)).scalars
             }
             return logits
@@ -315,9 +329,11 @@ public final class ClassifierTraining {
     }
 
     /// What a model file needs besides the weights to classify raw series.
-    public var info: ModelInfo { ModelInfo(classNames: classNames, standardization: standardization, modeName: settings.modeName) }
+    public var info: ModelInfo {
+        ModelInfo(classNames: classNames, standardization: standardization, modeName: settings.modeName, patchLength: settings.patchLength)
+    }
 
-    public func stepsPerEpoch(_ train: TimeSeriesDataset) -> Int { (train.count + settings.batchSize - 1) / settings.batchSize }
+    public func stepsPerEpoch(_ train: TimeSeriesDataset) -> Int { settings.stepsPerEpoch(train.count) }
 
     /// Whether every epoch has run.
     public func isFinished(_ train: TimeSeriesDataset) -> Bool { optimizer.step >= settings.epochs * stepsPerEpoch(train) }
@@ -352,12 +368,12 @@ public final class ClassifierTraining {
                     shouldStop: () -> Bool = { false }) throws -> Outcome {
         let train = try train.relabelled(to: classNames)
         let evaluation = try evaluation?.relabelled(to: classNames)
-        guard train.channels == model.options.embedDim else {
-            throw LowBitError.invalidShape("\(train.name) has \(train.channels) channels, the model takes \(model.options.embedDim)")
+        guard train.channels * settings.patchLength == model.options.embedDim else {
+            throw LowBitError.invalidShape("\(train.name) has \(train.channels) channels, the model takes \(model.options.embedDim / settings.patchLength)")
         }
         let perEpoch = stepsPerEpoch(train), total = settings.epochs * perEpoch
         let trainer = Trainer(model: model, backend: backend, optimizer: optimizer, maxGradientNorm: settings.maxGradientNorm)
-        let evalBatches = try evaluation?.batches(size: 64, standardization: standardization, maxSteps: model.options.windowSize)
+        let evalBatches = try evaluation.map { try info.batches($0, windowSize: model.options.windowSize) }
         let teacherLogits = try self.teacherLogits(teacher, train: train, backend: backend)
         let classes = classNames.count
         var sessionSteps = 0
@@ -367,7 +383,7 @@ public final class ClassifierTraining {
             if within == 0 { epochSums = EpochSums() }
             let order = self.order(epoch: epoch, count: train.count)
             let indices = Array(order[(within * settings.batchSize)..<min((within + 1) * settings.batchSize, train.count)])
-            let (batch, labels) = try train.batch(indices, standardization: standardization, maxSteps: model.options.windowSize)
+            let (batch, labels) = try info.batch(train, indices, windowSize: model.options.windowSize)
             optimizer.learningRate = learningRate(atStep: step, stepsPerEpoch: perEpoch)
             let start = Date()
             let lesson = try teacherLogits.map { all in
@@ -420,9 +436,8 @@ public final class ClassifierTraining {
     /// (or a packed one) on `data`.
     public static func evaluate(_ data: TimeSeriesDataset, info: ModelInfo, windowSize: Int,
                                 predict: (SequenceBatch) throws -> [Int]) throws -> Evaluation {
-        let data = try data.relabelled(to: info.classNames)
         var confusion = [[Int]](repeating: [Int](repeating: 0, count: info.classNames.count), count: info.classNames.count)
-        for (batch, labels) in try data.batches(size: 64, standardization: info.standardization, maxSteps: windowSize) {
+        for (batch, labels) in try info.batches(data, windowSize: windowSize) {
             for (p, l) in zip(try predict(batch), labels) { confusion[l][p] += 1 }
         }
         return Evaluation(classNames: info.classNames, confusion: confusion)
@@ -434,22 +449,58 @@ public struct Evaluation: Sendable, Equatable, Codable {
     public var classNames: [String]
     /// confusion[true][predicted].
     public var confusion: [[Int]]
+
+    public init(classNames: [String], confusion: [[Int]]) {
+        self.classNames = classNames
+        self.confusion = confusion
+    }
     public var count: Int { confusion.joined().reduce(0, +) }
     public var correct: Int { confusion.indices.reduce(0) { $0 + confusion[$1][$1] } }
     public var accuracy: Double { Double(correct) / Double(max(count, 1)) }
 }
 
-/// What a saved model needs, besides its weights, to classify raw series: the class names
-/// and the training data's standardization.
+/// What a saved model needs, besides its weights, to classify raw series: the class names,
+/// the training data's standardization and how steps become tokens.
 public struct ModelInfo: Sendable, Equatable, Codable {
     public var classNames: [String]
     public var standardization: ChannelStandardization
     public var modeName: String
+    /// Steps per token (``TrainingSettings/patchLength``).
+    public var patchLength: Int
 
-    public init(classNames: [String], standardization: ChannelStandardization, modeName: String) {
+    public init(classNames: [String], standardization: ChannelStandardization, modeName: String, patchLength: Int = 1) {
         self.classNames = classNames
         self.standardization = standardization
         self.modeName = modeName
+        self.patchLength = patchLength
+    }
+
+    /// Decodes files written before patches existed as one step per token.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(classNames: try c.decode([String].self, forKey: .classNames),
+                  standardization: try c.decode(ChannelStandardization.self, forKey: .standardization),
+                  modeName: try c.decode(String.self, forKey: .modeName),
+                  patchLength: try c.decodeIfPresent(Int.self, forKey: .patchLength) ?? 1)
+    }
+
+    /// Examples `indices` of `data` as the model reads them: labels in the model's classes,
+    /// standardized, cut into patches, at most `windowSize` tokens (the newest).
+    public func batch(_ data: TimeSeriesDataset, _ indices: [Int], windowSize: Int) throws -> (batch: SequenceBatch, labels: [Int]) {
+        try checkChannels(data)
+        return try data.relabelled(to: classNames).batch(indices, standardization: standardization, maxSteps: windowSize, patchLength: patchLength)
+    }
+
+    /// All of `data`, in order, in batches of `size`, as ``batch(_:_:windowSize:)`` reads them.
+    public func batches(_ data: TimeSeriesDataset, size: Int = 64, windowSize: Int) throws -> [(batch: SequenceBatch, labels: [Int])] {
+        try checkChannels(data)
+        return try data.relabelled(to: classNames).batches(size: size, standardization: standardization, maxSteps: windowSize, patchLength: patchLength)
+    }
+
+    private func checkChannels(_ data: TimeSeriesDataset) throws {
+        guard data.channels == standardization.mean.count else {
+            throw LowBitError.invalidShape("\(data.name) has \(data.channels) channels, the model takes \(standardization.mean.count)")
+        }
     }
 
     static let metadataKey = "lowbit.data"
@@ -464,7 +515,7 @@ public struct ModelInfo: Sendable, Equatable, Codable {
         guard let text = metadata[Self.metadataKey], let info = try? JSONDecoder().decode(ModelInfo.self, from: Data(text.utf8)) else {
             throw LowBitError.invalidFile(path: path, reason: "no readable class names and standardization ('\(Self.metadataKey)' metadata)")
         }
-        guard info.classNames.count >= 2, (try? ChannelStandardization(mean: info.standardization.mean, deviation: info.standardization.deviation)) != nil else {
+        guard info.classNames.count >= 2, info.patchLength >= 1, (try? ChannelStandardization(mean: info.standardization.mean, deviation: info.standardization.deviation)) != nil else {
             throw LowBitError.invalidFile(path: path, reason: "invalid class names or standardization in '\(Self.metadataKey)'")
         }
         self = info

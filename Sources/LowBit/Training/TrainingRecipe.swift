@@ -1,0 +1,73 @@
+/// The defaults of `lowbit train` that depend on the data's shape: how many steps make one
+/// token (patches), and how many epochs spend the step budget. One rule for every dataset,
+/// from its length, channels and size alone; every choice can be overridden, and each was
+/// chosen on validation splits held out of training data (docs/accuracy.md).
+///
+/// Why a step budget: a fixed epoch count gives a 36-series dataset a tenth of the updates
+/// a 270-series one gets. Why patches: one step of a univariate series is one number, too
+/// little for a token, and attention over T steps costs T² per head; a patch of P steps
+/// turns T steps into T / P tokens of P · channels values each (as PatchTST does).
+public struct TrainingRecipe: Sendable, Equatable, Codable {
+    /// Optimizer steps per model, whatever the dataset's size. 680 is what JapaneseVowels'
+    /// previous default (40 epochs of 17 batches) took, so its runs are unchanged.
+    public var steps: Int
+    /// The most tokens a series of the dataset's longest length becomes.
+    public var maxTokens: Int
+    /// The fewest values one token holds (steps · channels), so a univariate or
+    /// two-channel series is read a few steps at a time.
+    public var minTokenValues: Int
+
+    public init(steps: Int = 680, maxTokens: Int = 32, minTokenValues: Int = 4) {
+        self.steps = steps
+        self.maxTokens = maxTokens
+        self.minTokenValues = minTokenValues
+    }
+
+    /// The widest token a model takes (channels · patch length): bounds the input
+    /// projection, and with it how long a series can be (``maxTokens`` times this many
+    /// values). A longer series is refused before anything is allocated for it.
+    public static let maxTokenValues = 65536
+
+    /// Steps per token for series of up to `maxLength` steps of `channels` values: enough to
+    /// fit the longest series in ``maxTokens`` tokens, and for a token to hold at least
+    /// ``minTokenValues`` values, but never more steps than the series has.
+    public func patchLength(maxLength: Int, channels: Int) -> Int {
+        let forLength = (maxLength + maxTokens - 1) / maxTokens
+        let forWidth = (minTokenValues + channels - 1) / max(channels, 1)
+        return max(1, min(max(forLength, forWidth), max(maxLength, 1)))
+    }
+
+    /// Epochs that spend about ``steps`` optimizer steps on `trainCount` series in batches of
+    /// `batchSize` (at least one).
+    public func epochs(trainCount: Int, batchSize: Int) -> Int {
+        let perEpoch = max((trainCount + batchSize - 1) / max(batchSize, 1), 1)
+        return max(1, Int((Double(steps) / Double(perEpoch)).rounded()))
+    }
+
+    /// Warmup epochs: 5 % of the run (2 of JapaneseVowels' 40 epochs, as before).
+    public func warmupEpochs(epochs: Int) -> Int { Int((Double(epochs) * 0.05).rounded()) }
+
+    /// `settings` adapted to `train`: the patch length and epochs of this recipe, except
+    /// where `patchLength` or `epochs` gives one.
+    public func settings(_ settings: TrainingSettings, for train: TimeSeriesDataset, patchLength: Int? = nil,
+                         epochs: Int? = nil) -> TrainingSettings {
+        var s = settings
+        s.patchLength = patchLength ?? self.patchLength(maxLength: train.maxLength, channels: train.channels)
+        s.epochs = epochs ?? self.epochs(trainCount: train.count, batchSize: s.batchSize)
+        s.warmupEpochs = warmupEpochs(epochs: s.epochs)
+        return s
+    }
+
+    /// Values per token and tokens of a series of `steps` steps: what the encoder is built
+    /// for. Refuses, naming the limit, a token wider than ``maxTokenValues``.
+    public static func tokenShape(channels: Int, steps: Int, patchLength: Int, name: String) throws -> (features: Int, tokens: Int) {
+        guard patchLength > 0 else { throw LowBitError.invalidArgument("patch length must be positive, got \(patchLength)") }
+        let (features, overflow) = channels.multipliedReportingOverflow(by: patchLength)
+        guard !overflow, features <= maxTokenValues else {
+            throw LowBitError.invalidArgument("\(name): a token of \(patchLength) steps × \(channels) channels exceeds the limit of "
+                                              + "\(maxTokenValues) values per token; use a shorter --patch-length, or shorten the series "
+                                              + "(the recipe fits a series in its token budget only up to \(maxTokenValues) values per token)")
+        }
+        return (features, (max(steps, 1) + patchLength - 1) / patchLength)
+    }
+}
