@@ -104,9 +104,14 @@ struct CommandLineTests {
             let mode = row["mode"] as! String
             let alone = try rows(try LowBitProcess.run(["train", "--mode", mode, "--out", out + "-" + mode] + args,
                                                        environment: ["LOWBIT_THREADS": "1"]))
-            for key in ["final_loss", "evaluation_loss", "test_accuracy", "steps"] {
+            for key in ["final_loss", "steps"] {
                 #expect("\(row[key]!)" == "\(alone[0][key]!)", "\(mode) \(key)")
             }
+            // The trained models are the same bytes. (The evaluation after training runs on
+            // every thread, two here and one there, and OpenBLAS's float sums may then round
+            // differently in the last bit on some CPUs: the losses are not compared exactly.)
+            let packed = "/\(mode)/model.packed.safetensors"
+            #expect(FileManager.default.contentsEqual(atPath: out + packed, andPath: out + "-" + mode + packed), "\(mode)")
         }
     }
 
