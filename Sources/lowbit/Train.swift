@@ -37,6 +37,12 @@ struct Train: ParsableCommand {
     @Option(help: "Models trained per mode, each from its own seed; the packed model averages their predicted probabilities (default 2; 1 for a single model).")
     var ensemble: Int?
     @Option(help: "Dropout rate.") var dropout: Float?
+    @Option(help: "Augmentation: drop up to this share of each training series' first steps, drawn at every step (default 0).")
+    var crop: Float?
+    @Option(help: "Augmentation: multiply each training series by a factor drawn from [1 - S, 1 + S] at every step (default 0).")
+    var scale: Float?
+    @Option(help: "Augmentation: add uniform noise of this amplitude to every standardized training value (default 0).")
+    var jitter: Float?
     @Option(help: "AdamW weight decay.") var weightDecay: Float?
     @Flag(help: "Quantized backward (QT): int8 backward matmuls.") var qt = false
     @Option(help: "Where the quantized modes start: scratch (a random initialisation) or float (fine-tune the trained float model, which is then trained first).")
@@ -95,6 +101,9 @@ struct Train: ParsableCommand {
         if let heads { s.numHeads = heads }
         if let positionalEncoding { s.positionalEncoding = positionalEncoding }
         if let dropout { s.dropout = dropout }
+        if let crop { s.augmentation.crop = crop }
+        if let scale { s.augmentation.scale = scale }
+        if let jitter { s.augmentation.jitter = jitter }
         if let ensemble { s.ensembleSize = ensemble }
         if let weightDecay { s.weightDecay = weightDecay }
         return s

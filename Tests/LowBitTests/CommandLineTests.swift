@@ -159,6 +159,8 @@ struct CommandLineTests {
         (["train", "--distill-temperature", "3"], "--distill-temperature applies only"),
         (["train", "--distill", "nan"], "--distill must be in [0, 1]"),
         (["train", "--ensemble", "0"], "ensemble size must be from 1 to 16"),
+        (["train", "--crop", "1"], "augmentation crop must be in [0, 1)"),
+        (["train", "--jitter", "inf"], "augmentation jitter must be non-negative and finite"),
         (["eval", "/nonexistent/model.safetensors"], "/nonexistent/model.safetensors"),
         (["calibrate", "/nonexistent/model.safetensors"], "/nonexistent/model.safetensors"),
     ])

@@ -135,3 +135,85 @@ struct RecipeTests {
         #expect("\(error!)".contains("2 channels, the model takes 1"), "\(error!)")
     }
 }
+
+/// Augmentation: random crops, scaling and noise of the training series.
+@Suite("Augmentation")
+struct AugmentationTests {
+    @Test("an augmented batch: the same seed gives the same batch, the last step stays, padding stays zero, scaling stays in its range")
+    func augmentedBatch() throws {
+        let data = try RecipeTests.slopes(count: 6, lengths: 20...40, channels: 2)
+        let run = try ClassifierTraining(settings: TrainingSettings(patchLength: 3, hiddenSize: 8, numLayers: 1, numHeads: 2, seed: 2),
+                                         train: data)
+        let (info, window, all) = (run.info, run.model.options.windowSize, Array(0..<6))
+        let plain = try info.batch(data, all, windowSize: window)
+        #expect(try Augmentation().batch(data, all, info: info, windowSize: window, seed: 5).batch.values == plain.batch.values)
+
+        let both = Augmentation(crop: 0.5, scale: 0.3, jitter: 0.1)
+        let a = try both.batch(data, all, info: info, windowSize: window, seed: 5)
+        #expect(a.labels == plain.labels)
+        #expect(try both.batch(data, all, info: info, windowSize: window, seed: 5).batch.values == a.batch.values)
+        #expect(try both.batch(data, all, info: info, windowSize: window, seed: 6).batch.values != a.batch.values)
+        // Crops shorten series but keep at least half; a padded position is zero.
+        let width = a.batch.features, steps = a.batch.shape.steps
+        for b in 0..<6 {
+            let (full, cut) = (plain.batch.shape.lengths[b], a.batch.shape.lengths[b])
+            #expect(cut <= full && cut >= full / 2 - 1, "\(cut) of \(full) tokens")
+            let row = Array(a.batch.values.scalars[(b * steps * width)..<((b + 1) * steps * width)])
+            #expect(row[(cut * width)...].allSatisfy { $0 == 0 })
+        }
+
+        // Scaling alone: each series' standardized values are the plain ones times one factor in [0.7, 1.3].
+        let scaled = try Augmentation(scale: 0.3).batch(data, all, info: info, windowSize: window, seed: 9).batch
+        let plainSteps = plain.batch.shape.steps
+        #expect(scaled.shape.steps == plainSteps)
+        for b in 0..<6 {
+            let range = (b * plainSteps * width)..<((b * plainSteps + plain.batch.shape.lengths[b]) * width)
+            let ratios = zip(scaled.values.scalars[range], plain.batch.values.scalars[range]).filter { abs($1) > 0.1 }.map { $0 / $1 }
+            #expect(!ratios.isEmpty && ratios.allSatisfy { $0 >= 0.7 - 1e-4 && $0 <= 1.3 + 1e-4 })
+            #expect(ratios.max()! - ratios.min()! < 1e-3, "one factor per series")
+        }
+        // Crop alone: the series' last steps are unchanged.
+        let cropped = try Augmentation(crop: 0.5).batch(data, all, info: info, windowSize: window, seed: 3).batch
+        for b in 0..<6 {
+            let last = { (x: SequenceBatch) in
+                let (n, t) = (x.shape.lengths[b], x.shape.steps)
+                return Array(x.values.scalars[((b * t + n - 1) * width)..<((b * t + n) * width)])
+            }
+            #expect(last(cropped) == last(plain.batch))
+        }
+    }
+
+    @Test("bad augmentation settings are refused, naming the setting")
+    func refused() throws {
+        for (a, text) in [(Augmentation(crop: 1), "crop"), (Augmentation(scale: -0.1), "scale"), (Augmentation(jitter: .nan), "jitter")] {
+            let error = #expect(throws: LowBitError.self) { try TrainingSettings(augmentation: a).validate() }
+            #expect("\(error!)".contains(text), "\(error!)")
+        }
+    }
+
+    @Test("training with augmentation: a resumed run equals the uninterrupted one bit for bit, and differs from a run without it")
+    func resumeIsExact() throws {
+        let data = try RecipeTests.slopes(count: 24, lengths: 12...30)
+        var settings = TrainingSettings(mode: .ternary, patchLength: 2, hiddenSize: 8, numLayers: 1, numHeads: 2, dropout: 0,
+                                        augmentation: Augmentation(crop: 0.3, scale: 0.2, jitter: 0.05), epochs: 3, batchSize: 8,
+                                        seed: 7, ensembleSize: 1)
+        let backend = try KernelsBackend()
+        let straight = try ClassifierTraining(settings: settings, train: data)
+        try straight.run(train: data, backend: backend)
+
+        let path = temporaryPath("augmented-resume.safetensors")
+        let first = try ClassifierTraining(settings: settings, train: data)
+        var steps = 0
+        #expect(try first.run(train: data, backend: backend, checkpointPath: path, progress: { _ in steps += 1 },
+                              shouldStop: { steps == 4 }) == .interrupted)
+        let resumed = try ClassifierTraining(resumingFrom: path)
+        #expect(resumed.settings.augmentation == settings.augmentation)
+        #expect(try resumed.run(train: data, backend: backend, checkpointPath: path) == .finished)
+        for (a, b) in zip(resumed.model.parameters, straight.model.parameters) { #expect(a.value == b.value, "\(a.name)") }
+
+        settings.augmentation = Augmentation()
+        let plain = try ClassifierTraining(settings: settings, train: data)
+        try plain.run(train: data, backend: backend)
+        #expect(zip(plain.model.parameters, straight.model.parameters).contains { $0.value != $1.value })
+    }
+}

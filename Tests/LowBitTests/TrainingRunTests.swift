@@ -187,12 +187,13 @@ struct TrainingRunTests {
         }
     }
 
-    @Test("settings saved before fine-tuning, distillation, positions, ensembles and patches existed decode as starting from scratch without a teacher or positions, one model, one step per token; new ones round-trip")
+    @Test("settings saved before fine-tuning, distillation, positions, ensembles, patches and augmentation existed decode as starting from scratch without a teacher or positions, one model, one step per token, no augmentation; new ones round-trip")
     func settingsDecoding() throws {
         var settings = Self.tiny(.binary).fineTuning(.int4, quantizedBackward: true)
         settings.distillation = Distillation(weight: 0.25, temperature: 3)
         settings.positionalEncoding = true
         settings.patchLength = 3
+        settings.augmentation = Augmentation(crop: 0.1, scale: 0.2, jitter: 0.05)
         let data = try JSONEncoder().encode(settings)
         #expect(try JSONDecoder().decode(TrainingSettings.self, from: data) == settings)
         var old = try JSONSerialization.jsonObject(with: data) as! [String: Any]
@@ -201,6 +202,7 @@ struct TrainingRunTests {
         #expect(old.removeValue(forKey: "positionalEncoding") as? Bool == true)
         #expect(old.removeValue(forKey: "ensembleSize") as? Int == 2)
         #expect(old.removeValue(forKey: "patchLength") as? Int == 3)
+        #expect(old.removeValue(forKey: "augmentation") != nil)
         let decoded = try JSONDecoder().decode(TrainingSettings.self, from: try JSONSerialization.data(withJSONObject: old))
         var want = settings
         want.startsFromFloat = false
@@ -208,6 +210,7 @@ struct TrainingRunTests {
         want.positionalEncoding = false
         want.ensembleSize = 1
         want.patchLength = 1
+        want.augmentation = Augmentation()
         #expect(decoded == want)
         old.removeValue(forKey: "epochs")
         #expect(throws: DecodingError.self) { try JSONDecoder().decode(TrainingSettings.self, from: try JSONSerialization.data(withJSONObject: old)) }

@@ -29,6 +29,8 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
     /// causal attention sees order without it.
     public var positionalEncoding: Bool
     public var dropout: Float
+    /// Random crops, scaling and noise of the training series (none by default).
+    public var augmentation: Augmentation
     public var epochs: Int
     public var batchSize: Int
     /// Peak learning rate, reached after `warmupEpochs` and decayed by a cosine to
@@ -51,7 +53,8 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
     /// JapaneseVowels' training split (see the README).
     public init(mode: QuantizationMode? = nil, quantizedBackward: Bool = false, startsFromFloat: Bool = false,
                 distillation: Distillation? = nil, patchLength: Int = 1, hiddenSize: Int = 64, numLayers: Int = 3,
-                numHeads: Int = 4, positionalEncoding: Bool = true, dropout: Float = 0.2, epochs: Int = 40, batchSize: Int = 16, learningRate: Float = 2e-3,
+                numHeads: Int = 4, positionalEncoding: Bool = true, dropout: Float = 0.2,
+                augmentation: Augmentation = Augmentation(), epochs: Int = 40, batchSize: Int = 16, learningRate: Float = 2e-3,
                 warmupEpochs: Int = 2, finalLearningRateFraction: Float = 0.05, weightDecay: Float = 0.05,
                 maxGradientNorm: Float = 1, seed: UInt64 = 0, ensembleSize: Int = 2) {
         self.mode = mode
@@ -64,6 +67,7 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
         self.numHeads = numHeads
         self.positionalEncoding = positionalEncoding
         self.dropout = dropout
+        self.augmentation = augmentation
         self.epochs = epochs
         self.batchSize = batchSize
         self.learningRate = learningRate
@@ -89,6 +93,7 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
         guard epochs > 0 else { throw bad("epochs must be positive, got \(epochs)") }
         guard batchSize > 0 else { throw bad("batch size must be positive, got \(batchSize)") }
         guard patchLength > 0 else { throw bad("patch length must be positive, got \(patchLength)") }
+        try augmentation.validate()
         guard learningRate > 0, learningRate.isFinite else { throw bad("learning rate must be positive and finite, got \(learningRate)") }
         guard warmupEpochs >= 0 else { throw bad("warmup epochs must be non-negative, got \(warmupEpochs)") }
         guard (0...1).contains(finalLearningRateFraction) else { throw bad("final learning-rate fraction must be in [0, 1], got \(finalLearningRateFraction)") }
@@ -130,8 +135,9 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
     public var modeName: String { (mode?.rawValue ?? "float") + (quantizedBackward ? "+qt" : "") }
 
     /// Decodes settings saved before `startsFromFloat`, `distillation`, `positionalEncoding`,
-    /// `ensembleSize` and `patchLength` existed as what those runs did: starting from scratch,
-    /// without a teacher, without positions, one model, one step per token.
+    /// `ensembleSize`, `patchLength` and `augmentation` existed as what those runs did: starting
+    /// from scratch, without a teacher, without positions, one model, one step per token, no
+    /// augmentation.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(mode: try c.decodeIfPresent(QuantizationMode.self, forKey: .mode),
@@ -143,6 +149,7 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
                   numHeads: try c.decode(Int.self, forKey: .numHeads),
                   positionalEncoding: try c.decodeIfPresent(Bool.self, forKey: .positionalEncoding) ?? false,
                   dropout: try c.decode(Float.self, forKey: .dropout),
+                  augmentation: try c.decodeIfPresent(Augmentation.self, forKey: .augmentation) ?? Augmentation(),
                   epochs: try c.decode(Int.self, forKey: .epochs), batchSize: try c.decode(Int.self, forKey: .batchSize),
                   learningRate: try c.decode(Float.self, forKey: .learningRate),
                   warmupEpochs: try c.decode(Int.self, forKey: .warmupEpochs),
@@ -383,7 +390,7 @@ public final class ClassifierTraining {
             if within == 0 { epochSums = EpochSums() }
             let order = self.order(epoch: epoch, count: train.count)
             let indices = Array(order[(within * settings.batchSize)..<min((within + 1) * settings.batchSize, train.count)])
-            let (batch, labels) = try info.batch(train, indices, windowSize: model.options.windowSize)
+            let (batch, labels) = try trainingBatch(train, indices, step: step)
             optimizer.learningRate = learningRate(atStep: step, stepsPerEpoch: perEpoch)
             let start = Date()
             let lesson = try teacherLogits.map { all in
@@ -420,6 +427,13 @@ public final class ClassifierTraining {
             if within == perEpoch - 1, shouldStop(), optimizer.step < total { return .interrupted }
         }
         return .finished
+    }
+
+    /// The batch of step `step`: examples `indices` of `train`, augmented when the settings
+    /// say so, from draws of (seed, step), so that a resumed run sees the same series.
+    func trainingBatch(_ train: TimeSeriesDataset, _ indices: [Int], step: Int) throws -> (batch: SequenceBatch, labels: [Int]) {
+        let seed = settings.seed ^ (0xA064_3E47_0000_0000 &+ UInt64(step) &* 0x2545_F491_4F6C_DD1D)
+        return try settings.augmentation.batch(train, indices, info: info, windowSize: model.options.windowSize, seed: seed)
     }
 
     /// Saves the model, optimizer, statistics, settings, history, standardization and class
