@@ -55,6 +55,8 @@ struct Train: ParsableCommand {
     @Option(help: "Temperature of distillation (softens the predictions; default 2).") var distillTemperature: Float?
     @Option(help: "Hold out this fraction of the training data and evaluate on it instead of the test split (for choosing settings).")
     var validation: Double?
+    @Option(help: "Checkpoint selection: hold out this fraction of the training data (after --validation's), score every epoch on it, and keep the weights of the epoch with the lowest loss (default: none; the last epoch's weights).")
+    var selectOn: Double?
     @Option(help: "Output directory.") var out = "out/train"
     @Flag(help: "Continue each mode from its checkpoint in --out.") var resume = false
     @Flag(help: "Print only a JSON array (one object per mode) on standard output.") var json = false
@@ -111,6 +113,7 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         if let validation, !(validation > 0 && validation < 1) { throw ValidationError("--validation must be in (0, 1), got \(validation)") }
+        if let selectOn, !(selectOn > 0 && selectOn < 1) { throw ValidationError("--select-on must be in (0, 1), got \(selectOn)") }
         if let steps, steps <= 0 { throw ValidationError("--steps must be positive, got \(steps)") }
         if steps != nil, epochs != nil { throw ValidationError("--steps and --epochs both set the run's length: give one") }
         if let qatEpochs, qatEpochs <= 0 { throw ValidationError("--qat-epochs must be positive, got \(qatEpochs)") }
@@ -161,10 +164,19 @@ struct Train: ParsableCommand {
             (train, test) = train.split(holdingOut: validation, seed: seed ^ 0xFA11)
             (testSource, evaluationName) = ("\(Int(validation * 100))% of the training data (validation; the test split is not read)", "validation")
         }
+        var selection: TimeSeriesDataset?
+        if let selectOn {
+            let (rest, held) = train.split(holdingOut: selectOn, seed: seed ^ 0x5E1E)
+            guard rest.count >= 2, held.count >= 1 else {
+                throw ValidationError("--select-on \(selectOn) leaves \(rest.count) training and \(held.count) selection series of \(train.count); use another fraction")
+            }
+            (train, selection) = (rest, held)
+        }
         let display = ProgressDisplay()
         let say: (String) -> Void = { [json] in display.say($0, onStandardOutput: !json) }
         say("\(train.name): \(train.count) training series, \(test.count) \(evaluationName) series (\(testSource)); "
-            + "\(train.channels) channels, lengths \(train.lengths.min()!)–\(train.maxLength), \(train.classNames.count) classes")
+            + "\(train.channels) channels, lengths \(train.lengths.min()!)–\(train.maxLength), \(train.classNames.count) classes"
+            + (selection.map { "; \($0.count) more held out for checkpoint selection (--select-on)" } ?? ""))
         let chosen = settings(nil, for: train)
         let tokens = train.maxTokens(patchLength: chosen.patchLength)
         say("recipe: \(chosen.epochs) epochs of \(settings(nil, for: train).stepsPerEpoch(train.count)) steps"
@@ -199,7 +211,8 @@ struct Train: ParsableCommand {
         let started = Date()
         for phase in phases {
             let jobs = phase.flatMap { m in (0..<settings(m).ensembleSize).map { Job(mode: m, member: $0) } }
-            let runs = try trainConcurrently(jobs, config: config, train: train, test: test, floatRuns: floatRuns, display: display, say: say)
+            let runs = try trainConcurrently(jobs, config: config, train: train, test: test, selection: selection, floatRuns: floatRuns,
+                                             display: display, say: say)
             let stopped = zip(jobs, runs).filter { $0.1 == nil }.map { checkpointPath($0.0) }
             guard stopped.isEmpty else {
                 for path in stopped {
@@ -235,13 +248,18 @@ struct Train: ParsableCommand {
             .appendingPathComponent(job.member == 0 ? "checkpoint.safetensors" : "checkpoint-\(job.member + 1).safetensors").path
     }
 
+    /// Where a run with --select-on keeps its selected weights: beside its checkpoint.
+    func selectedPath(_ job: Job) -> String {
+        checkpointPath(job).replacingOccurrences(of: "checkpoint", with: "selected")
+    }
+
     /// Trains (or resumes) `jobs`, as many at a time as there are threads (each run then gets
     /// an equal share of them); the runs in `jobs` order, nil for one interrupted. A quantized
     /// model that starts from float, or learns from it, uses the float model of the same
     /// member in `floatRuns` (or, when several run at once, its own copy loaded from that
     /// model's checkpoint: a model's forward keeps its activations, so two runs cannot share one).
     func trainConcurrently(_ jobs: [Job], config: RuntimeConfiguration, train: TimeSeriesDataset,
-                           test: TimeSeriesDataset, floatRuns: [ClassifierTraining], display: ProgressDisplay,
+                           test: TimeSeriesDataset, selection: TimeSeriesDataset?, floatRuns: [ClassifierTraining], display: ProgressDisplay,
                            say: @escaping (String) -> Void) throws -> [ClassifierTraining?] {
         let workers = max(1, min(jobs.count, config.threads))
         var each = config
@@ -260,7 +278,7 @@ struct Train: ParsableCommand {
                         floatRun = workers == 1 ? floatRuns[job.member]
                             : try ClassifierTraining(resumingFrom: command.checkpointPath(Job(mode: nil, member: job.member)))
                     }
-                    let run = try command.trainModel(job, train: train, test: test, backend: backends[w], floatRun: floatRun,
+                    let run = try command.trainModel(job, train: train, test: test, selection: selection, backend: backends[w], floatRun: floatRun,
                                                      display: display, say: say, shouldStop: { Interrupt.requested || shared.failed })
                     shared.set(i, run)
                 } catch {
@@ -303,7 +321,7 @@ struct Train: ParsableCommand {
 
     /// Trains (or resumes) one model; nil when interrupted. A quantized model that starts
     /// from float, or learns from it, uses `floatRun`.
-    func trainModel(_ job: Job, train: TimeSeriesDataset, test: TimeSeriesDataset, backend: any Backend,
+    func trainModel(_ job: Job, train: TimeSeriesDataset, test: TimeSeriesDataset, selection: TimeSeriesDataset?, backend: any Backend,
                     floatRun: ClassifierTraining?, display: ProgressDisplay, say: (String) -> Void,
                     shouldStop: () -> Bool) throws -> ClassifierTraining? {
         let wanted = settings(job.mode, for: train).member(job.member)
@@ -327,6 +345,7 @@ struct Train: ParsableCommand {
         let outcome = try run.run(train: train, evaluation: test, teacher: wanted.distillation == nil ? nil : floatRun,
                                   backend: backend, checkpointPath: checkpoint,
                                   evaluationInterval: max(1, run.settings.epochs / 10),
+                                  selection: selection.map { CheckpointSelection(data: $0, path: selectedPath(job)) },
                                   progress: { display.update(label, $0) }, shouldStop: shouldStop)
         display.finish(label)
         return outcome == .finished ? run : nil
@@ -357,7 +376,8 @@ struct Train: ParsableCommand {
             finalLoss: finalLoss, evaluationLoss: loss, trainSeconds: runs.map(\.trainSeconds).reduce(0, +),
             packedBytes: packed.weightBytes, latencyMs: latency * 1e3,
             epochs: wanted.epochs, steps: runs[0].optimizer.step, seed: wanted.seed, settings: wanted,
-            recipe: RecipeChoices(recipe: recipe, train: train, settings: wanted, steps: steps, epochs: epochs, patchLength: patchLength))
+            recipe: RecipeChoices(recipe: recipe, train: train, settings: wanted, steps: steps, epochs: epochs, patchLength: patchLength,
+                                  selectOn: selectOn, selectedEpochs: runs.compactMap(\.selectedEpoch)))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         try encoder.encode(Metrics(result: result, history: runs[0].history, histories: runs.map(\.history), confusion: evaluation))
@@ -368,7 +388,9 @@ struct Train: ParsableCommand {
             .write(to: dir.appendingPathComponent("curve.svg"), atomically: true, encoding: .utf8)
         let models = runs.count == 1 ? "" : " (the \(runs.count) models alone: " + alone.map { String(format: "%.4f", $0) }.joined(separator: ", ") + ")"
         say("\(wanted.modeName): \(evaluationName) " + String(format: "accuracy %.4f", evaluation.accuracy) + models
-            + String(format: ", final loss %.4f, %.1f s", finalLoss, result.trainSeconds))
+            + String(format: ", final loss %.4f, %.1f s", finalLoss, result.trainSeconds)
+            + (selectOn == nil ? "" : "; weights of epoch " + runs.compactMap { $0.selectedEpoch.map(String.init) }.joined(separator: ", ")
+               + " of \(wanted.epochs) (lowest selection loss)"))
         return result
     }
 
@@ -437,8 +459,13 @@ struct RecipeChoices: Codable {
     var minTokenValues: Int
     /// The options that overrode the recipe.
     var overridden: [String]
+    /// With --select-on: the fraction held out for checkpoint selection, and the epoch each
+    /// model's weights come from.
+    var selectOn: Double?
+    var selectedEpochs: [Int]?
 
-    init(recipe: TrainingRecipe, train: TimeSeriesDataset, settings: TrainingSettings, steps: Int?, epochs: Int?, patchLength: Int?) {
+    init(recipe: TrainingRecipe, train: TimeSeriesDataset, settings: TrainingSettings, steps: Int?, epochs: Int?, patchLength: Int?,
+         selectOn: Double?, selectedEpochs: [Int]) {
         stepBudget = epochs == nil ? recipe.steps : nil
         self.epochs = settings.epochs
         warmupEpochs = settings.warmupEpochs
@@ -447,12 +474,15 @@ struct RecipeChoices: Codable {
         maxTokens = recipe.maxTokens
         minTokenValues = recipe.minTokenValues
         overridden = [steps.map { _ in "--steps" }, epochs.map { _ in "--epochs" }, patchLength.map { _ in "--patch-length" }].compactMap { $0 }
+        self.selectOn = selectOn
+        self.selectedEpochs = selectOn == nil ? nil : selectedEpochs
     }
 
     enum CodingKeys: String, CodingKey {
         case epochs, tokens, overridden
         case stepBudget = "step_budget", warmupEpochs = "warmup_epochs", patchLength = "patch_length"
         case maxTokens = "max_tokens", minTokenValues = "min_token_values"
+        case selectOn = "select_on", selectedEpochs = "selected_epochs"
     }
 }
 

@@ -115,6 +115,21 @@ struct CommandLineTests {
         }
     }
 
+    @Test("--select-on: a held-out share of the training data picks each model's epoch; metrics.json says which")
+    func checkpointSelection() throws {
+        let out = temporaryPath("cli-select")
+        let r = try LowBitProcess.run(["train", "--mode", "ternary", "--epochs", "3", "--select-on", "0.3", "--json", "--out", out] + Self.small)
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.err.contains("held out for checkpoint selection") && r.err.contains("lowest selection loss"), "\(r.err)")
+        let metrics = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/ternary/metrics.json"))) as! [String: Any]
+        let recipe = try #require((metrics["result"] as? [String: Any])?["recipe"] as? [String: Any])
+        #expect(recipe["select_on"] as? Double == 0.3)
+        let epochs = try #require(recipe["selected_epochs"] as? [Int])
+        #expect(epochs.count == 2 && epochs.allSatisfy { (1...3).contains($0) }, "\(epochs)")
+        #expect(FileManager.default.fileExists(atPath: out + "/ternary/selected.safetensors"))
+        #expect(FileManager.default.fileExists(atPath: out + "/ternary/selected-2.safetensors"))
+    }
+
     @Test("Ctrl-C keeps the last checkpoint; --resume continues from it to the end (binary, learning from float)")
     func interruptAndResume() throws {
         let out = temporaryPath("cli-interrupt")
@@ -160,6 +175,7 @@ struct CommandLineTests {
         (["train", "--distill", "nan"], "--distill must be in [0, 1]"),
         (["train", "--ensemble", "0"], "ensemble size must be from 1 to 16"),
         (["train", "--crop", "1"], "augmentation crop must be in [0, 1)"),
+        (["train", "--select-on", "1.5"], "--select-on must be in (0, 1)"),
         (["train", "--jitter", "inf"], "augmentation jitter must be non-negative and finite"),
         (["eval", "/nonexistent/model.safetensors"], "/nonexistent/model.safetensors"),
         (["calibrate", "/nonexistent/model.safetensors"], "/nonexistent/model.safetensors"),

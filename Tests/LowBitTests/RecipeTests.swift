@@ -217,3 +217,51 @@ struct AugmentationTests {
         #expect(zip(plain.model.parameters, straight.model.parameters).contains { $0.value != $1.value })
     }
 }
+
+/// Checkpoint selection: a run ends with the weights of its best epoch on held-out data.
+@Suite("Checkpoint selection")
+struct CheckpointSelectionTests {
+    @Test("a selecting run ends with the weights of its epoch of lowest selection loss; training itself is unchanged; a resumed run ends the same")
+    func selection() throws {
+        let train = try RecipeTests.slopes(count: 16, lengths: 8...20, seed: 3)
+        let held = try RecipeTests.slopes(count: 10, lengths: 8...20, seed: 4)
+        let settings = TrainingSettings(mode: .int4, patchLength: 2, hiddenSize: 8, numLayers: 1, numHeads: 2, dropout: 0,
+                                        epochs: 6, batchSize: 4, learningRate: 1e-2, seed: 5, ensembleSize: 1)
+        let backend = try KernelsBackend()
+        let path = temporaryPath("selected.safetensors")
+        let selecting = try ClassifierTraining(settings: settings, train: train)
+        #expect(try selecting.run(train: train, backend: backend, selection: CheckpointSelection(data: held, path: path)) == .finished)
+        let losses = selecting.history.map { $0.selectionLoss! }
+        let chosen = try #require(selecting.selectedEpoch)
+        #expect(losses[chosen - 1] == losses.min()!)
+        #expect(losses.count == 6 && Set(losses).count > 1, "\(losses)")
+
+        // The same run scored on the held-out data without selecting: the same losses, epoch by epoch.
+        let plain = try ClassifierTraining(settings: settings, train: train)
+        try plain.run(train: train, evaluation: held, backend: backend)
+        #expect(plain.history.map { $0.evaluationLoss! } == losses)
+        #expect(plain.selectedEpoch == nil)
+        // The weights it ends with are the ones the run had after the chosen epoch.
+        let perEpoch = plain.stepsPerEpoch(train)
+        let stopped = try ClassifierTraining(settings: settings, train: train)
+        var steps = 0
+        try stopped.run(train: train, backend: backend, progress: { _ in steps += 1 }, shouldStop: { steps == chosen * perEpoch })
+        #expect(stopped.optimizer.step == chosen * perEpoch)
+        for (a, b) in zip(selecting.model.parameters, stopped.model.parameters) { #expect(a.value == b.value, "\(a.name)") }
+        if chosen < 6 {
+            #expect(zip(selecting.model.parameters, plain.model.parameters).contains { $0.value != $1.value })
+        }
+
+        // Interrupted and resumed: the same end.
+        let checkpoint = temporaryPath("selecting-checkpoint.safetensors"), path2 = temporaryPath("selected-2.safetensors")
+        let first = try ClassifierTraining(settings: settings, train: train)
+        steps = 0
+        #expect(try first.run(train: train, backend: backend, checkpointPath: checkpoint, selection: CheckpointSelection(data: held, path: path2),
+                              progress: { _ in steps += 1 }, shouldStop: { steps == perEpoch * 3 + 1 }) == .interrupted)
+        let resumed = try ClassifierTraining(resumingFrom: checkpoint)
+        #expect(try resumed.run(train: train, backend: backend, checkpointPath: checkpoint,
+                                selection: CheckpointSelection(data: held, path: path2)) == .finished)
+        #expect(resumed.selectedEpoch == chosen)
+        for (a, b) in zip(resumed.model.parameters, selecting.model.parameters) { #expect(a.value == b.value, "\(a.name)") }
+    }
+}

@@ -190,6 +190,9 @@ public struct EpochRecord: Sendable, Equatable, Codable {
     /// On the evaluation split, when one is given.
     public var evaluationLoss: Float?
     public var evaluationAccuracy: Double?
+    /// On the selection split (see ``CheckpointSelection``), when the run selects one.
+    public var selectionLoss: Float?
+    public var selectionAccuracy: Double?
     /// Training time so far, evaluation excluded.
     public var seconds: Double
 }
@@ -364,15 +367,17 @@ public final class ClassifierTraining {
 
     public enum Outcome: Sendable, Equatable { case finished, interrupted }
 
-    /// Trains from the current step to the last epoch. When the settings ask for distillation,
+    /// Trains from the current step to the last epoch. With `selection`, the run is scored on
+    /// the selection data after every epoch and ends with the weights of the epoch that scored
+    /// best (see ``CheckpointSelection``). When the settings ask for distillation,
     /// `teacher` is the finished float run to learn from (same classes and data). After every epoch: evaluates on
     /// `evaluation` (if given; every `evaluationInterval` epochs and after the last),
     /// appends to the history, saves to `checkpointPath` (if given; atomically). `shouldStop` is asked after every step; when it says yes the
     /// run saves a checkpoint at that step and returns `.interrupted`.
     @discardableResult
     public func run(train: TimeSeriesDataset, evaluation: TimeSeriesDataset? = nil, teacher: ClassifierTraining? = nil, backend: any Backend,
-                    checkpointPath: String? = nil, evaluationInterval: Int = 1, progress: (TrainingProgress) -> Void = { _ in },
-                    shouldStop: () -> Bool = { false }) throws -> Outcome {
+                    checkpointPath: String? = nil, evaluationInterval: Int = 1, selection: CheckpointSelection? = nil,
+                    progress: (TrainingProgress) -> Void = { _ in }, shouldStop: () -> Bool = { false }) throws -> Outcome {
         let train = try train.relabelled(to: classNames)
         let evaluation = try evaluation?.relabelled(to: classNames)
         guard train.channels * settings.patchLength == model.options.embedDim else {
@@ -381,6 +386,7 @@ public final class ClassifierTraining {
         let perEpoch = stepsPerEpoch(train), total = settings.epochs * perEpoch
         let trainer = Trainer(model: model, backend: backend, optimizer: optimizer, maxGradientNorm: settings.maxGradientNorm)
         let evalBatches = try evaluation.map { try info.batches($0, windowSize: model.options.windowSize) }
+        let selectionBatches = try selection.map { try info.batches($0.data, windowSize: model.options.windowSize) }
         let teacherLogits = try self.teacherLogits(teacher, train: train, backend: backend)
         let classes = classNames.count
         var sessionSteps = 0
@@ -418,6 +424,14 @@ public final class ClassifierTraining {
                     let (l, a) = try trainer.evaluate(evalBatches)
                     (record.evaluationLoss, record.evaluationAccuracy) = (l, a)
                 }
+                if let selection, let selectionBatches {
+                    let (l, a) = try trainer.evaluate(selectionBatches)
+                    (record.selectionLoss, record.selectionAccuracy) = (l, a)
+                    // Written before the checkpoint that records it: a resumed run finds it.
+                    if l.isFinite, l < history.compactMap(\.selectionLoss).min() ?? .infinity {
+                        try Checkpoint.save(model, to: selection.path, metadata: try info.metadata())
+                    }
+                }
                 history.append(record)
                 if let checkpointPath { try save(to: checkpointPath) }
             } else if shouldStop() {
@@ -426,7 +440,28 @@ public final class ClassifierTraining {
             }
             if within == perEpoch - 1, shouldStop(), optimizer.step < total { return .interrupted }
         }
+        if let selection { try restoreSelected(selection) }
         return .finished
+    }
+
+    /// The epoch whose weights a run with checkpoint selection ends with: the first one of
+    /// lowest selection loss (nil without selection).
+    public var selectedEpoch: Int? {
+        history.filter { $0.selectionLoss?.isFinite == true }.min { $0.selectionLoss! < $1.selectionLoss! }?.epoch
+    }
+
+    /// Puts the selected epoch's weights into the model. The static-range statistics stay
+    /// those of the whole run.
+    private func restoreSelected(_ selection: CheckpointSelection) throws {
+        guard selectedEpoch != nil else { return }
+        let best = try Checkpoint.load(from: selection.path).model
+        let byName = Dictionary(uniqueKeysWithValues: best.parameters.map { ($0.name, $0) })
+        for p in model.parameters {
+            guard let q = byName[p.name], q.shape == p.shape else {
+                throw LowBitError.invalidFile(path: selection.path, reason: "it holds no parameter \(p.name) of shape \(p.shape): not this run's selected model")
+            }
+            p.value = q.value
+        }
     }
 
     /// The batch of step `step`: examples `indices` of `train`, augmented when the settings
