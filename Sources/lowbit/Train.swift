@@ -36,12 +36,13 @@ struct Train: ParsableCommand {
     var positionalEncoding: Bool?
     @Option(help: "Models trained per mode, each from its own seed; the packed model averages their predicted probabilities (default 2; 1 for a single model).")
     var ensemble: Int?
-    @Option(help: "Dropout rate.") var dropout: Float?
-    @Option(help: "Augmentation: drop up to this share of each training series' first steps, drawn at every step (default 0).")
+    @Option(help: "Dropout rate (default \(TrainingSettings().dropout) for one step per token, \(TrainingRecipe().patchDropout) for patches).")
+    var dropout: Float?
+    @Option(help: "Augmentation: drop up to this share of each training series' first steps, drawn at every step (default \(TrainingRecipe().patchAugmentation.crop) for patches, 0 for one step per token).")
     var crop: Float?
-    @Option(help: "Augmentation: multiply each training series by a factor drawn from [1 - S, 1 + S] at every step (default 0).")
+    @Option(help: "Augmentation: multiply each training series by a factor drawn from [1 - S, 1 + S] at every step (default \(TrainingRecipe().patchAugmentation.scale) for patches, 0 for one step per token).")
     var scale: Float?
-    @Option(help: "Augmentation: add uniform noise of this amplitude to every standardized training value (default 0).")
+    @Option(help: "Augmentation: add uniform noise of this amplitude to every standardized training value (default \(TrainingRecipe().patchAugmentation.jitter) for patches, 0 for one step per token).")
     var jitter: Float?
     @Option(help: "AdamW weight decay.") var weightDecay: Float?
     @Flag(help: "Quantized backward (QT): int8 backward matmuls.") var qt = false
@@ -68,6 +69,12 @@ struct Train: ParsableCommand {
         var r = TrainingRecipe()
         if let steps { r.steps = steps }
         return r
+    }
+
+    /// The options given that override a choice of the recipe.
+    var overridingOptions: [String] {
+        [("--steps", steps != nil), ("--epochs", epochs != nil), ("--patch-length", patchLength != nil), ("--dropout", dropout != nil),
+         ("--crop", crop != nil), ("--scale", scale != nil), ("--jitter", jitter != nil)].filter(\.1).map(\.0)
     }
 
     /// The settings of `mode`; with `train`, adapted to its shape by the recipe.
@@ -182,7 +189,10 @@ struct Train: ParsableCommand {
         say("recipe: \(chosen.epochs) epochs of \(settings(nil, for: train).stepsPerEpoch(train.count)) steps"
             + (epochs == nil ? " (a budget of \(recipe.steps) steps)" : " (--epochs)")
             + ", patch length \(chosen.patchLength)" + (patchLength == nil ? "" : " (--patch-length)")
-            + ": the longest series is \(tokens) token\(tokens == 1 ? "" : "s") of \(chosen.patchLength * train.channels) values")
+            + ": the longest series is \(tokens) token\(tokens == 1 ? "" : "s") of \(chosen.patchLength * train.channels) values"
+            + "; dropout \(chosen.dropout), " + (chosen.augmentation.isActive
+                ? "augmentation crop \(chosen.augmentation.crop), scale \(chosen.augmentation.scale), jitter \(chosen.augmentation.jitter)"
+                : "no augmentation"))
         let workers = min(modes.map { settings($0).ensembleSize }.reduce(0, +), config.threads)
         say("backend \(try config.makeBackend().identity); output in \(out)/"
             + (workers > 1 ? "; \(workers) models at a time, \(config.threads / workers) thread\(config.threads / workers == 1 ? "" : "s") each" : ""))
@@ -377,7 +387,7 @@ struct Train: ParsableCommand {
             packedBytes: packed.weightBytes, latencyMs: latency * 1e3,
             epochs: wanted.epochs, steps: runs[0].optimizer.step, seed: wanted.seed, settings: wanted,
             recipe: RecipeChoices(recipe: recipe, train: train, settings: wanted, steps: steps, epochs: epochs, patchLength: patchLength,
-                                  selectOn: selectOn, selectedEpochs: runs.compactMap(\.selectedEpoch)))
+                                  selectOn: selectOn, selectedEpochs: runs.compactMap(\.selectedEpoch), overridden: overridingOptions))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         try encoder.encode(Metrics(result: result, history: runs[0].history, histories: runs.map(\.history), confusion: evaluation))
@@ -457,6 +467,9 @@ struct RecipeChoices: Codable {
     var tokens: Int
     var maxTokens: Int
     var minTokenValues: Int
+    /// The regularisation the run got (the recipe's for patches, unless overridden).
+    var dropout: Float
+    var augmentation: Augmentation
     /// The options that overrode the recipe.
     var overridden: [String]
     /// With --select-on: the fraction held out for checkpoint selection, and the epoch each
@@ -465,7 +478,7 @@ struct RecipeChoices: Codable {
     var selectedEpochs: [Int]?
 
     init(recipe: TrainingRecipe, train: TimeSeriesDataset, settings: TrainingSettings, steps: Int?, epochs: Int?, patchLength: Int?,
-         selectOn: Double?, selectedEpochs: [Int]) {
+         selectOn: Double?, selectedEpochs: [Int], overridden: [String]) {
         stepBudget = epochs == nil ? recipe.steps : nil
         self.epochs = settings.epochs
         warmupEpochs = settings.warmupEpochs
@@ -473,13 +486,15 @@ struct RecipeChoices: Codable {
         tokens = train.maxTokens(patchLength: settings.patchLength)
         maxTokens = recipe.maxTokens
         minTokenValues = recipe.minTokenValues
-        overridden = [steps.map { _ in "--steps" }, epochs.map { _ in "--epochs" }, patchLength.map { _ in "--patch-length" }].compactMap { $0 }
+        dropout = settings.dropout
+        augmentation = settings.augmentation
+        self.overridden = overridden
         self.selectOn = selectOn
         self.selectedEpochs = selectOn == nil ? nil : selectedEpochs
     }
 
     enum CodingKeys: String, CodingKey {
-        case epochs, tokens, overridden
+        case epochs, tokens, overridden, dropout, augmentation
         case stepBudget = "step_budget", warmupEpochs = "warmup_epochs", patchLength = "patch_length"
         case maxTokens = "max_tokens", minTokenValues = "min_token_values"
         case selectOn = "select_on", selectedEpochs = "selected_epochs"

@@ -70,6 +70,21 @@ struct RecipeTests {
         }
     }
 
+    @Test("regularisation: patched tokens get the recipe's dropout and augmentation, one step per token keeps the settings' own")
+    func patchRegularisation() throws {
+        let r = TrainingRecipe(patchDropout: 0.05, patchAugmentation: Augmentation(crop: 0.3, scale: 0.1, jitter: 0.02))
+        let base = TrainingSettings(dropout: 0.2)
+        let univariate = try Self.slopes(count: 8, lengths: 40...60)
+        let patched = r.settings(base, for: univariate)
+        #expect(patched.patchLength > 1 && patched.dropout == 0.05 && patched.augmentation == r.patchAugmentation)
+        let wide = try Self.slopes(count: 8, lengths: 7...29, channels: 12)  // JapaneseVowels' shape: one step per token
+        let plain = r.settings(base, for: wide)
+        #expect(plain.patchLength == 1 && plain.dropout == 0.2 && plain.augmentation == Augmentation())
+        // A patch length given by the caller decides as the recipe's would.
+        #expect(r.settings(base, for: univariate, patchLength: 1).dropout == 0.2)
+        #expect(r.settings(base, for: wide, patchLength: 2).augmentation == r.patchAugmentation)
+    }
+
     @Test("the step budget: epochs follow the training set's size, so a small set gets as many updates as a large one")
     func stepBudget() throws {
         let r = TrainingRecipe(steps: 680)

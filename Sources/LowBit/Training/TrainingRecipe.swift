@@ -16,11 +16,19 @@ public struct TrainingRecipe: Sendable, Equatable, Codable {
     /// The fewest values one token holds (steps · channels), so a univariate or
     /// two-channel series is read a few steps at a time.
     public var minTokenValues: Int
+    /// Dropout of a model whose tokens are patches (P > 1). A model that reads one step per
+    /// token keeps the settings' own dropout (0.2, chosen on JapaneseVowels).
+    public var patchDropout: Float
+    /// Augmentation of a model whose tokens are patches (P > 1); none for one step per token.
+    public var patchAugmentation: Augmentation
 
-    public init(steps: Int = 680, maxTokens: Int = 32, minTokenValues: Int = 4) {
+    public init(steps: Int = 680, maxTokens: Int = 32, minTokenValues: Int = 4, patchDropout: Float = 0,
+                patchAugmentation: Augmentation = Augmentation(crop: 0.2, scale: 0.2, jitter: 0.1)) {
         self.steps = steps
         self.maxTokens = maxTokens
         self.minTokenValues = minTokenValues
+        self.patchDropout = patchDropout
+        self.patchAugmentation = patchAugmentation
     }
 
     /// The widest token a model takes (channels · patch length): bounds the input
@@ -48,13 +56,17 @@ public struct TrainingRecipe: Sendable, Equatable, Codable {
     public func warmupEpochs(epochs: Int) -> Int { Int((Double(epochs) * 0.05).rounded()) }
 
     /// `settings` adapted to `train`: the patch length and epochs of this recipe, except
-    /// where `patchLength` or `epochs` gives one.
+    /// where `patchLength` or `epochs` gives one, and with patches, the patch regularisation.
     public func settings(_ settings: TrainingSettings, for train: TimeSeriesDataset, patchLength: Int? = nil,
                          epochs: Int? = nil) -> TrainingSettings {
         var s = settings
         s.patchLength = patchLength ?? self.patchLength(maxLength: train.maxLength, channels: train.channels)
         s.epochs = epochs ?? self.epochs(trainCount: train.count, batchSize: s.batchSize)
         s.warmupEpochs = warmupEpochs(epochs: s.epochs)
+        if s.patchLength > 1 {
+            s.dropout = patchDropout
+            s.augmentation = patchAugmentation
+        }
         return s
     }
 
