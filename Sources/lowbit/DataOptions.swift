@@ -12,14 +12,22 @@ struct DataOptions: ParsableArguments {
     /// The training and test splits, and a description of where the test split came from.
     func load(seed: UInt64) throws -> (train: TimeSeriesDataset, test: TimeSeriesDataset, testSource: String) {
         guard let data else {
-            if let test { return (try Datasets.japaneseVowels().train, try Datasets.read(test), test) }
+            if let test { return try checked(try Datasets.japaneseVowels().train, try Datasets.read(test), test) }
             let (train, test) = try Datasets.japaneseVowels()
             return (train, test, "embedded JapaneseVowels_TEST")
         }
         let train = try Datasets.read(data)
-        if let path = test ?? Datasets.testSibling(of: data) { return (train, try Datasets.read(path), path) }
+        if let path = test ?? Datasets.testSibling(of: data) { return try checked(train, try Datasets.read(path), path) }
         let (kept, held) = train.split(holdingOut: 0.25, seed: seed)
         return (kept, held, "25% of \(data) held out (no --test and no _TEST sibling)")
+    }
+
+    /// The pair, once the test data is known to fit a model trained on `train`: refused
+    /// before training rather than after it.
+    private func checked(_ train: TimeSeriesDataset, _ test: TimeSeriesDataset, _ path: String) throws
+        -> (train: TimeSeriesDataset, test: TimeSeriesDataset, testSource: String) {
+        try test.checkEvaluable(trainedOn: train, source: path)
+        return (train, test, path)
     }
 }
 

@@ -64,6 +64,27 @@ public struct TimeSeriesDataset: Sendable, Equatable {
         return d
     }
 
+    /// Checks, before any training, that a model trained on `train` can be evaluated on this
+    /// data: the same channels, classes among the training data's, and values that stay
+    /// finite once standardized with the training data's statistics. The error names `source`
+    /// (the file this data came from).
+    public func checkEvaluable(trainedOn train: TimeSeriesDataset, source: String) throws {
+        guard channels == train.channels else {
+            throw LowBitError.invalidFile(path: source, reason: "\(channels) channels, the training data (\(train.name)) has \(train.channels)")
+        }
+        let known = Set(train.classNames)
+        if let stranger = classNames.first(where: { !known.contains($0) && labels.contains(classNames.firstIndex(of: $0)!) }) {
+            throw LowBitError.invalidFile(path: source, reason: "class '\(stranger)' does not occur in the training data (\(train.classNames.joined(separator: ", ")))")
+        }
+        let standardization = ChannelStandardization(fitting: train)
+        for (i, s) in series.enumerated() {
+            for (j, v) in s.enumerated() where !((v - standardization.mean[j % channels]) / standardization.deviation[j % channels]).isFinite {
+                throw LowBitError.invalidFile(path: source, reason: "series \(i + 1), step \(j / channels + 1): the value \(v) overflows once "
+                                              + "standardized with the training data's mean and deviation")
+            }
+        }
+    }
+
     /// A stratified split: about `fraction` of each class goes to the second part, drawn
     /// with `seed`; both parts keep the original order.
     public func split(holdingOut fraction: Double, seed: UInt64) -> (kept: TimeSeriesDataset, heldOut: TimeSeriesDataset) {

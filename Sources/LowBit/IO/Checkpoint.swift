@@ -53,11 +53,21 @@ public enum Checkpoint {
         var optimizer: AdamW?
         if let text = metadata["lowbit.optimizer"] {
             guard let r = try? decoder.decode(OptimizerRecord.self, from: Data(text.utf8)) else { throw bad("unreadable optimizer settings") }
+            guard r.step >= 0, [r.learningRate, r.beta1, r.beta2, r.epsilon, r.weightDecay].allSatisfy({ $0.isFinite && $0 >= 0 }),
+                  r.beta1 < 1, r.beta2 < 1, r.epsilon > 0 else {
+                throw bad("invalid optimizer settings (step \(r.step), learning rate \(r.learningRate), betas \(r.beta1) and \(r.beta2), "
+                          + "epsilon \(r.epsilon), weight decay \(r.weightDecay))")
+            }
             let o = AdamW(learningRate: r.learningRate, beta1: r.beta1, beta2: r.beta2, epsilon: r.epsilon, weightDecay: r.weightDecay)
             o.step = r.step
             for p in model.parameters where tensors["optimizer.m." + p.name] != nil {
-                o.firstMoment[p.name] = try tensor("optimizer.m." + p.name, p.shape).floats(p.name, path)
-                o.secondMoment[p.name] = try tensor("optimizer.v." + p.name, p.shape).floats(p.name, path)
+                let m = try tensor("optimizer.m." + p.name, p.shape).floats(p.name, path)
+                let v = try tensor("optimizer.v." + p.name, p.shape).floats(p.name, path)
+                guard m.allSatisfy(\.isFinite), v.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
+                    throw bad("the optimizer moments of '\(p.name)' hold NaN, infinity or a negative second moment")
+                }
+                o.firstMoment[p.name] = m
+                o.secondMoment[p.name] = v
             }
             optimizer = o
         }
@@ -70,13 +80,39 @@ public enum Checkpoint {
         -> (model: SequenceClassifier, layers: [String: LayerRecord], tensor: (String, [Int]) throws -> SafeTensors.Entry) {
         func bad(_ reason: String) -> LowBitError { .invalidFile(path: path, reason: reason) }
         let decoder = JSONDecoder()
-        guard let optionsText = metadata["lowbit.options"], let options = try? decoder.decode(EncoderOptions.self, from: Data(optionsText.utf8)),
-              let classes = metadata["lowbit.classes"].flatMap(Int.init),
-              let layersText = metadata["lowbit.layers"], let layers = try? decoder.decode([String: LayerRecord].self, from: Data(layersText.utf8)) else {
-            throw bad("the metadata lacks readable options, classes or layers")
+        func read<T: Decodable>(_ type: T.Type, _ key: String) throws -> T {
+            guard let text = metadata[key] else { throw bad("the metadata lacks '\(key)'") }
+            do { return try decoder.decode(type, from: Data(text.utf8)) } catch {
+                throw bad("'\(key)' is unreadable: \(Self.describe(error))")
+            }
+        }
+        let options = try read(EncoderOptions.self, "lowbit.options")
+        guard let classes = metadata["lowbit.classes"].flatMap(Int.init) else {
+            throw bad("'lowbit.classes' is missing or not an integer (\(metadata["lowbit.classes"] ?? "none"))")
+        }
+        let layers = try read([String: LayerRecord].self, "lowbit.layers")
+        // Sizes from the file are checked before the model is allocated: against the limits,
+        // and against the file itself, which holds every weight in at least one bit.
+        do { try options.validate() } catch LowBitError.invalidArgument(let why) { throw bad("its options are invalid: \(why)") }
+        guard classes >= 2, classes <= EncoderOptions.Limits.classes else {
+            throw bad("lowbit.classes is \(classes): a model has from 2 to \(EncoderOptions.Limits.classes) classes")
+        }
+        let fileBytes = tensors.values.reduce(0.0) { $0 + Double($1.data.count) }
+        guard options.weightCount(classes: classes) / 8 <= fileBytes else {
+            throw bad("its options describe a model of \(Int(options.weightCount(classes: classes))) weights, more than the file's "
+                      + "\(Int(fileBytes)) bytes of tensors hold")
         }
         let rules = layers.keys.sorted().map { QuantizationRule($0, layers[$0]!.quantization) }
         let model = try SequenceClassifier(options, classes: classes, rules: rules)
+        // Every quantizable layer has its entry, and no entry names another layer: a missing
+        // or misspelt one would otherwise leave that layer float, a silently different model.
+        let expected = Set(model.encoder.linears.filter(\.quantizable).map(\.path))
+        if let missing = expected.sorted().first(where: { layers[$0] == nil }) {
+            throw bad("lowbit.layers has no entry for layer '\(missing)'")
+        }
+        if let unknown = layers.keys.sorted().first(where: { !expected.contains($0) }) {
+            throw bad("lowbit.layers names '\(unknown)', which the model does not have")
+        }
         let tensor = { (name: String, shape: [Int]) throws -> SafeTensors.Entry in
             guard let e = tensors[name] else { throw bad("missing tensor '\(name)'") }
             guard e.shape == shape else { throw bad("tensor '\(name)' has shape \(e.shape), the model expects \(shape)") }
@@ -113,9 +149,46 @@ public enum Checkpoint {
         }
     }
 
+    /// A decoding error in a few words: what was wrong and where.
+    static func describe(_ error: any Error) -> String {
+        func at(_ c: DecodingError.Context) -> String {
+            let path = c.codingPath.map(\.stringValue).joined(separator: ".")
+            return path.isEmpty ? c.debugDescription : "\(path): \(c.debugDescription)"
+        }
+        switch error as? DecodingError {
+        case .dataCorrupted(let c)?: return at(c)
+        case .keyNotFound(_, let c)?, .typeMismatch(_, let c)?, .valueNotFound(_, let c)?: return at(c)
+        default: return "\(error)"
+        }
+    }
+
     struct LayerRecord: Codable {
         var quantization: LayerQuantization?
         var staticRange: Bool
+
+        init(quantization: LayerQuantization?, staticRange: Bool) {
+            self.quantization = quantization
+            self.staticRange = staticRange
+        }
+
+        /// Refuses keys it does not know: a float layer is written without `quantization`,
+        /// so a misspelt key would otherwise read as a float layer.
+        init(from decoder: any Decoder) throws {
+            let any = try decoder.container(keyedBy: AnyKey.self)
+            if let unknown = any.allKeys.first(where: { CodingKeys(stringValue: $0.stringValue) == nil }) {
+                throw DecodingError.dataCorruptedError(forKey: unknown, in: any, debugDescription: "unknown key '\(unknown.stringValue)'")
+            }
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(quantization: try c.decodeIfPresent(LayerQuantization.self, forKey: .quantization),
+                      staticRange: try c.decode(Bool.self, forKey: .staticRange))
+        }
+
+        private struct AnyKey: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
     }
 
     struct OptimizerRecord: Codable {

@@ -60,7 +60,7 @@ public enum SafeTensors {
         let names = tensors.keys.sorted()
         for name in names {
             let e = tensors[name]!
-            guard e.data.count == e.shape.reduce(1, *) * e.dtype.size else {
+            guard e.shape.allSatisfy({ $0 >= 0 }), e.data.count == byteCount(e.shape, e.dtype) else {
                 throw LowBitError.invalidArgument("tensor '\(name)': \(e.data.count) bytes for shape \(e.shape) of \(e.dtype.rawValue)")
             }
             header[name] = ["dtype": e.dtype.rawValue, "shape": e.shape, "data_offsets": [offset, offset + e.data.count]]
@@ -89,6 +89,17 @@ public enum SafeTensors {
             try? FileManager.default.removeItem(atPath: temp)
             throw LowBitError.invalidFile(path: path, reason: "cannot move the written file into place (errno \(errno))")
         }
+    }
+
+    /// Bytes of a tensor of `shape` and `dtype`, or nil when the product overflows.
+    static func byteCount(_ shape: [Int], _ dtype: DType) -> Int? {
+        var n = dtype.size
+        for d in shape {
+            let (product, overflow) = n.multipliedReportingOverflow(by: d)
+            if overflow { return nil }
+            n = product
+        }
+        return n
     }
 
     /// Reads and validates a file: every offset in range, sizes matching dtype and shape,
@@ -121,10 +132,14 @@ public enum SafeTensors {
             guard let dtype = DType(rawValue: dt) else { throw bad("tensor '\(name)' has unsupported dtype \(dt)") }
             guard shape.allSatisfy({ $0 >= 0 }) else { throw bad("tensor '\(name)' has a negative dimension") }
             let (begin, end) = (offsets[0], offsets[1])
-            guard begin >= 0, end >= begin, body + end <= data.count else {
+            // Compared without adding to the offsets, which come from the file and may be near Int.max.
+            guard begin >= 0, end >= begin, end <= data.count - body else {
                 throw bad("truncated or corrupted: tensor '\(name)' spans bytes \(begin)..<\(end) of a \(data.count - body)-byte body")
             }
-            guard end - begin == shape.reduce(1, *) * dtype.size else {
+            guard let size = byteCount(shape, dtype) else {
+                throw bad("tensor '\(name)' has shape \(shape): more bytes than any file holds")
+            }
+            guard end - begin == size else {
                 throw bad("tensor '\(name)' has \(end - begin) bytes for shape \(shape) of \(dt)")
             }
             ranges.append((begin, end, name))

@@ -31,7 +31,24 @@ public struct EncoderOptions: Sendable, Equatable, Codable {
         self.seed = seed
     }
 
-    /// Throws an error naming the first option that cannot build an encoder.
+    /// The largest encoder LowBit builds, in one place: every size read from a file or an
+    /// option is checked against these before anything is allocated for it, so products of
+    /// them cannot overflow.
+    public enum Limits {
+        /// Features per input step (a token of ``TrainingRecipe/maxTokenValues`` values).
+        public static let embedDim = 65536
+        /// The FFN's 4 · hiddenSize must fit the kernels' largest K (65536).
+        public static let hiddenSize = 16384
+        public static let numLayers = 1024
+        public static let windowSize = 1 << 20
+        /// Entries of the positional encoding table, windowSize · hiddenSize (256 MB of floats).
+        public static let positionTable = 1 << 26
+        /// Output classes of a classifier.
+        public static let classes = 1 << 20
+    }
+
+    /// Throws an error naming the first option that cannot build an encoder, or exceeds a
+    /// limit of ``Limits``.
     public func validate() throws {
         func bad(_ m: String) -> LowBitError { .invalidArgument(m) }
         guard embedDim > 0 else { throw bad("embedDim must be positive, got \(embedDim)") }
@@ -43,7 +60,22 @@ public struct EncoderOptions: Sendable, Equatable, Codable {
         guard numLayers > 0 else { throw bad("numLayers must be positive, got \(numLayers)") }
         guard windowSize > 0 else { throw bad("windowSize must be positive, got \(windowSize)") }
         guard dropout >= 0, dropout < 1 else { throw bad("dropout must be in [0, 1), got \(dropout)") }
-        guard 4 * hiddenSize <= 65536 else { throw bad("hiddenSize \(hiddenSize) is too large (4·hiddenSize must be at most 65536)") }
+        guard embedDim <= Limits.embedDim else { throw bad("embedDim \(embedDim) exceeds the limit of \(Limits.embedDim)") }
+        guard hiddenSize <= Limits.hiddenSize else {
+            throw bad("hiddenSize \(hiddenSize) exceeds the limit of \(Limits.hiddenSize) (4·hiddenSize must be at most 65536)")
+        }
+        guard numLayers <= Limits.numLayers else { throw bad("numLayers \(numLayers) exceeds the limit of \(Limits.numLayers)") }
+        guard windowSize <= Limits.windowSize else { throw bad("windowSize \(windowSize) exceeds the limit of \(Limits.windowSize)") }
+        guard windowSize * hiddenSize <= Limits.positionTable else {
+            throw bad("windowSize \(windowSize) × hiddenSize \(hiddenSize) exceeds the limit of \(Limits.positionTable) positions × features")
+        }
+    }
+
+    /// The model's weights: a lower bound of its parameter count with `classes` outputs
+    /// (every linear layer's weight matrix), computed without overflow for any valid options.
+    func weightCount(classes: Int) -> Double {
+        let (e, h, c) = (Double(embedDim), Double(hiddenSize), Double(classes))
+        return e * h + Double(numLayers) * 12 * h * h + h * c
     }
 }
 

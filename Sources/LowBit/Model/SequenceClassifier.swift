@@ -10,6 +10,9 @@ public final class SequenceClassifier {
     ///   `options.quantize`).
     public init(_ options: EncoderOptions, classes: Int, rules: [QuantizationRule]? = nil) throws {
         guard classes >= 2 else { throw LowBitError.invalidArgument("a classifier needs at least 2 classes, got \(classes)") }
+        guard classes <= EncoderOptions.Limits.classes else {
+            throw LowBitError.invalidArgument("\(classes) classes exceed the limit of \(EncoderOptions.Limits.classes)")
+        }
         encoder = try QAT.build(options, rules: rules)
         head = Linear(path: "head", inputs: options.hiddenSize, outputs: classes, bias: true, quantizable: false, seed: options.seed)
         self.classes = classes

@@ -567,6 +567,17 @@ public struct ModelInfo: Sendable, Equatable, Codable {
         guard info.classNames.count >= 2, info.patchLength >= 1, (try? ChannelStandardization(mean: info.standardization.mean, deviation: info.standardization.deviation)) != nil else {
             throw LowBitError.invalidFile(path: path, reason: "invalid class names or standardization in '\(Self.metadataKey)'")
         }
+        guard Set(info.classNames).count == info.classNames.count else {
+            let repeated = Dictionary(grouping: info.classNames, by: { $0 }).filter { $1.count > 1 }.keys.sorted()
+            throw LowBitError.invalidFile(path: path, reason: "class names repeat (\(repeated.map { "'\($0)'" }.joined(separator: ", "))) in '\(Self.metadataKey)'")
+        }
+        let mode = info.modeName.hasSuffix("+qt") ? String(info.modeName.dropLast(3)) : info.modeName
+        guard mode == "float" || QuantizationMode(rawValue: mode) != nil else {
+            throw LowBitError.invalidFile(path: path, reason: "unknown mode '\(info.modeName)' in '\(Self.metadataKey)'")
+        }
+        guard info.patchLength <= TrainingRecipe.maxTokenValues else {
+            throw LowBitError.invalidFile(path: path, reason: "patch length \(info.patchLength) exceeds the limit of \(TrainingRecipe.maxTokenValues)")
+        }
         self = info
     }
 }
