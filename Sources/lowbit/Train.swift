@@ -212,6 +212,7 @@ struct Train: ParsableCommand {
             say(how.joined(separator: "; ")
                 + (try parseModes(mode).contains(nil) ? "" : "; float is trained first"))
         }
+        try DirectoryLock.acquire(out)
         Interrupt.install()
 
         // Float first when the others need it; then every mode that is left, several at a time.

@@ -130,6 +130,40 @@ struct CommandLineTests {
         #expect(FileManager.default.fileExists(atPath: out + "/ternary/selected-2.safetensors"))
     }
 
+    @Test("SIGKILL at random moments, 20 times: the last checkpoint always loads, and --resume ends on the same model as a run never stopped; a second run on the same --out is refused")
+    func killSafety() throws {
+        let args = ["train", "--mode", "int4", "--epochs", "80", "--batch-size", "64", "--ensemble", "1", "--json"] + Self.small
+        let straight = temporaryPath("cli-kill-straight"), out = temporaryPath("cli-kill")
+        let reference = try LowBitProcess.run(args + ["--out", straight])
+        #expect(reference.status == 0, "\(reference.err)")
+        let checkpoint = out + "/int4/checkpoint.safetensors"
+        // Each checkpoint is a new file moved into place: a new inode.
+        func inode() -> Int? { (try? FileManager.default.attributesOfItem(atPath: checkpoint))?[.systemFileNumber] as? Int }
+        var rng = TestRandom(19)
+        var steps: [Int] = []
+        for kill in 0..<20 {
+            let before = inode()
+            let p = try LowBitProcess(args + ["--out", out, "--resume"])
+            // Killed at a random moment after the run has saved a checkpoint of its own, so
+            // that every kill lands in training or in a checkpoint write, never only in start-up.
+            let deadline = Date().addingTimeInterval(300)
+            while p.process.isRunning, inode() == before, Date() < deadline { usleep(1_000) }
+            if kill == 0 {
+                let second = try LowBitProcess.run(args + ["--out", out])
+                #expect(second.status == 1 && second.err.contains("is in use by another lowbit train"), "\(second.status): \(second.err)")
+            }
+            usleep(UInt32(rng.next() % 150_000))
+            Foundation.kill(p.process.processIdentifier, SIGKILL)
+            let r = p.finish()
+            #expect(r.status == 9, "status \(r.status): \(r.err)")
+            steps.append(try ClassifierTraining(resumingFrom: checkpoint).optimizer.step)
+        }
+        #expect(Set(steps).count >= 10 && steps.last! < 400, "checkpoints at steps \(steps)")
+        let finished = try LowBitProcess.run(args + ["--out", out, "--resume"])
+        #expect(finished.status == 0, "\(finished.err)")
+        #expect(FileManager.default.contentsEqual(atPath: out + "/int4/model.packed.safetensors", andPath: straight + "/int4/model.packed.safetensors"))
+    }
+
     @Test("Ctrl-C keeps the last checkpoint; --resume continues from it to the end (binary, learning from float)")
     func interruptAndResume() throws {
         let out = temporaryPath("cli-interrupt")
