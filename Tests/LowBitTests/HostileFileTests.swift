@@ -52,6 +52,38 @@ struct HostileFileTests {
         #expect("\(e2!)".contains("truncated or corrupted"), "\(e2!)")
     }
 
+    @Test("a flipped bit in a tensor is corruption, not a weight: files carry the CRC-32C of their tensor bytes")
+    func checksum() throws {
+        // The standard check value of CRC-32C: "123456789" → e3069283.
+        let path = temporaryPath("crc-\(UUID().uuidString).safetensors")
+        try SafeTensors.write(["x": SafeTensors.Entry(bytes: Array("123456789".utf8), shape: [9])], metadata: [:], to: path)
+        #expect(try SafeTensors.read(path).metadata[SafeTensors.checksumKey] == "e3069283")
+
+        let (t, m) = try Self.checkpoint.get()
+        let good = temporaryPath("crc-\(UUID().uuidString).safetensors")
+        try SafeTensors.write(t, metadata: m, to: good)
+        _ = try ClassifierTraining(resumingFrom: good)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: good))
+        var rng = TestRandom(5)
+        for _ in 0..<5 {
+            var flipped = bytes
+            let at = bytes.count - 1 - Int(rng.next() % 4096)  // in the tensor bytes, which end the file
+            flipped[at] ^= UInt8(1) << (rng.next() % 8)
+            let broken = temporaryPath("crc-\(UUID().uuidString).safetensors")
+            try flipped.write(to: URL(fileURLWithPath: broken))
+            let error = #expect(throws: LowBitError.self) { try ClassifierTraining(resumingFrom: broken) }
+            #expect("\(error!)".contains("CRC-32C"), "\(error!)")
+        }
+        // A file without a checksum (another tool's) is read as it is.
+        var header = Data(#"{"x": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]}}"#.utf8)
+        while header.count % 8 != 0 { header.append(0x20) }
+        var n = UInt64(header.count).littleEndian
+        let foreign = temporaryPath("crc-\(UUID().uuidString).safetensors")
+        try (Data(bytes: &n, count: 8) + header + Data([7, 9])).write(to: URL(fileURLWithPath: foreign))
+        let read = try SafeTensors.read(foreign)
+        #expect(read.tensors["x"]?.data == [7, 9] && read.metadata[SafeTensors.checksumKey] == nil)
+    }
+
     @Test("model options beyond the limits or beyond what the file holds are refused before the model is built")
     func extremeOptions() throws {
         let (t, m) = try Self.checkpoint.get()

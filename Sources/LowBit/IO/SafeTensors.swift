@@ -55,9 +55,11 @@ public enum SafeTensors {
     /// Writes atomically: to a temporary file beside `path`, flushed, then renamed over it,
     /// so that an interrupted write never leaves a half-written file at `path`.
     public static func write(_ tensors: [String: Entry], metadata: [String: String], to path: String) throws {
-        var header: [String: Any] = ["__metadata__": metadata]
-        var offset = 0
         let names = tensors.keys.sorted()
+        var crc: UInt32 = 0
+        for name in names { crc = tensors[name]!.data.withUnsafeBytes { CRC32C.checksum($0, continuing: crc) } }
+        var header: [String: Any] = ["__metadata__": metadata.merging([checksumKey: CRC32C.hex(crc)]) { $1 }]
+        var offset = 0
         for name in names {
             let e = tensors[name]!
             guard e.shape.allSatisfy({ $0 >= 0 }), e.data.count == byteCount(e.shape, e.dtype) else {
@@ -102,8 +104,14 @@ public enum SafeTensors {
         return n
     }
 
+    /// The metadata entry with the CRC-32C of the tensor bytes (in file order), written by
+    /// ``write(_:metadata:to:)`` and checked by ``read(_:)`` when present (files from other
+    /// tools have none).
+    public static let checksumKey = "lowbit.crc32c"
+
     /// Reads and validates a file: every offset in range, sizes matching dtype and shape,
-    /// no overlaps; anything else is ``LowBitError/invalidFile(path:reason:)``.
+    /// no overlaps, the checksum of the tensor bytes when the file has one; anything else is
+    /// ``LowBitError/invalidFile(path:reason:)``.
     public static func read(_ path: String) throws -> (tensors: [String: Entry], metadata: [String: String]) {
         func bad(_ reason: String) -> LowBitError { .invalidFile(path: path, reason: reason) }
         guard let data = FileManager.default.contents(atPath: path) else { throw bad("cannot be read (missing or not a file)") }
@@ -148,6 +156,15 @@ public enum SafeTensors {
         ranges.sort { $0.0 < $1.0 }
         for (a, b) in zip(ranges, ranges.dropFirst()) where b.0 < a.1 {
             throw bad("corrupted: tensors '\(a.2)' and '\(b.2)' overlap")
+        }
+        if let recorded = metadata[checksumKey] {
+            var crc: UInt32 = 0
+            data.withUnsafeBytes { raw in
+                for (begin, end, _) in ranges { crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[(body + begin)..<(body + end)]), continuing: crc) }
+            }
+            guard CRC32C.hex(crc) == recorded.lowercased() else {
+                throw bad("corrupted: the tensor bytes' CRC-32C is \(CRC32C.hex(crc)), the file records \(recorded)")
+            }
         }
         return (tensors, metadata)
     }
