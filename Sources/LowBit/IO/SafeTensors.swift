@@ -113,8 +113,16 @@ public enum SafeTensors {
     /// no overlaps, the checksum of the tensor bytes when the file has one; anything else is
     /// ``LowBitError/invalidFile(path:reason:)``.
     public static func read(_ path: String) throws -> (tensors: [String: Entry], metadata: [String: String]) {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw LowBitError.invalidFile(path: path, reason: "cannot be read (missing or not a file)")
+        }
+        return try parse(data, path: path)
+    }
+
+    /// ``read(_:)`` of bytes already in memory; `path` names them in errors.
+    public static func parse(_ bytes: Data, path: String) throws -> (tensors: [String: Entry], metadata: [String: String]) {
         func bad(_ reason: String) -> LowBitError { .invalidFile(path: path, reason: reason) }
-        guard let data = FileManager.default.contents(atPath: path) else { throw bad("cannot be read (missing or not a file)") }
+        let data = bytes.startIndex == 0 ? bytes : Data(bytes)  // offsets below count from 0
         guard data.count >= 8 else { throw bad("truncated: \(data.count) bytes, not even a header length") }
         let headerLength = data.prefix(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
         guard headerLength <= UInt64(data.count - 8), headerLength <= 100_000_000 else {
