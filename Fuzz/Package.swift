@@ -7,7 +7,7 @@ import PackageDescription
 let package = Package(
     name: "LowBitFuzz",
     dependencies: [.package(name: "LowBit", path: "..")],
-    targets: ["FuzzTS", "FuzzCSV", "FuzzSafeTensors", "FuzzModelFile"].map {
-        .executableTarget(name: $0, dependencies: [.product(name: "LowBit", package: "LowBit")])
+    targets: [.target(name: "FuzzSupport")] + ["FuzzTS", "FuzzCSV", "FuzzSafeTensors", "FuzzModelFile"].map {
+        .executableTarget(name: $0, dependencies: ["FuzzSupport", .product(name: "LowBit", package: "LowBit")])
     }
 )

@@ -18,7 +18,8 @@ done
 targets=("${@:-FuzzTS FuzzCSV FuzzSafeTensors FuzzModelFile}")
 targets=(${targets[@]})
 bash ../.ci/setup
-swift build -c release --scratch-path .build -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library 2>&1 | tail -3
+# lld: gold fails to link these (an internal error in its error reporting).
+swift build -c release --scratch-path .build -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -use-ld=lld 2>&1 | tail -3
 declare -A seeds=([FuzzTS]=ts [FuzzCSV]=csv [FuzzSafeTensors]=model [FuzzModelFile]=model)
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT

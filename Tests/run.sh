@@ -5,7 +5,8 @@
 #      qemu-aarch64 (with and without SDOT);
 #   2. the Swift Testing suites under ASan, with UBSan on the C code (swift-driver has no
 #      UBSan for Swift on Linux);
-#   3. the Swift Testing suites in a release build (the C kernels at -O2).
+#   3. the Swift Testing suites in a release build (the C kernels at -O2);
+#   4. a smoke run of the fuzzers (Fuzz/run.sh: libFuzzer + ASan, 20 s per reader).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/setup --tests
@@ -17,3 +18,5 @@ LSAN_OPTIONS="suppressions=$PWD/Tests/lsan.supp" swift test --sanitize=address -
     -Xcc -fsanitize=undefined -Xcc -fno-sanitize-recover=undefined
 echo "== Swift tests, release build"
 swift test -c release --disable-xctest
+echo "== Fuzz smoke: the .ts, CSV and safetensors readers and the model loaders, 20 s each"
+bash Fuzz/run.sh --seconds 20
