@@ -141,7 +141,7 @@ struct CommandLineTests {
             rows += (up ? "up," : "down,") + (0..<16).map { j in String(Float(up ? j : 16 - j) / 16 + rng.float(0.3)) }.joined(separator: ",") + "\n"
         }
         try rows.write(toFile: data, atomically: true, encoding: .utf8)
-        let args = ["train", "--data", data, "--mode", "int4", "--epochs", "80", "--batch-size", "8", "--ensemble", "1", "--json"] + Self.small
+        let args = ["train", "--data", data, "--mode", "int4", "--epochs", "200", "--batch-size", "8", "--ensemble", "1", "--json"] + Self.small
         let straight = temporaryPath("cli-kill-straight"), out = temporaryPath("cli-kill")
         let reference = try LowBitProcess.run(args + ["--out", straight])
         #expect(reference.status == 0, "\(reference.err)")
@@ -153,21 +153,25 @@ struct CommandLineTests {
         for kill in 0..<20 {
             let before = inode()
             let p = try LowBitProcess(args + ["--out", out, "--resume"])
-            // Killed at a random moment after the run has saved a checkpoint of its own, so
-            // that every kill lands in training or in a checkpoint write, never only in start-up.
+            // Killed at a random moment of an epoch, measured on this run (a debug build with
+            // sanitizers is a hundred times slower than a release one): after two checkpoints of
+            // its own, so that every kill lands in training or in a checkpoint write.
             let deadline = Date().addingTimeInterval(300)
-            while p.process.isRunning, inode() == before, Date() < deadline { usleep(1_000) }
+            while p.process.isRunning, inode() == before, Date() < deadline { usleep(200) }
+            let (first, start) = (inode(), Date())
+            while p.process.isRunning, inode() == first, Date() < deadline { usleep(200) }
+            let epoch = Date().timeIntervalSince(start)
             if kill == 0 {
                 let second = try LowBitProcess.run(args + ["--out", out])
                 #expect(second.status == 1 && second.err.contains("is in use by another lowbit train"), "\(second.status): \(second.err)")
             }
-            usleep(UInt32(rng.next() % 150_000))
+            usleep(UInt32(Double(rng.next() % 1000) / 1000 * epoch * 1e6))
             Foundation.kill(p.process.processIdentifier, SIGKILL)
             let r = p.finish()
             #expect(r.status == 9, "status \(r.status): \(r.err)")
             steps.append(try ClassifierTraining(resumingFrom: checkpoint).optimizer.step)
         }
-        #expect(Set(steps).count >= 10 && steps.last! < 80 * 5, "checkpoints at steps \(steps)")
+        #expect(Set(steps).count >= 10 && steps.last! < 200 * 5, "checkpoints at steps \(steps)")
         let finished = try LowBitProcess.run(args + ["--out", out, "--resume"])
         #expect(finished.status == 0, "\(finished.err)")
         #expect(FileManager.default.contentsEqual(atPath: out + "/int4/model.packed.safetensors", andPath: straight + "/int4/model.packed.safetensors"))
