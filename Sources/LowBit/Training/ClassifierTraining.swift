@@ -270,9 +270,15 @@ public final class ClassifierTraining {
         guard a.positionalEncoding == b.positionalEncoding else {
             throw refuse("it was trained \(a.positionalEncoding ? "with" : "without") a positional encoding, this run is \(b.positionalEncoding ? "with" : "without") one")
         }
-        let byName = Dictionary(uniqueKeysWithValues: source.model.parameters.map { ($0.name, $0) })
+        try copyParameters(from: source.model) { refuse("it has no parameter \($0)") }
+    }
+
+    /// Sets every parameter of the model to the same-named one of `other`; `missing` makes the
+    /// error for a parameter `other` lacks, or has in another shape ("NAME of shape S").
+    private func copyParameters(from other: SequenceClassifier, missing: (String) -> LowBitError) throws {
+        let byName = Dictionary(uniqueKeysWithValues: other.parameters.map { ($0.name, $0) })
         for p in model.parameters {
-            guard let q = byName[p.name], q.shape == p.shape else { throw refuse("it has no parameter \(p.name) of shape \(p.shape)") }
+            guard let q = byName[p.name], q.shape == p.shape else { throw missing("\(p.name) of shape \(p.shape)") }
             p.value = q.value
         }
     }
@@ -454,13 +460,8 @@ public final class ClassifierTraining {
     /// those of the whole run.
     private func restoreSelected(_ selection: CheckpointSelection) throws {
         guard selectedEpoch != nil else { return }
-        let best = try Checkpoint.load(from: selection.path).model
-        let byName = Dictionary(uniqueKeysWithValues: best.parameters.map { ($0.name, $0) })
-        for p in model.parameters {
-            guard let q = byName[p.name], q.shape == p.shape else {
-                throw LowBitError.invalidFile(path: selection.path, reason: "it holds no parameter \(p.name) of shape \(p.shape): not this run's selected model")
-            }
-            p.value = q.value
+        try copyParameters(from: try Checkpoint.load(from: selection.path).model) {
+            LowBitError.invalidFile(path: selection.path, reason: "it holds no parameter \($0): not this run's selected model")
         }
     }
 
