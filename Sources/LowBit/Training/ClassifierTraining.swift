@@ -25,7 +25,7 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
     public var numLayers: Int
     public var numHeads: Int
     /// A sinusoidal encoding of each step's position added to the encoder's input. On by
-    /// default: it took validation errors away in every mode (see the README), although
+    /// default: it took validation errors away in every mode (see docs/japanesevowels.md), although
     /// causal attention sees order without it.
     public var positionalEncoding: Bool
     public var dropout: Float
@@ -45,12 +45,12 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
     /// How many models `lowbit train` trains per mode, each a run of these settings with its
     /// own seed (``member(_:)``), and averages (their predicted probabilities) in the packed
     /// model. Two by default: on validation splits the pair made fewer errors and a lower
-    /// cross-entropy than either model in every mode (see the README). One
+    /// cross-entropy than either model in every mode (see docs/japanesevowels.md). One
     /// ``ClassifierTraining`` trains one of them.
     public var ensembleSize: Int
 
     /// The defaults of `lowbit train`, chosen on a validation split held out of
-    /// JapaneseVowels' training split (see the README).
+    /// JapaneseVowels' training split (see docs/japanesevowels.md).
     public init(mode: QuantizationMode? = nil, quantizedBackward: Bool = false, startsFromFloat: Bool = false,
                 distillation: Distillation? = nil, patchLength: Int = 1, hiddenSize: Int = 64, numLayers: Int = 3,
                 numHeads: Int = 4, positionalEncoding: Bool = true, dropout: Float = 0.2,
@@ -113,7 +113,7 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
     /// peak learning rate that grows with how far the mode starts from float: an eighth of
     /// the float run's for int8 and int4, which start almost where float ended (more only
     /// trains float further, past its best), half for ternary and binary, which must adapt.
-    /// Chosen on validation splits of JapaneseVowels' training data (see the README).
+    /// Chosen on validation splits of JapaneseVowels' training data (see docs/japanesevowels.md).
     public func fineTuning(_ mode: QuantizationMode, quantizedBackward: Bool = false) -> TrainingSettings {
         var s = self
         s.mode = mode
