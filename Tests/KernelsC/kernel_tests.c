@@ -404,26 +404,31 @@ static void test_pack_and_matmul(const lowbit_context *ctx) {
 }
 
 /* Large enough that both the activation quantizer and the matmul pass their work grain
- * and really split across two threads (small calls stay on one). */
+ * and really split across two threads (small calls stay on one), in every format: the
+ * threads must agree with one thread bit for bit (and, under ThreadSanitizer, not race). */
 static void test_linear_and_threads(const lowbit_context *ctx) {
     const int64_t m = 70, k = 129, n = 301;
-    float *w = xmalloc(m * k * 4), *x = xmalloc(n * k * 4), *s = xmalloc(m * 4), *y1 = xmalloc(n * m * 4),
-          *y2 = xmalloc(n * m * 4);
+    float *x = xmalloc(n * k * 4), *s = xmalloc(m * 4), *y1 = xmalloc(n * m * 4), *y2 = xmalloc(n * m * 4);
     int8_t *q = xmalloc(m * k);
-    uint8_t *packed = xmalloc(lowbit_packed_size(LOWBIT_FORMAT_TERNARY, m, k));
     void *ws = xmalloc(lowbit_linear_workspace_size(n, k));
-    fill_floats(w, m * k, 1.0f), fill_floats(x, n * k, 4.0f);
-    lowbit_quantize_ternary(ctx, w, m, k, k, q, s);
-    lowbit_pack(LOWBIT_FORMAT_TERNARY, q, m, k, packed);
-    const lowbit_packed_weights pw = {.format = LOWBIT_FORMAT_TERNARY, .m = m, .k = k, .data = packed, .scales = s};
-    lowbit_context one = *ctx, two = *ctx;
-    one.threads = 1, two.threads = 2;
-    CHECK(lowbit_linear_f32(&one, &pw, x, n, NULL, y1, ws) == LOWBIT_OK, "linear");
-    CHECK(lowbit_linear_f32(&two, &pw, x, n, NULL, y2, ws) == LOWBIT_OK, "linear 2 threads");
-    CHECK(memcmp(y1, y2, n * m * 4) == 0, "1 and 2 threads differ");
-    x[5] = INFINITY;
-    CHECK(lowbit_linear_f32(ctx, &pw, x, n, NULL, y1, ws) == LOWBIT_ERR_NONFINITE, "linear accepts Inf");
-    free(w), free(x), free(s), free(y1), free(y2), free(q), free(packed), free(ws);
+    for (int f = 0; f < LOWBIT_FORMAT_COUNT; f++) {
+        const lowbit_format_traits *tr = lowbit_format_get((lowbit_format)f);
+        fill_floats(x, n * k, 4.0f);
+        for (int64_t i = 0; i < m * k; i++) q[i] = (int8_t)(f == LOWBIT_FORMAT_BINARY ? (rand_int(0, 1) ? 1 : -1) : rand_int(tr->qmin, tr->qmax));
+        for (int64_t i = 0; i < m; i++) s[i] = 0.01f + (float)rand_int(1, 100) / 100.0f;
+        uint8_t *packed = xmalloc(lowbit_packed_size((lowbit_format)f, m, k));
+        CHECK(lowbit_pack((lowbit_format)f, q, m, k, packed) == LOWBIT_OK, "pack %s", tr->name);
+        const lowbit_packed_weights pw = {.format = (lowbit_format)f, .m = m, .k = k, .data = packed, .scales = s};
+        lowbit_context one = *ctx, two = *ctx;
+        one.threads = 1, two.threads = 2;
+        CHECK(lowbit_linear_f32(&one, &pw, x, n, NULL, y1, ws) == LOWBIT_OK, "linear %s", tr->name);
+        CHECK(lowbit_linear_f32(&two, &pw, x, n, NULL, y2, ws) == LOWBIT_OK, "linear %s, 2 threads", tr->name);
+        CHECK(memcmp(y1, y2, n * m * 4) == 0, "%s: 1 and 2 threads differ", tr->name);
+        x[5] = INFINITY;
+        CHECK(lowbit_linear_f32(&two, &pw, x, n, NULL, y1, ws) == LOWBIT_ERR_NONFINITE, "linear %s accepts Inf", tr->name);
+        free(packed);
+    }
+    free(x), free(s), free(y1), free(y2), free(q), free(ws);
 }
 
 static void test_gemm(const lowbit_context *ctx) {

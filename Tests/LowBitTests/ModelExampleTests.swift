@@ -2,11 +2,13 @@ import Foundation
 import LowBit
 import Testing
 
-/// The README's Swift example, compiled and run, so that it cannot go stale.
-@Test("README example: build, train a few steps, save, load, evaluate")
-func readmeExample() throws {
-    let path = temporaryPath("readme-model.safetensors")
-    // --- README example begins ---
+/// docs/library.md's Swift example (the model, trained step by step), compiled and run;
+/// DocumentationExampleTests checks that the document shows this very code.
+@Test("docs/library.md example: build, train a few steps, save, load, evaluate")
+func modelExample() throws {
+    let path = temporaryPath("model-example.safetensors")
+    // --- program begins ---
+    // path: where the checkpoint goes
     let backend = try RuntimeConfiguration.fromEnvironment().makeBackend()   // LOWBIT_BACKEND etc.
     let options = EncoderOptions(embedDim: 4, hiddenSize: 32, numHeads: 2, numLayers: 2,
                                  quantize: .ternary, dropout: 0.1, seed: 42)
@@ -24,7 +26,7 @@ func readmeExample() throws {
 
     let packed = try PackedClassifier(restored, backend: KernelsBackend())   // ternary weights, packed
     print(predictions, try packed.predict(batch), packed.weightBytes)
-    // --- README example ends ---
+    // --- program ends ---
     #expect(predictions.count == 2)
     #expect(try packed.predict(batch) == restored.predict(batch, backend: KernelsBackend()))
 }
