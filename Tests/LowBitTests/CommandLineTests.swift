@@ -344,6 +344,18 @@ struct CommandLineTests {
         let predictions = report["predictions"] as! [[String: Any]]
         #expect(predictions.count == 15 && predictions.map { $0["predicted"] as! String } == lines.dropFirst().map { String($0.split(separator: ",")[2]) })
 
+        // Data with another channel count: eval, and train --test, refuse it with one line (rc 1, not a trap),
+        // and train does so before any training.
+        let wide = "\(dir)/Wide.ts"
+        try "@problemName Wide\n@dimensions 2\n@classLabel true up down\n@data\n1,2,3:3,2,1:up\n3,2,1:1,2,3:down\n"
+            .write(toFile: wide, atomically: true, encoding: .utf8)
+        let wrongEval = try LowBitProcess.run(["eval", out + "/ternary/model.packed.safetensors", "--data", wide])
+        #expect(wrongEval.status == 1 && wrongEval.err.contains("2 channels, the model takes 1"), "\(wrongEval.status) \(wrongEval.err)")
+        let wrongTest = try LowBitProcess.run(["train", "--data", "\(dir)/Ramps_TRAIN.ts", "--test", wide, "--mode", "float",
+                                               "--out", out + "-wide"] + Self.small)
+        #expect(wrongTest.status == 1 && wrongTest.err.contains("Wide.ts") && wrongTest.err.contains("2 channels"), "\(wrongTest.err)")
+        #expect(!wrongTest.err.contains("epoch"), "refused only after training: \(wrongTest.err)")
+
         let b = try LowBitProcess.run(["bench", "accuracy", "--panel", panel, "--datasets", "Ramps", "--seeds", "0,1,2", "--mode", "float,binary",
                                        "--steps", "20", "--out", temporaryPath("cli-bench-accuracy"), "--json"])
         #expect(b.status == 0, "\(b.err)")
