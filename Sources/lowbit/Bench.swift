@@ -125,22 +125,3 @@ func parseList(_ text: String, _ name: String) throws -> [Int] {
     return values.map { $0! }
 }
 
-/// Warm up (at least 2 calls and a fifth of the budget: the first tenths of a second of a
-/// process run slow), then time repeats for about `budget` seconds (5 to 1000); the median.
-func medianSeconds(budget: Double, _ body: () throws -> Void) rethrows -> Double {
-    let clock = ContinuousClock()
-    func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
-    let warm = clock.now.advanced(by: .seconds(budget / 5))
-    var calls = 0
-    while calls < 2 || clock.now < warm {
-        try body()
-        calls += 1
-    }
-    let one = seconds(try clock.measure { try body() })
-    let repeats = min(1000, max(5, Int(budget / max(one, 1e-7))))
-    var times: [Double] = []
-    times.reserveCapacity(repeats)
-    for _ in 0..<repeats { times.append(seconds(try clock.measure { try body() })) }
-    times.sort()
-    return times[times.count / 2]
-}

@@ -23,8 +23,7 @@ struct Calibrate: ParsableCommand {
         let config = try runtimeConfiguration()
         if let limit, limit < 1 { throw ValidationError("--limit must be positive, got \(limit)") }
         let kernels = try KernelsBackend(isa: config.isa, threads: config.threads)
-        let saved = try SavedModel.load(model, kernels: kernels)
-        let packed = try saved.packed(kernels)
+        let packed = try ModelFile.load(from: URL(fileURLWithPath: model), backend: kernels).packed(backend: kernels)
         guard packed.hasQuantizedLayers else { throw ValidationError("\(model) is a float model: there is nothing to calibrate") }
         let calibration: TimeSeriesDataset, evaluation: TimeSeriesDataset
         if let data {
@@ -38,15 +37,12 @@ struct Calibrate: ParsableCommand {
             calibration = shipped.train
             evaluation = try test.map(Datasets.read) ?? shipped.test
         }
-        let info = saved.info
-        let window = packed.options.windowSize
         let used = calibration.subset(Array(0..<min(limit ?? calibration.count, calibration.count)))
-        let before = try ClassifierTraining.evaluate(evaluation, info: info, windowSize: window) { try packed.predict($0) }
-        let batches = try info.batches(used, windowSize: window).map(\.batch)
-        try packed.calibrate(batches)
-        let after = try ClassifierTraining.evaluate(evaluation, info: info, windowSize: window) { try packed.predict($0) }
+        let before = try packed.evaluate(on: evaluation)
+        try packed.calibrate(on: used)
+        let after = try packed.evaluate(on: evaluation)
         let path = out ?? URL(fileURLWithPath: model).deletingPathExtension().path + ".static.safetensors"
-        try packed.save(to: path, info: info)
+        try packed.save(to: URL(fileURLWithPath: path))
         let ranges = packed.staticRanges
         if json {
             let encoder = JSONEncoder()
@@ -56,7 +52,7 @@ struct Calibrate: ParsableCommand {
             printOutput(String(decoding: try encoder.encode(report), as: UTF8.self))
             return
         }
-        printOutput("calibrated \(ranges.count) layers on \(used.count) sequences (\(batches.count) batches):")
+        printOutput("calibrated \(ranges.count) layers on \(used.count) sequences (\((used.count + 63) / 64) batches):")
         for (layer, range) in ranges { printOutput("  \(pad(layer, 24)) activation range ±" + String(format: "%.4f", range)) }
         printOutput(String(format: "accuracy on the evaluation data: %.4f dynamic ranges → %.4f static ranges", before.accuracy, after.accuracy))
         printOutput("wrote \(path)")

@@ -54,7 +54,3 @@ func parseModes(_ text: String) throws -> [QuantizationMode?] {
     }
 }
 
-extension QuantizationMode {
-    /// The order in which `lowbit train` reports modes: widest first.
-    static let trainingOrder: [QuantizationMode] = [.int8, .int4, .ternary, .binary]
-}

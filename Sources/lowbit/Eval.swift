@@ -17,21 +17,15 @@ struct Eval: ParsableCommand {
     func run() throws {
         let config = try runtimeConfiguration()
         let kernels = try KernelsBackend(isa: config.isa, threads: config.threads)
-        let saved = try SavedModel.load(model, kernels: kernels)
+        let packed = try ModelFile.load(from: URL(fileURLWithPath: model), backend: kernels).packed(backend: kernels)
         let dataset = try data.map(Datasets.read) ?? Datasets.japaneseVowels().test
-        let packed = try saved.packed(kernels)
-        let info = saved.info
+        let info = packed.info!
+        let labelled = try dataset.relabelled(to: info.classNames)
         var confusion = [[Int]](repeating: [Int](repeating: 0, count: info.classNames.count), count: info.classNames.count)
         var rows: [Prediction] = []
-        var first = 0
-        for (batch, labels) in try info.batches(dataset, windowSize: packed.options.windowSize) {
-            for (p, (b, label)) in zip(try packed.probabilities(batch), labels.enumerated()) {
-                let predicted = p.indices.max { p[$0] < p[$1] }!
-                confusion[label][predicted] += 1
-                rows.append(Prediction(index: first + b, label: info.classNames[label], predicted: info.classNames[predicted],
-                                       probabilities: p))
-            }
-            first += labels.count
+        for (i, (answer, label)) in zip(try packed.classify(labelled), labelled.labels).enumerated() {
+            confusion[label][info.classNames.firstIndex(of: answer.label)!] += 1
+            rows.append(Prediction(index: i, label: info.classNames[label], predicted: answer.label, probabilities: answer.probabilities))
         }
         let evaluation = Evaluation(classNames: info.classNames, confusion: confusion)
         if let predictions { try Prediction.csv(rows, classNames: info.classNames).write(toFile: predictions, atomically: true, encoding: .utf8) }
@@ -80,4 +74,18 @@ struct EvalReport: Codable {
     var classes: [String]
     var confusion: [[Int]]
     var predictions: [Prediction]
+}
+
+/// Prints a confusion matrix with class names.
+func confusionTable(_ e: Evaluation) -> String {
+    let width = max(5, (e.classNames.map(\.count).max() ?? 1) + 1)
+    var s = pad("true\\pred", width + 5)
+    for c in e.classNames { s += pad(String(c.prefix(width - 1)), width) }
+    s += "\n"
+    for (i, row) in e.confusion.enumerated() {
+        s += pad(String(e.classNames[i].prefix(width + 3)), width + 5)
+        for v in row { s += pad(String(v), width) }
+        s += "\n"
+    }
+    return s
 }

@@ -180,7 +180,7 @@ struct Train: ParsableCommand {
             (train, selection) = (rest, held)
         }
         let display = ProgressDisplay()
-        let say: (String) -> Void = { [json] in display.say($0, onStandardOutput: !json) }
+        let say: @Sendable (String) -> Void = { [json] in display.say($0, onStandardOutput: !json) }
         say("\(train.name): \(train.count) training series, \(test.count) \(evaluationName) series (\(testSource)); "
             + "\(train.channels) channels, lengths \(train.lengths.min()!)–\(train.maxLength), \(train.classNames.count) classes"
             + (selection.map { "; \($0.count) more held out for checkpoint selection (--select-on)" } ?? ""))
@@ -215,29 +215,30 @@ struct Train: ParsableCommand {
         try DirectoryLock.acquire(out)
         Interrupt.install()
 
-        // Float first when the others need it; then every mode that is left, several at a time.
-        let phases = needsFloat && !quantized.isEmpty ? [[nil], quantized] : [modes]
-        var results: [TrainResult] = []
-        var floatRuns: [ClassifierTraining] = []
+        let comparison = ModeComparison(settings: modes.map { settings($0, for: train) }, directory: URL(fileURLWithPath: out),
+                                        runtime: config, resume: resume)
+        let width = Self.labelWidth(comparison)
         let started = Date()
-        for phase in phases {
-            let jobs = phase.flatMap { m in (0..<settings(m).ensembleSize).map { Job(mode: m, member: $0) } }
-            let runs = try trainConcurrently(jobs, config: config, train: train, test: test, selection: selection, floatRuns: floatRuns,
-                                             display: display, say: say)
-            let stopped = zip(jobs, runs).filter { $0.1 == nil }.map { checkpointPath($0.0) }
-            guard stopped.isEmpty else {
-                for path in stopped {
-                    printError("interrupted: checkpoint saved in \(path); run the same command with --resume to continue")
+        let outcomes: [ModeComparison.Result]
+        do {
+            outcomes = try comparison.run(train: train, evaluation: test, selection: selection, events: { event in
+                switch event {
+                case let .resumed(model, step, steps): say("\(model): resuming at step \(step) of \(steps)")
+                case let .progress(model, p): display.update(pad(model, width), p)
+                case let .trained(model): display.finish(pad(model, width))
                 }
-                throw ExitCode(130)
+            }, shouldStop: { Interrupt.requested })
+        } catch let stop as ModeComparison.Interrupted {
+            for path in stop.checkpoints {
+                printError("interrupted: checkpoint saved in \(path.path); run the same command with --resume to continue")
             }
-            // One at a time, on a quiet machine: the latency measured here is the packed model's alone.
-            let kernels = try KernelsBackend(isa: config.isa, threads: config.threads)
-            for m in phase {
-                let own = zip(jobs, runs).filter { $0.0.mode == m }.map { $0.1! }
-                results.append(try finishMode(m, runs: own, train: train, test: test, evaluationName: evaluationName, kernels: kernels, say: say))
-                if m == nil { floatRuns = own }
-            }
+            throw ExitCode(130)
+        } catch LowBitError.invalidArgument(let message) where message.contains("was trained with other settings") {
+            throw ValidationError(message)
+        }
+        var results: [TrainResult] = []
+        for outcome in outcomes {
+            results.append(try report(outcome, train: train, evaluationName: evaluationName, say: say))
         }
         let total = Date().timeIntervalSince(started)
         let encoder = JSONEncoder()
@@ -246,146 +247,20 @@ struct Train: ParsableCommand {
         return (results, evaluationName, total)
     }
 
-    /// One model to train: a mode's ensemble member (0 for a single model).
-    struct Job: Sendable {
-        var mode: QuantizationMode?
-        var member: Int
+    /// The width of the model names in the progress display: 8, or 12 with an ensemble.
+    static func labelWidth(_ comparison: ModeComparison) -> Int {
+        comparison.settings.contains { $0.ensembleSize > 1 } ? 12 : 8
     }
 
-    /// Where `job`'s checkpoint goes: MODE/checkpoint.safetensors for the first model,
-    /// MODE/checkpoint-2.safetensors for the second, and so on.
-    func checkpointPath(_ job: Job) -> String {
-        URL(fileURLWithPath: out).appendingPathComponent(settings(job.mode).modeName)
-            .appendingPathComponent(job.member == 0 ? "checkpoint.safetensors" : "checkpoint-\(job.member + 1).safetensors").path
-    }
-
-    /// Where a run with --select-on keeps its selected weights: beside its checkpoint.
-    func selectedPath(_ job: Job) -> String {
-        checkpointPath(job).replacingOccurrences(of: "checkpoint", with: "selected")
-    }
-
-    /// Trains (or resumes) `jobs`, as many at a time as there are threads (each run then gets
-    /// an equal share of them); the runs in `jobs` order, nil for one interrupted. A quantized
-    /// model that starts from float, or learns from it, uses the float model of the same
-    /// member in `floatRuns` (or, when several run at once, its own copy loaded from that
-    /// model's checkpoint: a model's forward keeps its activations, so two runs cannot share one).
-    func trainConcurrently(_ jobs: [Job], config: RuntimeConfiguration, train: TimeSeriesDataset,
-                           test: TimeSeriesDataset, selection: TimeSeriesDataset?, floatRuns: [ClassifierTraining], display: ProgressDisplay,
-                           say: @escaping (String) -> Void) throws -> [ClassifierTraining?] {
-        let workers = max(1, min(jobs.count, config.threads))
-        var each = config
-        each.threads = max(1, config.threads / workers)
-        let backends = try (0..<workers).map { _ in try each.makeBackend() }
-        let shared = Shared(jobs.count)
-        // Each thread touches only its own backend and float model, and each run's own objects.
-        let work = UncheckedSendable((command: self, backends: backends, floatRuns: floatRuns, say: say))
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
-            let (command, backends, floatRuns, say) = work.value
-            while let i = shared.next() {
-                do {
-                    let job = jobs[i]
-                    var floatRun: ClassifierTraining?
-                    if job.mode != nil, job.member < floatRuns.count {
-                        floatRun = workers == 1 ? floatRuns[job.member]
-                            : try ClassifierTraining(resumingFrom: command.checkpointPath(Job(mode: nil, member: job.member)))
-                    }
-                    let run = try command.trainModel(job, train: train, test: test, selection: selection, backend: backends[w], floatRun: floatRun,
-                                                     display: display, say: say, shouldStop: { Interrupt.requested || shared.failed })
-                    shared.set(i, run)
-                } catch {
-                    shared.fail(error)
-                    return
-                }
-            }
-        }
-        if let error = shared.error { throw error }
-        return shared.runs
-    }
-
-    struct UncheckedSendable<T>: @unchecked Sendable {
-        let value: T
-        init(_ value: T) { self.value = value }
-    }
-
-    /// The work list and results of ``trainConcurrently``, shared by its threads.
-    final class Shared: @unchecked Sendable {
-        private let lock = NSLock()
-        private var taken = 0
-        private(set) var runs: [ClassifierTraining?]
-        private(set) var error: (any Error)?
-
-        init(_ count: Int) { runs = Array(repeating: nil, count: count) }
-
-        /// The next mode's index, or nil when none is left or a run has failed.
-        func next() -> Int? {
-            lock.withLock {
-                guard error == nil, taken < runs.count else { return nil }
-                taken += 1
-                return taken - 1
-            }
-        }
-
-        func set(_ i: Int, _ run: ClassifierTraining?) { lock.withLock { runs[i] = run } }
-        func fail(_ e: any Error) { lock.withLock { if error == nil { error = e } } }
-        var failed: Bool { lock.withLock { error != nil } }
-    }
-
-    /// Trains (or resumes) one model; nil when interrupted. A quantized model that starts
-    /// from float, or learns from it, uses `floatRun`.
-    func trainModel(_ job: Job, train: TimeSeriesDataset, test: TimeSeriesDataset, selection: TimeSeriesDataset?, backend: any Backend,
-                    floatRun: ClassifierTraining?, display: ProgressDisplay, say: (String) -> Void,
-                    shouldStop: () -> Bool) throws -> ClassifierTraining? {
-        let wanted = settings(job.mode, for: train).member(job.member)
-        let checkpoint = checkpointPath(job)
-        try FileManager.default.createDirectory(at: URL(fileURLWithPath: checkpoint).deletingLastPathComponent(), withIntermediateDirectories: true)
-        let name = wanted.modeName + (wanted.ensembleSize == 1 ? "" : " \(job.member + 1)/\(wanted.ensembleSize)")
-        let run: ClassifierTraining
-        if resume, FileManager.default.fileExists(atPath: checkpoint) {
-            run = try ClassifierTraining(resumingFrom: checkpoint)
-            guard run.settings == wanted else {
-                throw ValidationError("\(checkpoint) was trained with other settings (\(run.settings)); "
-                                      + "resume with the same options, or drop --resume to start again")
-            }
-            say("\(name): resuming at step \(run.optimizer.step) of \(run.settings.epochs * run.stepsPerEpoch(train))")
-        } else {
-            run = try ClassifierTraining(settings: wanted, train: train, windowSize: max(train.maxLength, test.maxLength),
-                                         startingFrom: wanted.startsFromFloat ? floatRun : nil)
-        }
-        let label = pad(name, wanted.ensembleSize == 1 ? 8 : 12)
-        // About ten points of the evaluation curve: evaluating every epoch would cost a quarter of the time.
-        let outcome = try run.run(train: train, evaluation: test, teacher: wanted.distillation == nil ? nil : floatRun,
-                                  backend: backend, checkpointPath: checkpoint,
-                                  evaluationInterval: max(1, run.settings.epochs / 10),
-                                  selection: selection.map { CheckpointSelection(data: $0, path: selectedPath(job)) },
-                                  progress: { display.update(label, $0) }, shouldStop: shouldStop)
-        display.finish(label)
-        return outcome == .finished ? run : nil
-    }
-
-    /// Packs a trained mode (its model, or its ensemble's), evaluates the packed model, times
-    /// it, and writes its files.
-    func finishMode(_ m: QuantizationMode?, runs: [ClassifierTraining], train: TimeSeriesDataset, test: TimeSeriesDataset,
-                    evaluationName: String, kernels: KernelsBackend, say: (String) -> Void) throws -> TrainResult {
-        let wanted = settings(m, for: train), info = runs[0].info
+    /// A mode's row of the table and --json, its metrics.json and curve.svg, and its line of progress.
+    func report(_ outcome: ModeComparison.Result, train: TimeSeriesDataset, evaluationName: String, say: (String) -> Void) throws -> TrainResult {
+        let wanted = outcome.settings, runs = outcome.runs, evaluation = outcome.evaluation
         let dir = URL(fileURLWithPath: out).appendingPathComponent(wanted.modeName)
-        let packed = try PackedClassifier(ensemble: runs.map(\.model), backend: kernels)
-        try packed.save(to: dir.appendingPathComponent("model.packed.safetensors").path, info: info)
-        let window = packed.options.windowSize
-        let evaluation = try ClassifierTraining.evaluate(test, info: info, windowSize: window) { try packed.predict($0) }
-        let loss = try crossEntropy(test, info: info, windowSize: window) { try packed.logits($0) }
-        // What each model alone scores, to show what averaging adds.
-        let alone = runs.count == 1 ? [evaluation.accuracy] : try runs.map { run in
-            let single = try PackedClassifier(run.model, backend: kernels)
-            return try ClassifierTraining.evaluate(test, info: info, windowSize: window) { try single.predict($0) }.accuracy
-        }
-        let one = try info.batch(test, [0], windowSize: window).batch
-        let latency = try medianSeconds(budget: 0.3) { _ = try packed.logits(one) }
-        let finalLoss = runs.map { $0.history.last!.trainLoss }.reduce(0, +) / Float(runs.count)
         let result = TrainResult(
             mode: wanted.modeName, testAccuracy: evaluationName == "test" ? evaluation.accuracy : nil,
-            validationAccuracy: evaluationName == "validation" ? evaluation.accuracy : nil, modelAccuracies: alone,
-            finalLoss: finalLoss, evaluationLoss: loss, trainSeconds: runs.map(\.trainSeconds).reduce(0, +),
-            packedBytes: packed.weightBytes, latencyMs: latency * 1e3,
+            validationAccuracy: evaluationName == "validation" ? evaluation.accuracy : nil, modelAccuracies: outcome.modelAccuracies,
+            finalLoss: outcome.finalLoss, evaluationLoss: evaluation.meanCrossEntropy.map(Float.init), trainSeconds: outcome.trainSeconds,
+            packedBytes: outcome.model.weightBytes, latencyMs: (outcome.latencySeconds ?? .nan) * 1e3,
             epochs: wanted.epochs, steps: runs[0].optimizer.step, seed: wanted.seed, settings: wanted,
             recipe: RecipeChoices(recipe: recipe, train: train, settings: wanted, steps: steps, epochs: epochs, patchLength: patchLength,
                                   selectOn: selectOn, selectedEpochs: runs.compactMap(\.selectedEpoch), overridden: overridingOptions))
@@ -397,22 +272,12 @@ struct Train: ParsableCommand {
         try CurvePlot.svg(title: "\(train.name) — \(wanted.modeName)\(what): \(evaluationName) accuracy \(String(format: "%.4f", evaluation.accuracy))",
                           histories: runs.map(\.history), evaluationName: evaluationName)
             .write(to: dir.appendingPathComponent("curve.svg"), atomically: true, encoding: .utf8)
-        let models = runs.count == 1 ? "" : " (the \(runs.count) models alone: " + alone.map { String(format: "%.4f", $0) }.joined(separator: ", ") + ")"
+        let models = runs.count == 1 ? "" : " (the \(runs.count) models alone: " + outcome.modelAccuracies.map { String(format: "%.4f", $0) }.joined(separator: ", ") + ")"
         say("\(wanted.modeName): \(evaluationName) " + String(format: "accuracy %.4f", evaluation.accuracy) + models
-            + String(format: ", final loss %.4f, %.1f s", finalLoss, result.trainSeconds)
+            + String(format: ", final loss %.4f, %.1f s", result.finalLoss, result.trainSeconds)
             + (selectOn == nil ? "" : "; weights of epoch " + runs.compactMap { $0.selectedEpoch.map(String.init) }.joined(separator: ", ")
                + " of \(wanted.epochs) (lowest selection loss)"))
         return result
-    }
-
-    /// The mean cross-entropy of `logits` on `data`.
-    func crossEntropy(_ data: TimeSeriesDataset, info: ModelInfo, windowSize: Int, logits: (SequenceBatch) throws -> Tensor) throws -> Float {
-        var total = 0.0
-        let batches = try info.batches(data, windowSize: windowSize)
-        for (batch, labels) in batches {
-            total += Double(try Loss.softmaxCrossEntropy(logits: try logits(batch), labels: labels).loss) * Double(labels.count)
-        }
-        return Float(total / Double(max(data.count, 1)))
     }
 }
 

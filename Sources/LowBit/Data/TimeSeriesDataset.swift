@@ -35,6 +35,25 @@ public struct TimeSeriesDataset: Sendable, Equatable {
         self.classNames = classNames
     }
 
+    /// A dataset from nested arrays, series × steps × channels (`series[i][t][c]`), and one
+    /// label per series. The classes are the distinct labels in order of first appearance,
+    /// as the CSV reader names them, unless `classNames` gives the order.
+    public init(name: String = "data", series: [[[Float]]], labels: [String], classNames: [String]? = nil) throws {
+        guard let first = series.first?.first else { throw LowBitError.invalidArgument("\(name): the dataset holds no series, or its first series no steps") }
+        for (i, s) in series.enumerated() {
+            if let t = s.firstIndex(where: { $0.count != first.count }) {
+                throw LowBitError.invalidArgument("\(name): series \(i), step \(t) has \(s[t].count) values, series 0 has \(first.count) channels")
+            }
+        }
+        var names = classNames ?? []
+        if classNames == nil { for l in labels where !names.contains(l) { names.append(l) } }
+        let indices = try labels.enumerated().map { i, l in
+            guard let k = names.firstIndex(of: l) else { throw LowBitError.invalidArgument("\(name): series \(i) has label '\(l)', not among the class names") }
+            return k
+        }
+        try self.init(name: name, channels: first.count, series: series.map { $0.flatMap { $0 } }, labels: indices, classNames: names)
+    }
+
     public var count: Int { series.count }
     public func length(_ i: Int) -> Int { series[i].count / channels }
     public var lengths: [Int] { series.map { $0.count / channels } }

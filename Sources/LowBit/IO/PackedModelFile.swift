@@ -55,7 +55,7 @@ extension PackedClassifier {
         }
         let info = try ModelInfo(metadata: metadata, path: path)
         guard format == ensembleFileFormatVersion else {
-            return (PackedClassifier(packed: [try loadModel(tensors, metadata, info: info, backend: backend, path: path)], backend: backend), info)
+            return (PackedClassifier(packed: [try loadModel(tensors, metadata, info: info, backend: backend, path: path)], info: info, backend: backend), info)
         }
         guard let text = metadata["lowbit.members"], let count = Int(text), (1...16).contains(count) else {
             throw bad("an ensemble file needs 'lowbit.members', a count from 1 to 16 (got '\(metadata["lowbit.members"] ?? "none")')")
@@ -77,7 +77,7 @@ extension PackedClassifier {
         if let stray = tensors.keys.sorted().first(where: { name in !(0..<count).contains { name.hasPrefix("members.\($0).") } }) {
             throw bad("tensor '\(stray)' belongs to none of the \(count) models")
         }
-        return (PackedClassifier(packed: members, backend: backend), info)
+        return (PackedClassifier(packed: members, info: info, backend: backend), info)
     }
 
     /// One model from its tensors (names without a prefix) and metadata.

@@ -13,13 +13,18 @@ public final class PackedClassifier {
     public let backend: KernelsBackend
     /// One model, or the ensemble's models in order.
     let members: [SequenceClassifier]
+    /// What the model needs to read raw series and name its answers: class names, the
+    /// training data's standardization, steps per token. A model packed from a bare
+    /// ``SequenceClassifier`` has none: it reads ready-made ``SequenceBatch``es only.
+    public let info: ModelInfo?
 
-    public convenience init(_ source: SequenceClassifier, backend: KernelsBackend) throws {
-        try self.init(ensemble: [source], backend: backend)
+    public convenience init(_ source: SequenceClassifier, info: ModelInfo? = nil, backend: KernelsBackend) throws {
+        try self.init(ensemble: [source], info: info, backend: backend)
     }
 
-    /// Packs every model of `sources`, which must share their options and classes.
-    public init(ensemble sources: [SequenceClassifier], backend: KernelsBackend) throws {
+    /// Packs every model of `sources`, which must share their options and classes (and
+    /// `info`'s class count, when given).
+    public init(ensemble sources: [SequenceClassifier], info: ModelInfo? = nil, backend: KernelsBackend) throws {
         guard let first = sources.first else { throw LowBitError.invalidArgument("an ensemble needs at least one model") }
         // The seed only drew the initial weights and dropout masks: the models differ in it.
         func shape(_ m: SequenceClassifier) -> EncoderOptions { var o = m.options; o.seed = 0; return o }
@@ -27,15 +32,20 @@ public final class PackedClassifier {
             throw LowBitError.invalidArgument("model \(i + 1) of the ensemble differs from the first in its options or classes; "
                                               + "an ensemble's models must share their shape, inputs and classes")
         }
+        if let info, info.classNames.count != first.classes {
+            throw LowBitError.invalidArgument("the model has \(first.classes) classes, but \(info.classNames.count) class names were given")
+        }
         self.backend = backend
+        self.info = info
         members = try sources.map { try $0.copy() }
         for l in members.flatMap(\.quantizedLayers) { _ = try l.preparedWeights(backend) }
     }
 
     /// Wraps models whose quantized layers already hold their packed weights.
-    init(packed members: [SequenceClassifier], backend: KernelsBackend) {
+    init(packed members: [SequenceClassifier], info: ModelInfo?, backend: KernelsBackend) {
         self.backend = backend
         self.members = members
+        self.info = info
     }
 
     public var classes: Int { members[0].classes }

@@ -51,6 +51,9 @@ public enum QuantizationMode: String, CaseIterable, Sendable, Codable {
         }
         self = mode
     }
+
+    /// The order in which a comparison reports the modes: widest first.
+    public static let trainingOrder: [QuantizationMode] = [.int8, .int4, .ternary, .binary]
 }
 
 /// Which weights share one scale.
