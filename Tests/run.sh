@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The test command (README, and CI through .ci/run). Installs what is missing, then:
 #   1. the C kernel tests: every ISA this CPU runs against the scalar twins, the same
-#      under AddressSanitizer + UndefinedBehaviorSanitizer, and the NEON kernels under
-#      qemu-aarch64 (with and without SDOT);
+#      under AddressSanitizer + UndefinedBehaviorSanitizer and under ThreadSanitizer, and
+#      the NEON kernels under qemu-aarch64 (with and without SDOT);
 #   2. the Swift Testing suites under ASan, with UBSan on the C code (swift-driver has no
 #      UBSan for Swift on Linux);
-#   3. the Swift Testing suites in a release build (the C kernels at -O2);
+#   3. the Swift Testing suites in a release build (the C kernels at -O2) under
+#      ThreadSanitizer: the threaded kernels, models trained side by side, the CLI's
+#      child processes (built with it too). libomp's threads are made visible to TSan
+#      by Archer, the OpenMP tool libomp-dev ships;
 #   4. a smoke run of the fuzzers (Fuzz/run.sh: libFuzzer + ASan, 20 s per reader).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +19,10 @@ echo "== Swift tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 # One suppression, for a leak inside Foundation.Process (see the file).
 LSAN_OPTIONS="suppressions=$PWD/Tests/lsan.supp" swift test --sanitize=address --disable-xctest --scratch-path .build-asan \
     -Xcc -fsanitize=undefined -Xcc -fno-sanitize-recover=undefined
-echo "== Swift tests, release build"
-swift test -c release --disable-xctest
+echo "== Swift tests, release build, under ThreadSanitizer"
+archer=$(ls /usr/lib/llvm-*/lib/libarcher.so 2>/dev/null | sort -V | tail -1)
+[[ -n $archer ]] || { echo "libarcher.so not found (libomp-dev)"; exit 1; }
+OMP_TOOL_LIBRARIES=$archer TSAN_OPTIONS="halt_on_error=1 ignore_noninstrumented_modules=1" \
+    swift test -c release --sanitize=thread --disable-xctest --scratch-path .build-tsan
 echo "== Fuzz smoke: the .ts, CSV and safetensors readers and the model loaders, 20 s each"
 bash Fuzz/run.sh --seconds 20

@@ -180,7 +180,9 @@ struct CommandLineTests {
     @Test("Ctrl-C keeps the last checkpoint; --resume continues from it to the end (binary, learning from float)")
     func interruptAndResume() throws {
         let out = temporaryPath("cli-interrupt")
-        let args = ["train", "--mode", "binary", "--epochs", "6", "--distill", "0.5", "--out", out]
+        // A small model (the interruption is what is tested), with epochs enough that Ctrl-C
+        // lands mid-run in a release build too.
+        let args = ["train", "--mode", "binary", "--epochs", "10", "--distill", "0.5", "--out", out] + Self.small
         let checkpoint = out + "/binary/checkpoint.safetensors"
         let p = try LowBitProcess(args)
         let deadline = Date().addingTimeInterval(600)
@@ -199,10 +201,10 @@ struct CommandLineTests {
                 "\(resumed.out)")
         let done = try ClassifierTraining(resumingFrom: checkpoint)
         #expect(done.isFinished(train))
-        #expect(done.history.map(\.epoch) == Array(1...6))
+        #expect(done.history.map(\.epoch) == Array(1...10))
 
         // Resuming with other settings is refused, naming the problem.
-        let other = try LowBitProcess.run(["train", "--mode", "binary", "--epochs", "7", "--distill", "0.5", "--out", out, "--resume"])
+        let other = try LowBitProcess.run(["train", "--mode", "binary", "--epochs", "11", "--distill", "0.5", "--out", out, "--resume"] + Self.small)
         #expect(other.status != 0)
         #expect(other.err.contains("other settings"))
     }

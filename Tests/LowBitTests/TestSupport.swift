@@ -1,3 +1,4 @@
+import Foundation
 import LowBit
 import Testing
 
@@ -74,4 +75,21 @@ func expectAgree(_ got: Tensor, _ want: Tensor, magnitudes mag: [Double], k: Int
     }
     #expect(worst <= 0, "\(what): element \(at) is \(got.scalars[at]) vs \(want.scalars[at]), beyond tolerance by \(worst)",
             sourceLocation: sourceLocation)
+}
+
+/// Expects `body` to throw a `LowBitError` whose description contains `text`; returns it.
+@discardableResult
+func expectError(_ text: String, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) -> LowBitError? {
+    let error = #expect(throws: LowBitError.self, sourceLocation: sourceLocation) { try body() }
+    #expect(error.map { "\($0)" }?.contains(text) == true, "\(String(describing: error)) lacks '\(text)'", sourceLocation: sourceLocation)
+    return error
+}
+
+/// Writes `tensors` and `metadata` to a fresh safetensors file and expects `load` of its
+/// path to throw a `LowBitError` whose description contains `text`.
+func expectLoadError(_ tensors: [String: SafeTensors.Entry], _ metadata: [String: String], _ text: String,
+                     sourceLocation: SourceLocation = #_sourceLocation, load: (String) throws -> Void) throws {
+    let path = temporaryPath("damaged-\(UUID().uuidString).safetensors")
+    try SafeTensors.write(tensors, metadata: metadata, to: path)
+    expectError(text, sourceLocation: sourceLocation) { try load(path) }
 }

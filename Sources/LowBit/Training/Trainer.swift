@@ -1,5 +1,10 @@
 /// Trains a ``SequenceClassifier``: forward in training mode, softmax cross-entropy,
 /// backward, gradient clipping, AdamW. Deterministic for a fixed seed and backend.
+///
+/// The training layers, from the bottom up: a `Trainer` takes one optimizer step on a
+/// batch; ``ClassifierTraining`` is a whole run on a dataset (schedule, batches,
+/// augmentation, distillation, checkpoints, evaluation); ``ModeComparison`` runs several
+/// of those side by side, one per mode and ensemble member, and packs the results.
 public final class Trainer {
     public let model: SequenceClassifier
     public let backend: any Backend

@@ -1,0 +1,75 @@
+import Foundation
+
+/// What a saved model needs, besides its weights, to classify raw series: the class names,
+/// the training data's standardization and how steps become tokens.
+public struct ModelInfo: Sendable, Equatable, Codable {
+    public var classNames: [String]
+    public var standardization: ChannelStandardization
+    public var modeName: String
+    /// Steps per token (``TrainingSettings/patchLength``).
+    public var patchLength: Int
+
+    public init(classNames: [String], standardization: ChannelStandardization, modeName: String, patchLength: Int = 1) {
+        self.classNames = classNames
+        self.standardization = standardization
+        self.modeName = modeName
+        self.patchLength = patchLength
+    }
+
+    /// Decodes files written before patches existed as one step per token.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(classNames: try c.decode([String].self, forKey: .classNames),
+                  standardization: try c.decode(ChannelStandardization.self, forKey: .standardization),
+                  modeName: try c.decode(String.self, forKey: .modeName),
+                  patchLength: try c.decodeIfPresent(Int.self, forKey: .patchLength) ?? 1)
+    }
+
+    /// Examples `indices` of `data` as the model reads them: labels in the model's classes,
+    /// standardized, cut into patches, at most `windowSize` tokens (the newest).
+    public func batch(_ data: TimeSeriesDataset, _ indices: [Int], windowSize: Int) throws -> (batch: SequenceBatch, labels: [Int]) {
+        try checkChannels(data)
+        return try data.relabelled(to: classNames).batch(indices, standardization: standardization, maxSteps: windowSize, patchLength: patchLength)
+    }
+
+    /// All of `data`, in order, in batches of `size`, as ``batch(_:_:windowSize:)`` reads them.
+    public func batches(_ data: TimeSeriesDataset, size: Int = 64, windowSize: Int) throws -> [(batch: SequenceBatch, labels: [Int])] {
+        try checkChannels(data)
+        return try data.relabelled(to: classNames).batches(size: size, standardization: standardization, maxSteps: windowSize, patchLength: patchLength)
+    }
+
+    private func checkChannels(_ data: TimeSeriesDataset) throws {
+        guard data.channels == standardization.mean.count else {
+            throw LowBitError.invalidShape("\(data.name) has \(data.channels) channels, the model takes \(standardization.mean.count)")
+        }
+    }
+
+    static let metadataKey = "lowbit.data"
+
+    func metadata() throws -> [String: String] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return [Self.metadataKey: String(decoding: try encoder.encode(self), as: UTF8.self)]
+    }
+
+    init(metadata: [String: String], path: String) throws {
+        guard let text = metadata[Self.metadataKey], let info = try? JSONDecoder().decode(ModelInfo.self, from: Data(text.utf8)) else {
+            throw LowBitError.invalidFile(path: path, reason: "no readable class names and standardization ('\(Self.metadataKey)' metadata)")
+        }
+        guard info.classNames.count >= 2, info.patchLength >= 1, (try? ChannelStandardization(mean: info.standardization.mean, deviation: info.standardization.deviation)) != nil else {
+            throw LowBitError.invalidFile(path: path, reason: "invalid class names or standardization in '\(Self.metadataKey)'")
+        }
+        guard Set(info.classNames).count == info.classNames.count else {
+            let repeated = Dictionary(grouping: info.classNames, by: { $0 }).filter { $1.count > 1 }.keys.sorted()
+            throw LowBitError.invalidFile(path: path, reason: "class names repeat (\(repeated.map { "'\($0)'" }.joined(separator: ", "))) in '\(Self.metadataKey)'")
+        }
+        let mode = info.modeName.hasSuffix("+qt") ? String(info.modeName.dropLast(3)) : info.modeName
+        guard mode == "float" || QuantizationMode(rawValue: mode) != nil else {
+            throw LowBitError.invalidFile(path: path, reason: "unknown mode '\(info.modeName)' in '\(Self.metadataKey)'")
+        }
+        guard info.patchLength <= TrainingRecipe.maxTokenValues else {
+            throw LowBitError.invalidFile(path: path, reason: "patch length \(info.patchLength) exceeds the limit of \(TrainingRecipe.maxTokenValues)")
+        }
+        self = info
+    }
+}
