@@ -18,7 +18,7 @@ struct DataOptions: ParsableArguments {
         }
         let train = try Datasets.read(data)
         if let path = test ?? Datasets.testSibling(of: data) { return try checked(train, try Datasets.read(path), path) }
-        let (kept, held) = train.split(holdingOut: 0.25, seed: seed)
+        let (kept, held) = try train.split(holdingOut: 0.25, seed: seed)
         return (kept, held, "25% of \(data) held out (no --test and no _TEST sibling)")
     }
 

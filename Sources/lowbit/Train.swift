@@ -168,12 +168,12 @@ struct Train: ParsableCommand {
         var (train, test, testSource) = try dataOptions.load(seed: seed)
         var evaluationName = "test"
         if let validation {
-            (train, test) = train.split(holdingOut: validation, seed: seed ^ 0xFA11)
+            (train, test) = try train.split(holdingOut: validation, seed: seed ^ 0xFA11)
             (testSource, evaluationName) = ("\(Int(validation * 100))% of the training data (validation; the test split is not read)", "validation")
         }
         var selection: TimeSeriesDataset?
         if let selectOn {
-            let (rest, held) = train.split(holdingOut: selectOn, seed: seed ^ 0x5E1E)
+            let (rest, held) = try train.split(holdingOut: selectOn, seed: seed ^ 0x5E1E)
             guard rest.count >= 2, held.count >= 1 else {
                 throw ValidationError("--select-on \(selectOn) leaves \(rest.count) training and \(held.count) selection series of \(train.count); use another fraction")
             }

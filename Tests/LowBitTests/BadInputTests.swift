@@ -99,6 +99,40 @@ struct BadInputTests {
         #expect(throws: LowBitError.self) { try KernelsBackend().prepare(broken) }
         #expect(throws: LowBitError.self) { try QuantizationMode(parsing: "int3") }
     }
+
+    @Test("hand-made values the public API must refuse, not trap on or read past: zero or negative scale groups, out-of-range codes, bad scales, attention inputs of the wrong size, repeated class names, a held-out fraction outside [0, 1], an ensemble too large to load, a thread count out of range")
+    func handMadeValues() throws {
+        expectError("at least one column, got 0") {
+            _ = try QuantizedWeights(mode: .int4, rows: 2, cols: 8, granularity: .perGroup(0), values: [Int8](repeating: 1, count: 16), scales: [1])
+        }
+        expectError("at least one column, got -8") {
+            _ = try QuantizedWeights(mode: .int4, rows: 2, cols: 8, granularity: .perGroup(-8), values: [Int8](repeating: 1, count: 16), scales: [1, 1])
+        }
+        expectError("ternary values lie in [-1, 1], got 2") {
+            _ = try QuantizedWeights(mode: .ternary, rows: 1, cols: 4, granularity: .perTensor, values: [0, 1, 2, -1], scales: [1])
+        }
+        expectError("int8 values lie in [-127, 127], got -128") {
+            _ = try QuantizedWeights(mode: .int8, rows: 1, cols: 2, granularity: .perTensor, values: [-128, 1], scales: [1])
+        }
+        expectError("finite and non-negative") {
+            _ = try QuantizedWeights(mode: .int8, rows: 1, cols: 2, granularity: .perChannel, values: [3, 1], scales: [.nan])
+        }
+        let attention = CausalSelfAttention(path: "a", hidden: 8, heads: 2, seed: 1)
+        let shape = try SequenceShape(batch: 2, steps: 3, lengths: [3, 2])
+        let exec = Execution(backend: ReferenceBackend(), training: false)
+        expectError("attention input must be [6, 8]") { _ = try attention.forward(Tensor(zeros: [5, 8]), shape, exec) }
+        expectError("appears twice") {
+            _ = try TimeSeriesDataset(name: "d", channels: 1, series: [[1], [2]], labels: [0, 1], classNames: ["a", "a"])
+        }
+        let data = try TimeSeriesDataset(name: "d", channels: 1, series: [[1], [2]], labels: [0, 1], classNames: ["a", "b"])
+        expectError("must be in [0, 1], got -0.5") { _ = try data.split(holdingOut: -0.5, seed: 1) }
+        expectError("got nan") { _ = try data.split(holdingOut: .nan, seed: 1) }
+        let model = try SequenceClassifier(EncoderOptions(embedDim: 2, hiddenSize: 8, numHeads: 2, numLayers: 1, quantize: .ternary), classes: 2)
+        expectError("at most 16 models, got 17") {
+            _ = try PackedClassifier(ensemble: [SequenceClassifier](repeating: model, count: 17), backend: KernelsBackend())
+        }
+        expectError("from 1 to 1024, got 5000") { _ = try KernelsBackend(threads: 5000) }
+    }
 }
 
 extension TestRandom {
@@ -106,4 +140,5 @@ extension TestRandom {
         var r = self
         return r.tensor(shape, scale: scale)
     }
+
 }

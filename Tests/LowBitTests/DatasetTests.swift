@@ -186,13 +186,13 @@ struct DatasetTests {
     @Test("a stratified split keeps every example once and each class in proportion")
     func split() throws {
         let (train, _) = try Datasets.japaneseVowels()
-        let (kept, held) = train.split(holdingOut: 0.2, seed: 9)
+        let (kept, held) = try train.split(holdingOut: 0.2, seed: 9)
         #expect(kept.count + held.count == train.count)
         #expect((0..<9).allSatisfy { c in held.labels.filter { $0 == c }.count == 6 })
         let all = Set(kept.series.map { $0.description } + held.series.map { $0.description })
         #expect(all.count == train.count)
-        #expect(train.split(holdingOut: 0.2, seed: 9).heldOut == held)
-        #expect(train.split(holdingOut: 0.2, seed: 10).heldOut != held)
+        #expect(try train.split(holdingOut: 0.2, seed: 9).heldOut == held)
+        #expect(try train.split(holdingOut: 0.2, seed: 10).heldOut != held)
     }
 
     @Test("relabelling maps classes by name and refuses an unknown one")

@@ -4,16 +4,29 @@ import LowBitKernels
 /// fused dequantize, on the ISA and thread count given. Float matmuls (not low-bit) go
 /// to OpenBLAS.
 public struct KernelsBackend: Backend {
+    /// Always ``BackendKind/kernels``.
     public var kind: BackendKind { .kernels }
+    /// "kernels/ISA/THREADS", such as "kernels/avx512vnni/2": packed weights are reused only
+    /// by a kernels backend with the same ISA and thread count.
     public var identity: String { "kernels/\(isa.rawValue)/\(threads)" }
+    /// The instruction set whose kernels run (it may leave a kernel to a lower one; see
+    /// ``KernelsBackend/kernelISAs``).
     public let isa: ISA
+    /// The threads each kernel call uses; also OpenBLAS's process-wide thread count for the
+    /// float matmuls.
     public let threads: Int
     /// Plain data; its table pointer refers to immutable tables built once per process.
     private let box: ContextBox
     var context: lowbit_context { box.value }
 
+    /// Creates a backend that runs `isa` on `threads` threads (by default the fastest ISA
+    /// and one thread per online CPU), and sets OpenBLAS's process-wide thread count to
+    /// `threads`.
+    ///
+    /// - Throws: ``LowBitError/invalidArgument(_:)`` if `threads` is not from 1 to 1024;
+    ///   ``LowBitError/unsupportedISA(_:)`` if this build or this CPU cannot run `isa`.
     public init(isa: ISA = .best, threads: Int = RuntimeConfiguration.cpuCount) throws {
-        guard threads >= 1 else { throw LowBitError.invalidArgument("thread count must be at least 1, got \(threads)") }
+        guard (1...1024).contains(threads) else { throw LowBitError.invalidArgument("thread count must be from 1 to 1024, got \(threads)") }
         var ctx = lowbit_context()
         let status = lowbit_context_init(&ctx, isa.raw, Int32(threads))
         guard status == LOWBIT_OK else {
@@ -42,11 +55,23 @@ public struct KernelsBackend: Backend {
         }
     }
 
+    /// Float product op(a) · op(b) by OpenBLAS sgemm: float matmuls are not low-bit, so the
+    /// kernels leave them to BLAS.
+    ///
+    /// - Throws: ``LowBitError/invalidShape(_:)`` for a non-matrix, empty or mismatched operand;
+    ///   ``LowBitError/nonFinite(_:)`` for NaN or infinity in either operand.
     public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) throws -> Tensor {
         let (m, n, k) = try checkMatmul(a, b, transposeA: transposeA, transposeB: transposeB)
         return try OpenBLAS.matmul(a, b, m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB)
     }
 
+    /// Quantizes with the C kernels of ``KernelsBackend/isa``, returning the same values and
+    /// scale bits as ``ReferenceQuantizer``.
+    ///
+    /// - Throws: ``LowBitError/invalidShape(_:)`` unless `w` is a non-empty matrix;
+    ///   ``LowBitError/invalidArgument(_:)`` for a group size that cannot be packed;
+    ///   ``LowBitError/nonFinite(_:)`` for NaN or infinity or, in binary and ternary, magnitudes so
+    ///   large that a partial sum overflows.
     public func quantize(weights w: Tensor, mode: QuantizationMode, granularity: Granularity, bound: ScaleBound) throws -> QuantizedWeights {
         let (rows, cols) = try w.matrixShape("weights")
         guard rows > 0, cols > 0 else { throw LowBitError.invalidShape("weights must be non-empty, got \(w.shape)") }
@@ -67,6 +92,11 @@ public struct KernelsBackend: Backend {
         return try QuantizedWeights(mode: mode, rows: rows, cols: cols, granularity: granularity, values: q, scales: scales)
     }
 
+    /// Quantizes activations [tokens, cols] to int8 per token with the C kernels, rows padded
+    /// with zeros to K rounded up to a multiple of 32 (the stride the packed matmul reads).
+    ///
+    /// - Throws: ``LowBitError/invalidShape(_:)`` unless `x` is a non-empty matrix;
+    ///   ``LowBitError/nonFinite(_:)`` for NaN or infinity.
     public func quantize(activations x: Tensor) throws -> QuantizedActivations {
         let (n, k) = try x.matrixShape("activations")
         guard n > 0, k > 0 else { throw LowBitError.invalidShape("activations must be non-empty, got \(x.shape)") }
@@ -80,6 +110,11 @@ public struct KernelsBackend: Backend {
         return QuantizedActivations(tokens: n, cols: k, stride: stride, values: q, scales: scales)
     }
 
+    /// Packs the values once into the layout of `lowbit.h` (rows in panels of 16, K in 64-byte
+    /// chunks of codes), keeping the scales per row or per group.
+    ///
+    /// - Throws: ``LowBitError/invalidArgument(_:)`` if a value is not a code of the mode (for
+    ///   binary, anything but ±1; for int4, anything outside [-8, 7]).
     public func prepare(_ weights: QuantizedWeights) throws -> PreparedWeights {
         let packed = PackedStorage(weights)
         let status = weights.values.withUnsafeBufferPointer { v in
@@ -91,6 +126,13 @@ public struct KernelsBackend: Backend {
         return PreparedWeights(quantized: weights, storage: packed, backend: kind)
     }
 
+    /// The packed product: int8 activations times low-bit codes with exact int32 sums per scale
+    /// group, dequantized and added to `bias` in the same pass.
+    ///
+    /// - Throws: ``LowBitError/invalidArgument(_:)`` for weights another backend prepared or a -128
+    ///   in `x`; ``LowBitError/invalidShape(_:)`` for mismatched columns, K over 65,536, a bias not
+    ///   [rows] or a group size the kernels cannot run; ``LowBitError/nonFinite(_:)`` for NaN or
+    ///   infinity in a scale or in `bias`.
     public func linear(_ x: QuantizedActivations, _ weights: PreparedWeights, bias: Tensor?) throws -> Tensor {
         try checkLinear(x, weights, bias: bias)
         guard let packed = weights.storage as? PackedStorage else {
@@ -107,6 +149,12 @@ public struct KernelsBackend: Backend {
         return try Tensor(shape: [x.tokens, w.rows], scalars: y)
     }
 
+    /// Int8 product by the C kernels, with exact int32 sums, row-major [rows of op(a), cols of
+    /// op(b)].
+    ///
+    /// - Throws: ``LowBitError/invalidShape(_:)`` for empty operands, differing inner dimensions or
+    ///   K over 65,536; ``LowBitError/invalidArgument(_:)`` for a -128 in `a` (`b` takes the full
+    ///   int8 range).
     public func gemmInt8(_ a: Int8Matrix, _ b: Int8Matrix, transposeA: Bool, transposeB: Bool) throws -> [Int32] {
         let (m, n, k) = try checkGemm(a, b, transposeA: transposeA, transposeB: transposeB)
         var c = [Int32](repeating: 0, count: m * n)

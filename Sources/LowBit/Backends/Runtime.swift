@@ -5,17 +5,23 @@ import LowBitKernels
 /// kernels), `LOWBIT_ISA` (default: the fastest the CPU runs) and `LOWBIT_THREADS`
 /// (default: every online CPU). A bad value is an error, never a silent fallback.
 public struct RuntimeConfiguration: Sendable, Equatable {
+    /// The implementation ``RuntimeConfiguration/makeBackend()`` creates (`LOWBIT_BACKEND`).
     public var backend: BackendKind
+    /// The instruction set of the kernels backend (`LOWBIT_ISA`); the others ignore it.
     public var isa: ISA
+    /// Threads for the kernels and OpenBLAS (`LOWBIT_THREADS`); the reference backend ignores it.
     public var threads: Int
 
+    /// Creates a configuration; the defaults are those of an empty environment: the kernels,
+    /// the fastest ISA this CPU runs, one thread per online CPU. Nothing is validated here.
     public init(backend: BackendKind = .kernels, isa: ISA = .best, threads: Int = RuntimeConfiguration.cpuCount) {
         self.backend = backend
         self.isa = isa
         self.threads = threads
     }
 
-    public static var cpuCount: Int { Int(lowbit_cpu_count()) }
+    /// The number of online CPUs (at least 1): the default thread count.
+    public static var cpuCount: Int { min(max(Int(lowbit_cpu_count()), 1), 1024) }
 
     /// Whether the kernels can run threads (the OpenMP runtime is linked).
     public static var threadingAvailable: Bool { lowbit_threading_available() != 0 }

@@ -13,6 +13,13 @@ public struct TimeSeriesDataset: Sendable, Equatable {
     /// appearance).
     public var classNames: [String]
 
+    /// Creates a dataset from flat series, each row-major [steps, channels], and one label per
+    /// series, an index into `classNames`.
+    ///
+    /// - Throws: ``LowBitError/invalidArgument(_:)`` when `channels` is not positive, there is no
+    ///   series, the counts of series and labels differ, a series is empty or not a whole number
+    ///   of steps, or a label is outside `classNames`; ``LowBitError/nonFinite(_:)`` when a value
+    ///   is NaN or infinite.
     public init(name: String, channels: Int, series: [[Float]], labels: [Int], classNames: [String]) throws {
         guard channels > 0 else { throw LowBitError.invalidArgument("\(name): a dataset needs at least one channel") }
         guard !series.isEmpty else { throw LowBitError.invalidArgument("\(name): the dataset holds no series") }
@@ -21,6 +28,10 @@ public struct TimeSeriesDataset: Sendable, Equatable {
         }
         if let i = series.firstIndex(where: { $0.isEmpty || $0.count % channels != 0 }) {
             throw LowBitError.invalidArgument("\(name): series \(i) has \(series[i].count) values, not a positive multiple of \(channels) channels")
+        }
+        var seen = Set<String>()
+        if let twice = classNames.first(where: { !seen.insert($0).inserted }) {
+            throw LowBitError.invalidArgument("\(name): class name '\(twice)' appears twice")
         }
         if let i = labels.firstIndex(where: { !classNames.indices.contains($0) }) {
             throw LowBitError.invalidArgument("\(name): series \(i) has label index \(labels[i]) outside the \(classNames.count) classes")
@@ -54,9 +65,13 @@ public struct TimeSeriesDataset: Sendable, Equatable {
         try self.init(name: name, channels: first.count, series: series.map { $0.flatMap { $0 } }, labels: indices, classNames: names)
     }
 
+    /// The number of series (examples).
     public var count: Int { series.count }
+    /// Returns the number of steps of series `i`.
     public func length(_ i: Int) -> Int { series[i].count / channels }
+    /// The number of steps of each series, in order.
     public var lengths: [Int] { series.map { $0.count / channels } }
+    /// The number of steps of the longest series (0 when there is none).
     public var maxLength: Int { lengths.max() ?? 0 }
 
     /// The examples at `indices`, in that order.
@@ -106,7 +121,8 @@ public struct TimeSeriesDataset: Sendable, Equatable {
 
     /// A stratified split: about `fraction` of each class goes to the second part, drawn
     /// with `seed`; both parts keep the original order.
-    public func split(holdingOut fraction: Double, seed: UInt64) -> (kept: TimeSeriesDataset, heldOut: TimeSeriesDataset) {
+    public func split(holdingOut fraction: Double, seed: UInt64) throws -> (kept: TimeSeriesDataset, heldOut: TimeSeriesDataset) {
+        guard fraction >= 0, fraction <= 1 else { throw LowBitError.invalidArgument("\(name): the held-out fraction must be in [0, 1], got \(fraction)") }
         var rng = SeededGenerator(seed: seed)
         var held = Set<Int>()
         for c in classNames.indices {
@@ -173,10 +189,17 @@ public struct TimeSeriesDataset: Sendable, Equatable {
 /// Per-channel mean and standard deviation, taken over every real step of a training set
 /// and applied to every split, so that the test data never informs the model.
 public struct ChannelStandardization: Sendable, Equatable, Codable {
+    /// The mean of each channel, subtracted from its values before they are divided by
+    /// ``deviation``.
     public var mean: [Float]
     /// Never zero: a constant channel gets 1.
     public var deviation: [Float]
 
+    /// Creates a standardization from known statistics, one mean and one deviation per channel
+    /// (for example, those saved with a model).
+    ///
+    /// - Throws: ``LowBitError/invalidArgument(_:)`` when the arrays are empty or differ in
+    ///   length, a value is not finite, or a deviation is not positive.
     public init(mean: [Float], deviation: [Float]) throws {
         guard mean.count == deviation.count, !mean.isEmpty else {
             throw LowBitError.invalidArgument("standardization needs one mean and one deviation per channel")
@@ -188,6 +211,9 @@ public struct ChannelStandardization: Sendable, Equatable, Codable {
         self.deviation = deviation
     }
 
+    /// Fits the statistics to `data`: each channel's mean and population standard deviation over
+    /// every step of every series. A (nearly) constant channel, whose deviation is at most
+    /// 1e-6 · max(1, |mean|), gets a deviation of 1, so that standardizing never divides by zero.
     public init(fitting data: TimeSeriesDataset) {
         let c = data.channels
         var sum = [Double](repeating: 0, count: c), sq = [Double](repeating: 0, count: c)

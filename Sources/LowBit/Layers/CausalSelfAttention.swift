@@ -4,16 +4,26 @@ import Foundation
 /// (hidden → 3·hidden, split into Q, K, V) and a quantizable output projection.
 /// Keys beyond a sequence's length are masked, so padding never reaches a real step.
 public final class CausalSelfAttention {
+    /// The layer's path in its model, e.g. "blocks.0.attn"; its projections sit at
+    /// `path + ".qkv"` and `path + ".out"`.
     public let path: String
+    /// Features per row, in and out (the model's hidden size).
     public let hidden: Int
+    /// Number of attention heads; each attends over `hidden / heads` features.
     public let heads: Int
+    /// The fused Q, K, V projection, hidden → 3·hidden (Q, K, V side by side in each row).
     public let qkv: Linear
+    /// The output projection, hidden → hidden, applied to the concatenated heads.
     public let output: Linear
 
     private var qkvOut: Tensor?
     private var probabilities: [Float] = []  // [batch, heads, steps, steps]
     private var shape: SequenceShape?
 
+    /// Creates the layer with float projections drawn from `seed` (mixed with each one's path).
+    ///
+    /// `hidden` must be a multiple of `heads`; this initializer does not check it
+    /// (``EncoderOptions/validate()`` does).
     public init(path: String, hidden: Int, heads: Int, seed: UInt64) {
         self.path = path
         self.hidden = hidden
@@ -22,10 +32,19 @@ public final class CausalSelfAttention {
         output = Linear(path: path + ".out", inputs: hidden, outputs: hidden, bias: true, quantizable: true, seed: seed)
     }
 
+    /// The trainable parameters: the QKV weight and bias, then the output weight and bias.
     public var parameters: [Parameter] { qkv.parameters + output.parameters }
     var linears: [Linear] { [qkv, output] }
 
+    /// Attends over rows [batch · steps, hidden] laid out by `s`, and returns the same shape.
+    ///
+    /// Each step attends to the real steps of its sequence up to itself, with softmax
+    /// scaled by 1 / √(hidden / heads). In training, keeps what ``backward(_:_:)`` needs.
+    /// Throws ``LowBitError/invalidShape(_:)`` if rows are not `hidden` wide.
     public func forward(_ x: Tensor, _ s: SequenceShape, _ exec: Execution) throws -> Tensor {
+        guard x.shape == [s.rows, hidden] else {
+            throw LowBitError.invalidShape("attention input must be [\(s.rows), \(hidden)] for \(s.batch) sequences of \(s.steps) steps, got \(x.shape)")
+        }
         let qkvT = try qkv.forward(x, exec)
         let (T, H, hd) = (s.steps, hidden, hidden / heads)
         let scale = 1 / Float(hd).squareRoot()
@@ -72,6 +91,10 @@ public final class CausalSelfAttention {
         return try output.forward(Tensor(shape: [s.rows, H], scalars: att), exec)
     }
 
+    /// Takes dL/d(output) [batch · steps, hidden] for the last training forward, returns
+    /// dL/d(input) of the same shape, and adds to the projections' gradients.
+    ///
+    /// Throws ``LowBitError/invalidArgument(_:)`` if no training forward came first.
     public func backward(_ dy: Tensor, _ exec: Execution) throws -> Tensor {
         guard let s = shape, let qkvT = qkvOut else { throw LowBitError.invalidArgument("\(path): backward without a training forward") }
         let dattT = try output.backward(dy, exec)

@@ -10,6 +10,7 @@ import Foundation
 /// the logits are the log of that average, so that softmax and argmax read them as they
 /// read one model's.
 public final class PackedClassifier {
+    /// The kernels backend the weights are packed for and every forward pass runs on.
     public let backend: KernelsBackend
     /// One model, or the ensemble's models in order.
     let members: [SequenceClassifier]
@@ -18,6 +19,10 @@ public final class PackedClassifier {
     /// ``SequenceClassifier`` has none: it reads ready-made ``SequenceBatch``es only.
     public let info: ModelInfo?
 
+    /// Packs one trained model (a copy: training `source` further leaves this unchanged).
+    ///
+    /// With `info` (a training run's ``ModelInfo``) it also classifies raw series. Throws
+    /// ``LowBitError/invalidArgument(_:)`` if `info` names a different number of classes.
     public convenience init(_ source: SequenceClassifier, info: ModelInfo? = nil, backend: KernelsBackend) throws {
         try self.init(ensemble: [source], info: info, backend: backend)
     }
@@ -26,6 +31,8 @@ public final class PackedClassifier {
     /// `info`'s class count, when given).
     public init(ensemble sources: [SequenceClassifier], info: ModelInfo? = nil, backend: KernelsBackend) throws {
         guard let first = sources.first else { throw LowBitError.invalidArgument("an ensemble needs at least one model") }
+        // The file format's limit: a larger ensemble would save but not load.
+        guard sources.count <= 16 else { throw LowBitError.invalidArgument("an ensemble holds at most 16 models, got \(sources.count)") }
         // The seed only drew the initial weights and dropout masks: the models differ in it.
         func shape(_ m: SequenceClassifier) -> EncoderOptions { var o = m.options; o.seed = 0; return o }
         for (i, m) in sources.enumerated() where shape(m) != shape(first) || m.classes != first.classes {
@@ -48,7 +55,9 @@ public final class PackedClassifier {
         self.info = info
     }
 
+    /// Number of classes: the columns of ``logits(_:)``.
     public var classes: Int { members[0].classes }
+    /// The encoder options of the (first) packed model.
     public var options: EncoderOptions { members[0].options }
     /// How many models are averaged: 1 for a single model.
     public var ensembleSize: Int { members.count }
@@ -68,6 +77,7 @@ public final class PackedClassifier {
                           scalars: mean.map { Float(log(max($0 / n, Double.leastNormalMagnitude))) })
     }
 
+    /// The index of each sequence's most probable class: the argmax of ``logits(_:)``.
     public func predict(_ batch: SequenceBatch) throws -> [Int] { argmaxRows(try logits(batch)) }
 
     /// Each sequence's predicted probability of every class, in class order (the ensemble's
@@ -77,6 +87,8 @@ public final class PackedClassifier {
         return (0..<batch.shape.batch).map { Array(p[($0 * classes)..<(($0 + 1) * classes)]) }
     }
 
+    /// A Boolean value indicating whether the model has packed low-bit layers (false for a
+    /// float model, which runs entirely in float).
     public var hasQuantizedLayers: Bool { !members[0].quantizedLayers.isEmpty }
 
     /// Standalone static-range calibration: forgets the statistics gathered so far, runs

@@ -2,19 +2,41 @@
 ///
 /// `value(row, col) * scale(row, col)` is the weight the forward pass uses.
 public struct QuantizedWeights: Sendable, Equatable {
+    /// The quantizer that produced the values, which fixes their range and packed width.
     public let mode: QuantizationMode
+    /// The number of output channels (M), one per row.
     public let rows: Int
+    /// The number of inputs per output channel (K), one per column.
     public let cols: Int
+    /// Which weights share a scale; it fixes the count and layout of ``QuantizedWeights/scales``.
     public let granularity: Granularity
     /// Signed quantized values, row-major [rows, cols].
     public var values: [Int8]
     /// One scale per scope: 1 (per tensor), or [rows][groups].
     public var scales: [Float]
 
+    /// Creates quantized weights from signed values and scales, checking their counts.
+    ///
+    /// The values are not checked against the range of `mode`; ``KernelsBackend`` refuses
+    /// out-of-range ones when it packs them.
+    ///
+    /// - Throws: ``LowBitError/invalidShape(_:)`` if `rows` or `cols` is not positive, if `values`
+    ///   does not hold `rows * cols` elements, or if `scales` does not hold one per scope of
+    ///   `granularity`.
     public init(mode: QuantizationMode, rows: Int, cols: Int, granularity: Granularity, values: [Int8], scales: [Float]) throws {
         guard rows > 0, cols > 0 else { throw LowBitError.invalidShape("weights must be non-empty, got [\(rows), \(cols)]") }
         guard values.count == rows * cols else {
             throw LowBitError.invalidShape("weights [\(rows), \(cols)] need \(rows * cols) values, got \(values.count)")
+        }
+        if case .perGroup(let n) = granularity, n <= 0 {
+            throw LowBitError.invalidArgument("a scale group must hold at least one column, got \(n)")
+        }
+        // Other backends refuse these later (or read past the scales): refuse them here, once.
+        if let v = values.first(where: { Int($0).magnitude > mode.qmax }) {
+            throw LowBitError.invalidArgument("\(mode.rawValue) values lie in [-\(mode.qmax), \(mode.qmax)], got \(v)")
+        }
+        if let s = scales.first(where: { !($0.isFinite && $0 >= 0) }) {
+            throw LowBitError.invalidArgument("scales must be finite and non-negative, got \(s)")
         }
         guard scales.count == granularity.scaleCount(rows: rows, cols: cols) else {
             throw LowBitError.invalidShape("\(granularity) needs \(granularity.scaleCount(rows: rows, cols: cols)) scales, got \(scales.count)")
@@ -58,14 +80,24 @@ public struct QuantizedWeights: Sendable, Equatable {
 /// Int8 activations [tokens, cols], absmax per token, rows padded with zeros to `stride`
 /// (the padded row length the packed matmul reads).
 public struct QuantizedActivations: Sendable, Equatable {
+    /// The number of rows, one per token (N).
     public let tokens: Int
+    /// The number of values per token (K), not counting the zero padding.
     public let cols: Int
+    /// The padded row length of `values`, at least `cols`; the quantizers use K rounded up
+    /// to a multiple of 32.
     public let stride: Int
     /// [tokens, stride]; columns cols..<stride are zero.
     public var values: [Int8]
     /// One scale per token: absmax / 127.
     public var scales: [Float]
 
+    /// Creates quantized activations from padded int8 rows and one scale per token.
+    ///
+    /// The values are not range-checked here: every backend refuses a -128 when it multiplies.
+    ///
+    /// - Precondition: `stride >= cols`, `values` holds `tokens * stride` elements, and `scales`
+    ///   holds one per token.
     public init(tokens: Int, cols: Int, stride: Int, values: [Int8], scales: [Float]) {
         precondition(stride >= cols && values.count == tokens * stride && scales.count == tokens)
         self.tokens = tokens
@@ -75,6 +107,7 @@ public struct QuantizedActivations: Sendable, Equatable {
         self.scales = scales
     }
 
+    /// Returns the int8 value of column `col` of token `token`, reading through the row stride.
     @inline(__always)
     public func value(token: Int, col: Int) -> Int8 { values[token * stride + col] }
 
@@ -89,11 +122,21 @@ public struct QuantizedActivations: Sendable, Equatable {
 
 /// A row-major int8 matrix with a row stride.
 public struct Int8Matrix: Sendable, Equatable {
+    /// The number of rows.
     public let rows: Int
+    /// The number of columns in use in each row.
     public let cols: Int
+    /// The distance in `values` from the start of one row to the next, at least `cols`.
     public let stride: Int
+    /// The elements, row `r` starting at `r * stride`: at least `(rows - 1) * stride + cols`
+    /// of them, since the last row need not be padded.
     public var values: [Int8]
 
+    /// Creates a matrix over `values` with rows `stride` elements apart (`cols` when `stride`
+    /// is nil).
+    ///
+    /// - Precondition: `rows` and `cols` are not negative, `stride >= cols`, and `values` holds at
+    ///   least `(rows - 1) * stride + cols` elements.
     public init(rows: Int, cols: Int, stride: Int? = nil, values: [Int8]) {
         let s = stride ?? cols
         precondition(rows >= 0 && cols >= 0 && s >= cols && values.count >= (rows - 1) * s + cols)
@@ -103,6 +146,7 @@ public struct Int8Matrix: Sendable, Equatable {
         self.values = values
     }
 
+    /// Accesses the element at `row`, `col`, reading through the row stride.
     @inline(__always)
     public subscript(row: Int, col: Int) -> Int8 { values[row * stride + col] }
 }

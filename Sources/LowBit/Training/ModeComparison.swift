@@ -27,6 +27,8 @@ public struct ModeComparison: Sendable {
     /// Whether to measure each packed model's latency on one sequence (about 0.3 s per mode).
     public var measuresLatency: Bool
 
+    /// Creates a comparison of exactly these settings, one entry per mode, keeping checkpoints
+    /// and packed models in `directory`. The settings are checked when the comparison runs.
     public init(settings: [TrainingSettings], directory: URL, runtime: RuntimeConfiguration = RuntimeConfiguration(),
                 resume: Bool = false, measuresLatency: Bool = true) {
         self.settings = settings
@@ -46,6 +48,7 @@ public struct ModeComparison: Sendable {
             var s = recipe.settings(base, for: train)
             s.mode = mode
             s.quantizedBackward = base.quantizedBackward && mode != nil
+            if mode == nil { (s.startsFromFloat, s.distillation) = (false, nil) }   // float learns from the labels
             return s
         }
         self.init(settings: settings, directory: directory, runtime: runtime, resume: resume)
@@ -67,6 +70,7 @@ public struct ModeComparison: Sendable {
     public struct Interrupted: Error, CustomStringConvertible {
         /// The checkpoints of the unfinished models.
         public var checkpoints: [URL]
+        /// A one-line message that lists the paths of the saved checkpoints.
         public var description: String { "interrupted: checkpoints saved in " + checkpoints.map(\.path).joined(separator: ", ") }
     }
 
