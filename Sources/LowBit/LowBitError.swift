@@ -13,6 +13,8 @@ public enum LowBitError: Error, Equatable, CustomStringConvertible {
     /// A file is missing, unreadable, truncated, corrupted or does not fit the model.
     case invalidFile(path: String, reason: String)
 
+    /// A one-line message: the kind of problem, then its details (a file error starts with the
+    /// path).
     public var description: String {
         switch self {
         case .invalidShape(let m): "invalid shape: \(m)"

@@ -36,7 +36,9 @@ public struct Tensor: Sendable, Equatable {
         self.scalars = (0..<shape.reduce(1, *)).map(element)
     }
 
+    /// The number of dimensions: 2 for a matrix, 0 for a single scalar.
     public var rank: Int { shape.count }
+    /// The number of elements: the product of `shape`.
     public var count: Int { scalars.count }
 
     /// Rows and columns of a rank-2 tensor, or a shape error naming `role`.

@@ -30,7 +30,9 @@ struct DocumentationExampleTests {
 
     @Test("each document shows its test's program verbatim", arguments: [
         ("README.md", "LibraryWorkflowTests.swift"),
-        ("docs/library.md", "ModelExampleTests.swift"),
+        ("Sources/LowBit/LowBit.docc/TrainingAndDeploying.md", "LibraryWorkflowTests.swift"),
+        ("Sources/LowBit/LowBit.docc/TheModel.md", "ModelExampleTests.swift"),
+        ("Sources/LowBit/LowBit.docc/Backends.md", "BackendExampleTests.swift"),
     ])
     func documentShowsTestedCode(document: String, test: String) throws {
         let code = try Self.program(in: test)

@@ -2,9 +2,9 @@ import Foundation
 import LowBit
 import Testing
 
-/// docs/library.md's Swift example (the model, trained step by step), compiled and run;
+/// The model article's Swift example (LowBit.docc/TheModel.md) (the model, trained step by step), compiled and run;
 /// DocumentationExampleTests checks that the document shows this very code.
-@Test("docs/library.md example: build, train a few steps, save, load, evaluate")
+@Test("model article example: build, train a few steps, save, load, evaluate")
 func modelExample() throws {
     let path = temporaryPath("model-example.safetensors")
     // --- program begins ---
@@ -30,3 +30,4 @@ func modelExample() throws {
     #expect(predictions.count == 2)
     #expect(try packed.predict(batch) == restored.predict(batch, backend: KernelsBackend()))
 }
+

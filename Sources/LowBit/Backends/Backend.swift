@@ -34,8 +34,11 @@ public protocol Backend: Sendable {
 
 /// The three implementations, as `LOWBIT_BACKEND` names them.
 public enum BackendKind: String, CaseIterable, Sendable {
+    /// ``ReferenceBackend``: plain Swift loops, the ground truth.
     case reference
+    /// ``BLASBackend``: OpenBLAS on dequantized operands, the float baseline.
     case blas
+    /// ``KernelsBackend``: LowBit's packed C kernels, the default.
     case kernels
 
     /// Parses a name; anything else is an error that lists the valid names.
@@ -50,6 +53,8 @@ public enum BackendKind: String, CaseIterable, Sendable {
 
 /// Weights in a backend's working form, with the quantized values they came from.
 public struct PreparedWeights: @unchecked Sendable {
+    /// The quantized weights these were prepared from: shape, mode, values and scales, which
+    /// the backward pass reads.
     public let quantized: QuantizedWeights
     /// Backend-specific storage (packed bytes, dequantized floats, or nothing).
     let storage: AnyObject?
@@ -119,6 +124,8 @@ extension Backend {
 }
 
 extension Backend {
+    /// The kind's name ("reference", "blas"), for backends whose settings do not change
+    /// what they prepare.
     public var identity: String { kind.rawValue }
 
     /// Quantized linear forward from float activations (quantized per token first).

@@ -3,6 +3,8 @@ import LowBitKernels
 /// An instruction set the C kernels are compiled for. Several can run on one CPU; tests run
 /// all of them, and `LOWBIT_ISA` picks one (default: the fastest).
 public enum ISA: String, CaseIterable, Sendable {
+    /// Portable C; x86 AVX2; AVX-512 without and with VNNI; ARM NEON without and with the
+    /// SDOT dot product. The raw values are the names `LOWBIT_ISA` takes.
     case scalar, avx2, avx512, avx512vnni, neon, neondot
 
     var raw: lowbit_isa { lowbit_isa(rawValue: UInt32(ISA.allCases.firstIndex(of: self)!)) }

@@ -40,10 +40,16 @@ enum OpenBLAS {
 /// The float baseline the kernels are measured against: y[n, m] = x[n, k] · W[m, k]ᵀ with
 /// OpenBLAS (sgemv for one token, sgemm otherwise).
 public enum OpenBLASLinear {
+    /// Sets OpenBLAS's thread count: a process-wide setting, shared with every backend that
+    /// calls OpenBLAS.
     public static func setThreads(_ n: Int) { OpenBLAS.setThreads(n) }
 
+    /// OpenBLAS's own description of its build, as `openblas_get_config()` returns it.
     public static var configuration: String { OpenBLAS.configuration }
 
+    /// Computes y[n, m] = x[n, k] · W[m, k]ᵀ, all row-major, with sgemv when `n` is 1 and
+    /// sgemm otherwise. Nothing is checked: `x`, `weights` and `y` must hold n·k, m·k and n·m
+    /// floats.
     public static func run(x: UnsafePointer<Float>, weights: UnsafePointer<Float>, tokens n: Int, outputs m: Int,
                            inputs k: Int, into y: UnsafeMutablePointer<Float>) {
         if n == 1 {

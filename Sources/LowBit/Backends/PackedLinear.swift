@@ -4,13 +4,22 @@ import LowBitKernels
 /// path. Each call quantizes the activations per token and runs the fused matmul, with
 /// no allocation.
 public final class PackedLinear: @unchecked Sendable {
+    /// The packed weights, prepared once by the layer's ``KernelsBackend``.
     public let weights: PreparedWeights
+    /// One value per output, added to every token's result; nil for none.
     public let bias: [Float]?
+    /// The most tokens one call may pass; the scratch memory is sized for it.
     public let maxTokens: Int
     private let backend: KernelsBackend
     private var workspace: [UInt8]
 
-    /// - Parameter maxTokens: the most tokens one call may pass.
+    /// Packs `weights` once for `backend`'s kernels.
+    ///
+    /// - Parameters:
+    ///   - weights: the quantized weights to pack.
+    ///   - bias: one value per output, or nil.
+    ///   - backend: the kernels that run the layer.
+    ///   - maxTokens: the most tokens one call may pass.
     public init(_ weights: QuantizedWeights, bias: [Float]? = nil, backend: KernelsBackend, maxTokens: Int) throws {
         guard maxTokens > 0 else { throw LowBitError.invalidArgument("maxTokens must be positive, got \(maxTokens)") }
         if let bias, bias.count != weights.rows {
@@ -23,7 +32,9 @@ public final class PackedLinear: @unchecked Sendable {
         self.workspace = [UInt8](repeating: 0, count: lowbit_linear_workspace_size(Int64(maxTokens), Int64(weights.cols)))
     }
 
+    /// The number of values per input token (K, the weights' columns).
     public var inputs: Int { weights.quantized.cols }
+    /// The number of values per output token (the weights' rows).
     public var outputs: Int { weights.quantized.rows }
 
     /// y[tokens, outputs] = quantized(x[tokens, inputs]) · Wᵀ + bias.

@@ -3,12 +3,18 @@ import Foundation
 /// What a saved model needs, besides its weights, to classify raw series: the class names,
 /// the training data's standardization and how steps become tokens.
 public struct ModelInfo: Sendable, Equatable, Codable {
+    /// The class names, in the order of the model's outputs: output `i` is `classNames[i]`.
     public var classNames: [String]
+    /// The training data's per-channel mean and deviation, applied to every series before the
+    /// model reads it.
     public var standardization: ChannelStandardization
+    /// The mode the model was trained in, as ``TrainingSettings/modeName`` spells it: "float" or
+    /// a quantization mode's name, with "+qt" for a quantized backward.
     public var modeName: String
     /// Steps per token (``TrainingSettings/patchLength``).
     public var patchLength: Int
 
+    /// Creates the description of a model; `patchLength` defaults to one step per token.
     public init(classNames: [String], standardization: ChannelStandardization, modeName: String, patchLength: Int = 1) {
         self.classNames = classNames
         self.standardization = standardization

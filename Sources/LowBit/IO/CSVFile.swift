@@ -13,8 +13,18 @@ import Foundation
 ///
 /// Class names are kept in order of first appearance.
 public enum CSVFile {
+    /// Reads the file at `path` as UTF-8 text and parses it; the dataset is named after the file.
+    ///
+    /// - Throws: ``LowBitError/invalidFile(path:reason:)`` if the file cannot be read, is not
+    ///   UTF-8, or does not parse.
     public static func read(_ path: String) throws -> TimeSeriesDataset { try parse(TSFile.readText(path), path: path) }
 
+    /// Parses CSV text in either layout. `path` names the text in errors and, without its
+    /// extension, names the dataset. Blank lines and lines starting with `#` are skipped.
+    ///
+    /// - Throws: ``LowBitError/invalidFile(path:reason:)`` naming the line (and column) of an empty
+    ///   label, a number that is not finite, a long-layout row with the wrong field count, or a
+    ///   series whose rows are apart or change label; also when there is no series.
     public static func parse(_ text: String, path: String) throws -> TimeSeriesDataset {
         let lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated()
             .map { ($0.offset + 1, $0.element.trimmingCharacters(in: .whitespacesAndNewlines)) }

@@ -6,8 +6,15 @@ import Foundation
 /// "NAME.activation_sum_absmax"), and in the metadata the options, class count,
 /// per-layer quantization, optimizer settings and any caller's entries.
 public enum Checkpoint {
+    /// The `lowbit.format` metadata value of a checkpoint; ``Checkpoint/load(from:)`` refuses any
+    /// other.
     public static let formatVersion = "lowbit-checkpoint-1"
 
+    /// Writes `model`, and `optimizer`'s step, settings and moments when given, to `path`
+    /// atomically. The caller's `metadata` entries are stored too, except where LowBit's own
+    /// `lowbit.*` keys replace them.
+    ///
+    /// - Throws: ``LowBitError/invalidFile(path:reason:)`` if the file cannot be written.
     public static func save(_ model: SequenceClassifier, optimizer: AdamW? = nil, to path: String,
                             metadata extra: [String: String] = [:]) throws {
         var tensors: [String: SafeTensors.Entry] = [:]

@@ -4,7 +4,9 @@ import Foundation
 /// or an ensemble) or a training checkpoint (`checkpoint.safetensors`), told apart by the
 /// format in its metadata.
 public enum ModelFile {
+    /// A packed model (`lowbit-packed-1`, or `lowbit-packed-2` for an ensemble), ready to run.
     case packed(PackedClassifier)
+    /// A training checkpoint (`lowbit-checkpoint-1`), restored as a resumable training run.
     case checkpoint(ClassifierTraining)
 
     /// Reads the file at `url`; a file of neither format is `LowBitError.invalidFile`.

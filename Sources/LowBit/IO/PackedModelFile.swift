@@ -11,9 +11,17 @@ import LowBitKernels
 /// "members.I." (I from 0), its layers in "lowbit.layers.I", their count in "lowbit.members";
 /// options and classes are shared. A single model keeps the first format, unchanged.
 extension PackedClassifier {
+    /// The `lowbit.format` metadata value of a file holding one model.
     public static let fileFormatVersion = "lowbit-packed-1"
+    /// The `lowbit.format` metadata value of an ensemble file, each model's tensors under
+    /// "members.I.".
     public static let ensembleFileFormatVersion = "lowbit-packed-2"
 
+    /// Writes the packed model, every model of an ensemble, atomically to `path`, with `info`
+    /// (stored in place of ``PackedClassifier/info``): codes and scales for the quantized
+    /// layers, float32 for the rest, and no latent float weights.
+    ///
+    /// - Throws: ``LowBitError/invalidFile(path:reason:)`` if the file cannot be written.
     public func save(to path: String, info: ModelInfo) throws {
         var tensors: [String: SafeTensors.Entry] = [:]
         let encoder = JSONEncoder()
@@ -41,7 +49,7 @@ extension PackedClassifier {
         try SafeTensors.write(tensors, metadata: metadata, to: path)
     }
 
-    /// Whether `format` (a file's "lowbit.format") is one ``load(from:backend:)`` reads.
+    /// Whether `format` (a file's "lowbit.format") is one `load(from:backend:)` reads.
     public static func reads(format: String?) -> Bool { format == fileFormatVersion || format == ensembleFileFormatVersion }
 
     /// Loads a file written by ``save(to:info:)``, ready to run on `backend`. Every tensor must

@@ -4,8 +4,12 @@ import Foundation
 /// `{name: {dtype, shape, data_offsets}, "__metadata__": {string: string}}`, then the raw
 /// little-endian tensor bytes. Readable by other tools (the Python `safetensors` package).
 public enum SafeTensors {
+    /// An element type, spelled as in the safetensors header.
     public enum DType: String, Sendable, CaseIterable {
+        /// 32- and 64-bit floats, 64- and 32-bit signed integers, and signed and unsigned bytes,
+        /// all little-endian in the file.
         case F32, F64, I64, I32, I8, U8
+        /// The number of bytes per element.
         public var size: Int {
             switch self {
             case .F64, .I64: 8
@@ -15,29 +19,43 @@ public enum SafeTensors {
         }
     }
 
+    /// One tensor: its element type, its shape and its raw bytes.
     public struct Entry: Sendable {
+        /// The element type of ``SafeTensors/Entry/data``.
         public var dtype: DType
+        /// The extent of each dimension; `[]` holds one element.
         public var shape: [Int]
+        /// The raw elements, row-major and little-endian; ``SafeTensors/write(_:metadata:to:)``
+        /// checks that their count is the element count of `shape` times the element size.
         public var data: [UInt8]
 
+        /// Creates an entry from raw bytes, without checking their count against `shape` (the
+        /// writer does).
         public init(dtype: DType, shape: [Int], data: [UInt8]) {
             self.dtype = dtype
             self.shape = shape
             self.data = data
         }
 
+        /// Creates an `F32` entry holding `floats` in host byte order (little-endian on x86 and
+        /// ARM).
         public init(floats: [Float], shape: [Int]) {
             self.init(dtype: .F32, shape: shape, data: floats.withUnsafeBytes { Array($0) })
         }
 
+        /// Creates an `F64` entry holding `doubles` in host byte order (little-endian on x86 and
+        /// ARM).
         public init(doubles: [Double], shape: [Int]) {
             self.init(dtype: .F64, shape: shape, data: doubles.withUnsafeBytes { Array($0) })
         }
 
+        /// Creates an `I64` entry holding `int64s` in host byte order (little-endian on x86 and
+        /// ARM).
         public init(int64s: [Int64], shape: [Int]) {
             self.init(dtype: .I64, shape: shape, data: int64s.withUnsafeBytes { Array($0) })
         }
 
+        /// Creates a `U8` entry holding `bytes`.
         public init(bytes: [UInt8], shape: [Int]) {
             self.init(dtype: .U8, shape: shape, data: bytes)
         }
@@ -46,9 +64,17 @@ public enum SafeTensors {
             guard dtype == want else { throw LowBitError.invalidFile(path: path, reason: "tensor '\(name)' is \(dtype.rawValue), expected \(want.rawValue)") }
             return data.withUnsafeBytes { raw in Array(raw.bindMemory(to: T.self)) }
         }
+        /// Returns the elements as `Float`; throws ``LowBitError/invalidFile(path:reason:)``
+        /// naming tensor `name` of file `path` unless the dtype is `F32`.
         public func floats(_ name: String, _ path: String) throws -> [Float] { try values(Float.self, .F32, name, path) }
+        /// Returns the elements as `Double`; throws ``LowBitError/invalidFile(path:reason:)``
+        /// naming tensor `name` of file `path` unless the dtype is `F64`.
         public func doubles(_ name: String, _ path: String) throws -> [Double] { try values(Double.self, .F64, name, path) }
+        /// Returns the elements as `Int64`; throws ``LowBitError/invalidFile(path:reason:)``
+        /// naming tensor `name` of file `path` unless the dtype is `I64`.
         public func int64s(_ name: String, _ path: String) throws -> [Int64] { try values(Int64.self, .I64, name, path) }
+        /// Returns the elements as bytes; throws ``LowBitError/invalidFile(path:reason:)``
+        /// naming tensor `name` of file `path` unless the dtype is `U8`.
         public func bytes(_ name: String, _ path: String) throws -> [UInt8] { try values(UInt8.self, .U8, name, path) }
     }
 

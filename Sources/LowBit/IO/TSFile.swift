@@ -9,6 +9,10 @@ import Foundation
 ///
 /// Every refusal is a ``LowBitError/invalidFile(path:reason:)`` naming the line and problem.
 public enum TSFile {
+    /// Reads the `.ts` file at `path` as UTF-8 text and parses it.
+    ///
+    /// - Throws: ``LowBitError/invalidFile(path:reason:)`` if the file cannot be read, is not
+    ///   UTF-8, or does not parse.
     public static func read(_ path: String) throws -> TimeSeriesDataset { try parse(readText(path), path: path) }
 
     /// Parses `.ts` text; `path` names it in errors and gives the default problem name.

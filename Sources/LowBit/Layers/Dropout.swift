@@ -3,18 +3,25 @@
 /// the layer's path, the step and how many masks this layer drew in that step, so runs
 /// repeat and resume exactly.
 public final class Dropout {
+    /// The layer's path in its model; mixed into the seed, so each dropout layer draws its own masks.
     public let path: String
+    /// Probability of zeroing an element in training. The builders require [0, 1); this layer
+    /// does not check.
     public let rate: Float
     private let seed: UInt64
     private var mask: [Float] = []
     private var lastStep = -1, drawsThisStep: UInt64 = 0
 
+    /// Creates a dropout layer whose masks derive from `seed` and `path`.
     public init(path: String, rate: Float, seed: UInt64) {
         self.path = path
         self.rate = rate
         self.seed = seed ^ stableHash(path)
     }
 
+    /// In training with a positive rate, returns `x` with each element zeroed with probability
+    /// `rate` and the rest scaled by 1 / (1 − rate), keeping the mask for ``backward(_:)``;
+    /// otherwise returns `x` unchanged.
     public func forward(_ x: Tensor, _ exec: Execution) -> Tensor {
         guard exec.training, rate > 0 else { mask = []; return x }
         let keep = 1 - rate, scale = 1 / keep
@@ -38,6 +45,8 @@ public final class Dropout {
         return y
     }
 
+    /// Multiplies `dy` by the last forward's mask: the identity after an evaluation forward
+    /// or with rate 0. `dy` must have as many elements as that forward's input.
     public func backward(_ dy: Tensor) -> Tensor {
         guard !mask.isEmpty else { return dy }
         var dx = dy

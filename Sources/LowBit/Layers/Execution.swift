@@ -1,5 +1,6 @@
 /// How a forward or backward pass runs: on which backend, and in which mode.
 public struct Execution: Sendable {
+    /// The backend that runs every matrix product and quantization of the pass.
     public var backend: any Backend
     /// Training mode: dropout is active, layers keep what their backward pass needs, and
     /// quantized layers update their static-range statistics.
@@ -10,6 +11,8 @@ public struct Execution: Sendable {
     /// resumed from a checkpoint draws the same masks as an uninterrupted one.
     public var step: Int
 
+    /// Creates an execution context. `calibrating` matters only when `training` is false, and
+    /// `step` only for dropout masks.
     public init(backend: any Backend, training: Bool, calibrating: Bool = false, step: Int = 0) {
         self.backend = backend
         self.training = training

@@ -3,12 +3,18 @@ import Foundation
 /// The block's feed-forward network: quantizable up projection (hidden → 4·hidden), SiLU,
 /// dropout, quantizable down projection (4·hidden → hidden).
 public final class FeedForward {
+    /// The layer's path in its model, e.g. "blocks.0.ffn"; its layers sit at `path + ".up"`,
+    /// `path + ".down"` and `path + ".dropout"`.
     public let path: String
+    /// The up projection, hidden → 4·hidden, followed by SiLU.
     public let up: Linear
+    /// The down projection, 4·hidden → hidden.
     public let down: Linear
     let dropout: Dropout
     private var preActivation: Tensor?
 
+    /// Creates the network for rows of `hidden` features, with dropout probability `rate` after
+    /// the SiLU; the projections start float, drawn from `seed`.
     public init(path: String, hidden: Int, dropout rate: Float, seed: UInt64) {
         self.path = path
         up = Linear(path: path + ".up", inputs: hidden, outputs: 4 * hidden, bias: true, quantizable: true, seed: seed)
@@ -16,9 +22,11 @@ public final class FeedForward {
         dropout = Dropout(path: path + ".dropout", rate: rate, seed: seed)
     }
 
+    /// The trainable parameters: the up weight and bias, then the down weight and bias.
     public var parameters: [Parameter] { up.parameters + down.parameters }
     var linears: [Linear] { [up, down] }
 
+    /// Maps rows [n, hidden] to [n, hidden]; in training, keeps what ``backward(_:_:)`` needs.
     public func forward(_ x: Tensor, _ exec: Execution) throws -> Tensor {
         let u = try up.forward(x, exec)
         if exec.training { preActivation = u }
@@ -27,6 +35,10 @@ public final class FeedForward {
         return try down.forward(dropout.forward(a, exec), exec)
     }
 
+    /// Takes dL/d(output) [n, hidden] for the last training forward, returns dL/d(input)
+    /// [n, hidden], and adds to the projections' gradients.
+    ///
+    /// Throws ``LowBitError/invalidArgument(_:)`` if no training forward came first.
     public func backward(_ dy: Tensor, _ exec: Execution) throws -> Tensor {
         guard let u = preActivation else { throw LowBitError.invalidArgument("\(path): backward without a training forward") }
         var da = dropout.backward(try down.backward(dy, exec))

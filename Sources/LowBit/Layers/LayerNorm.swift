@@ -1,14 +1,21 @@
 /// Normalizes each row to zero mean and unit variance, then scales and shifts (float).
 public final class LayerNorm {
+    /// The layer's path in its model, e.g. "blocks.0.norm1"; its parameters are
+    /// `path + ".weight"` (γ) and `path + ".bias"` (β).
     public let path: String
+    /// The width of the rows it normalizes.
     public let features: Int
+    /// The per-feature scale γ, [features], initially 1; exempt from weight decay.
     public let gamma: Parameter
+    /// The per-feature shift β, [features], initially 0; exempt from weight decay.
     public let beta: Parameter
     let epsilon: Float = 1e-5
 
     private var normalized: [Float] = []
     private var reciprocalStd: [Float] = []
 
+    /// Creates a layer norm over rows of `features` values that starts as the identity
+    /// (γ = 1, β = 0); ε is 1e-5.
     public init(path: String, features: Int) {
         self.path = path
         self.features = features
@@ -16,8 +23,13 @@ public final class LayerNorm {
         beta = Parameter(name: path + ".bias", shape: [features], value: [Float](repeating: 0, count: features), decays: false)
     }
 
+    /// The trainable parameters: γ, then β.
     public var parameters: [Parameter] { [gamma, beta] }
 
+    /// Normalizes each row of `x` [n, features] and applies γ and β; in training, keeps what
+    /// ``backward(_:_:)`` needs.
+    ///
+    /// Throws ``LowBitError/invalidShape(_:)`` unless `x` is a matrix of `features` columns.
     public func forward(_ x: Tensor, _ exec: Execution) throws -> Tensor {
         let (n, d) = try x.matrixShape("\(path) input")
         guard d == features else { throw LowBitError.invalidShape("\(path) normalizes \(features) features, got \(d)") }
@@ -48,6 +60,11 @@ public final class LayerNorm {
         return try Tensor(shape: [n, d], scalars: y)
     }
 
+    /// Takes dL/d(output) for the last training forward, returns dL/d(input) [n, features],
+    /// and adds to γ's and β's gradients.
+    ///
+    /// Throws ``LowBitError/invalidShape(_:)`` unless `dy` is shaped like that forward's output
+    /// (so also when no training forward came first).
     public func backward(_ dy: Tensor, _ exec: Execution) throws -> Tensor {
         let d = features, n = reciprocalStd.count
         guard dy.shape == [n, d] else { throw LowBitError.invalidShape("\(path) output gradient must be [\(n), \(d)], got \(dy.shape)") }

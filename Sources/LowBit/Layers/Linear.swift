@@ -9,15 +9,24 @@
 /// static range, activations with |x| > 127.5·scale. With `.int8` backward (QT) the
 /// backward matmuls are int8 too.
 public final class Linear {
+    /// The layer's path in its model (e.g. "blocks.0.ffn.up"): quantization rules match it, and
+    /// its parameters are named `path + ".weight"` and `path + ".bias"`.
     public let path: String
+    /// Features per input row (the K of the product).
     public let inputs: Int
+    /// Features per output row: the weight matrix's rows.
     public let outputs: Int
+    /// The latent float weights [outputs, inputs]; a quantized layer quantizes them on the
+    /// first forward pass after each update.
     public let weight: Parameter
+    /// The bias [outputs], always float; nil for a layer without one.
     public let bias: Parameter?
     /// Whether quantization rules may apply (the input projection and heads stay float).
     public let quantizable: Bool
     /// nil: float.
     public internal(set) var quantization: LayerQuantization?
+    /// The static-range statistics, added to by every training or calibrating forward pass of
+    /// a quantized layer whose range is not frozen.
     public internal(set) var statistics = ActivationStatistics()
     /// Activations use the frozen statistics' range instead of per-token absmax.
     public internal(set) var usesStaticRange = false
@@ -28,6 +37,9 @@ public final class Linear {
     private var prepared: PreparedWeights?
     private var preparedKey: PreparedKey?
 
+    /// Creates a float layer (a rule or ``QAT/quantLinear(path:inputs:outputs:bias:quantize:seed:)``
+    /// quantizes it) with weight and bias uniform in ±√(1 / inputs), drawn from `seed` mixed
+    /// with `path`. The sizes are not checked here.
     public init(path: String, inputs: Int, outputs: Int, bias: Bool, quantizable: Bool, seed: UInt64) {
         self.path = path
         self.inputs = inputs
@@ -40,6 +52,7 @@ public final class Linear {
         self.bias = bias ? Parameter(name: path + ".bias", shape: [outputs], value: rng.uniform(count: outputs, bound: bound), decays: false) : nil
     }
 
+    /// The trainable parameters: the weight, then the bias if there is one.
     public var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
 
     /// The weights as quantized for `backend`, renewed when the weights, the quantization or
@@ -67,6 +80,11 @@ public final class Linear {
         preparedKey = PreparedKey(version: weight.version, backend: backend.identity, quantization: q)
     }
 
+    /// Returns x · Wᵀ + b, [n, outputs], for `x` [n, inputs]: in float, or on the backend's
+    /// integer path when quantized. In training, keeps what ``backward(_:_:)`` needs.
+    ///
+    /// Throws ``LowBitError/invalidShape(_:)`` for input that is not `inputs` wide, and
+    /// ``LowBitError/nonFinite(_:)`` for NaN or infinity in it.
     public func forward(_ x: Tensor, _ exec: Execution) throws -> Tensor {
         let (n, k) = try x.matrixShape("\(path) input")
         guard k == inputs else { throw LowBitError.invalidShape("\(path) takes \(inputs) features, got \(k)") }
@@ -91,6 +109,11 @@ public final class Linear {
         return try exec.backend.linear(xq, w, bias: bias?.tensor)
     }
 
+    /// Takes dL/dy [n, outputs] for the last training forward, returns dL/dx [n, inputs], and
+    /// adds dL/dW and dL/db to the parameters' gradients (straight-through when quantized).
+    ///
+    /// Throws ``LowBitError/invalidArgument(_:)`` if no training forward came first, and
+    /// ``LowBitError/invalidShape(_:)`` if `dy` does not match that forward.
     public func backward(_ dy: Tensor, _ exec: Execution) throws -> Tensor {
         guard let x = input else { throw LowBitError.invalidArgument("\(path): backward without a training forward") }
         let n = x.shape[0]

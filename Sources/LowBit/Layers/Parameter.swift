@@ -3,11 +3,16 @@
 public final class Parameter: @unchecked Sendable {
     /// The parameter's path in its model, e.g. "blocks.0.attn.qkv.weight".
     public let name: String
+    /// The extent of each dimension, e.g. [outputs, inputs] for a linear layer's weight.
     public let shape: [Int]
+    /// The latent full-precision values, row-major; every assignment increments `version`.
     public var value: [Float] { didSet { version &+= 1 } }
+    /// The gradient, one entry per value: backward passes add to it, ``zeroGrad()`` clears it.
     public var grad: [Float]
     /// Whether AdamW's weight decay applies (matrices yes; biases and norms no).
     public let decays: Bool
+    /// A counter (wrapping) that changes whenever `value` is assigned, so that cached
+    /// quantized or packed copies know to renew.
     public private(set) var version: UInt64 = 0
 
     init(name: String, shape: [Int], value: [Float], decays: Bool) {
@@ -19,9 +24,12 @@ public final class Parameter: @unchecked Sendable {
         self.decays = decays
     }
 
+    /// Number of scalars: the product of `shape`.
     public var count: Int { value.count }
+    /// A copy of the value as a ``Tensor`` of shape `shape`.
     public var tensor: Tensor { try! Tensor(shape: shape, scalars: value) }
 
+    /// Sets every gradient entry to zero.
     public func zeroGrad() { grad.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
 
     func accumulate(_ g: Tensor) {
@@ -40,8 +48,10 @@ public final class Parameter: @unchecked Sendable {
 public struct SeededGenerator: RandomNumberGenerator, Sendable {
     var state: UInt64
 
+    /// Creates a generator whose whole sequence is determined by `seed`.
     public init(seed: UInt64) { state = seed }
 
+    /// Returns the next 64 random bits, advancing the state.
     public mutating func next() -> UInt64 {
         state &+= SeededGenerator.increment
         return SeededGenerator.mix(state)

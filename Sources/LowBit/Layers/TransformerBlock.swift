@@ -1,15 +1,25 @@
 /// A pre-norm transformer block: x + Dropout(Attn(LN(x))), then x + Dropout(FFN(LN(x))),
 /// then dropout on the block's output (between blocks).
 public final class TransformerBlock {
+    /// The block's path in its model, e.g. "blocks.0"; its layers sit at `path + ".norm1"`,
+    /// `".attn"`, `".norm2"` and `".ffn"`.
     public let path: String
+    /// The layer norm before attention.
     public let norm1: LayerNorm
+    /// The causal self-attention of the first residual branch.
     public let attention: CausalSelfAttention
+    /// The layer norm before the feed-forward network.
     public let norm2: LayerNorm
+    /// The feed-forward network of the second residual branch.
     public let feedForward: FeedForward
     let dropAttention: Dropout
     let dropFeedForward: Dropout
     let dropOutput: Dropout
 
+    /// Creates a block for rows of `hidden` features with `heads` attention heads and dropout
+    /// probability `dropout` in all its dropout layers, float, initialised from `seed`.
+    /// Nothing is validated here; ``QAT/buildBlock(path:hiddenSize:numHeads:dropout:quantize:seed:)``
+    /// validates and quantizes.
     public init(path: String, hidden: Int, heads: Int, dropout: Float, seed: UInt64) {
         self.path = path
         norm1 = LayerNorm(path: path + ".norm1", features: hidden)
@@ -21,9 +31,12 @@ public final class TransformerBlock {
         dropOutput = Dropout(path: path + ".drop_out", rate: dropout, seed: seed)
     }
 
+    /// The trainable parameters of norm1, attention, norm2 and the FFN, in that order.
     public var parameters: [Parameter] { norm1.parameters + attention.parameters + norm2.parameters + feedForward.parameters }
     var linears: [Linear] { attention.linears + feedForward.linears }
 
+    /// Maps rows [batch · steps, hidden], laid out by `s`, to the same shape; in training,
+    /// keeps what ``backward(_:_:)`` needs.
     public func forward(_ x: Tensor, _ s: SequenceShape, _ exec: Execution) throws -> Tensor {
         let a = dropAttention.forward(try attention.forward(norm1.forward(x, exec), s, exec), exec)
         let x1 = add(x, a)
@@ -31,6 +44,10 @@ public final class TransformerBlock {
         return dropOutput.forward(add(x1, f), exec)
     }
 
+    /// Takes dL/d(output) [batch · steps, hidden] for the last training forward, returns
+    /// dL/d(input) of the same shape, and adds to every parameter's gradient.
+    ///
+    /// Throws ``LowBitError/invalidArgument(_:)`` if no training forward came first.
     public func backward(_ dy: Tensor, _ exec: Execution) throws -> Tensor {
         let d = dropOutput.backward(dy)
         let dx1 = add(d, try norm2.backward(feedForward.backward(dropFeedForward.backward(d), exec), exec))

@@ -16,6 +16,8 @@ public enum QAT {
         return encoder
     }
 
+    /// The builders' default rules: one rule, `"*"`, that quantizes every quantizable layer
+    /// in `mode` (nil: keeps every layer float).
     public static func defaultRules(_ mode: QuantizationMode?) -> [QuantizationRule] {
         [QuantizationRule("*", mode.map { LayerQuantization(mode: $0) })]
     }
@@ -50,6 +52,9 @@ public enum QAT {
 
 /// BitNet: the same encoder with binary or ternary weights only.
 public enum BitNet {
+    /// The encoder with every block layer quantized in `quantize` mode, as
+    /// ``QAT/build(embedDim:hiddenSize:numHeads:numLayers:quantize:dropout:windowSize:positionalEncoding:seed:)``
+    /// builds it; throws ``LowBitError/invalidArgument(_:)`` for a mode other than binary or ternary.
     public static func build(embedDim: Int, hiddenSize: Int = 256, numHeads: Int = 4, numLayers: Int = 4,
                              quantize: QuantizationMode = .ternary, dropout: Float = 0.1, windowSize: Int = 60,
                              positionalEncoding: Bool = false, seed: UInt64 = 0) throws -> SequenceEncoder {
@@ -59,6 +64,8 @@ public enum BitNet {
                              positionalEncoding: positionalEncoding, seed: seed)
     }
 
+    /// One pre-norm block with binary or ternary layers (for composing encoders by hand);
+    /// throws ``LowBitError/invalidArgument(_:)`` for int4 or int8.
     public static func buildBlock(path: String = "block", hiddenSize: Int, numHeads: Int, dropout: Float = 0.1,
                                   quantize: QuantizationMode = .ternary, seed: UInt64 = 0) throws -> TransformerBlock {
         try checkBitMode(quantize)
@@ -72,7 +79,9 @@ public enum BitNet {
         return try QAT.quantLinear(path: path, inputs: inputs, outputs: outputs, bias: bias, quantize: LayerQuantization(mode: quantize), seed: seed)
     }
 
+    /// The encoder's output width: `hiddenSize`.
     public static func outputSize(hiddenSize: Int) -> Int { hiddenSize }
+    /// The same defaults as ``QAT/recommendedDefaults(embedDim:)`` (ternary).
     public static func recommendedDefaults(embedDim: Int = 256) -> EncoderOptions { QAT.recommendedDefaults(embedDim: embedDim) }
 
     static func checkBitMode(_ mode: QuantizationMode) throws {

@@ -2,11 +2,16 @@
 public struct EncoderOptions: Sendable, Equatable, Codable {
     /// Features per input step.
     public var embedDim: Int
+    /// Width of every block's rows and of the output; the FFN is 4 times as wide.
     public var hiddenSize: Int
+    /// Number of attention heads; must divide `hiddenSize`.
     public var numHeads: Int
+    /// Number of transformer blocks.
     public var numLayers: Int
     /// Weight quantization of the block layers; nil keeps them float.
     public var quantize: QuantizationMode?
+    /// Dropout probability, in [0, 1), on the input, inside every block and between blocks;
+    /// 0 turns dropout off.
     public var dropout: Float
     /// The longest sequence the encoder accepts.
     public var windowSize: Int
@@ -17,6 +22,7 @@ public struct EncoderOptions: Sendable, Equatable, Codable {
     /// Seeds initialisation and dropout.
     public var seed: UInt64
 
+    /// Creates options; nothing is checked until ``validate()`` (which the builders call).
     public init(embedDim: Int, hiddenSize: Int = 256, numHeads: Int = 4, numLayers: Int = 4,
                 quantize: QuantizationMode? = .ternary, dropout: Float = 0.1, windowSize: Int = 60,
                 positionalEncoding: Bool = false, seed: UInt64 = 0) {
@@ -39,7 +45,9 @@ public struct EncoderOptions: Sendable, Equatable, Codable {
         public static let embedDim = 65536
         /// The FFN's 4 · hiddenSize must fit the kernels' largest K (65536).
         public static let hiddenSize = 16384
+        /// Transformer blocks.
         public static let numLayers = 1024
+        /// Steps per sequence.
         public static let windowSize = 1 << 20
         /// Entries of the positional encoding table, windowSize · hiddenSize (256 MB of floats).
         public static let positionTable = 1 << 26
@@ -81,9 +89,17 @@ public struct EncoderOptions: Sendable, Equatable, Codable {
 
 /// A batch of sequences, padded to a common length: values [batch, steps, features].
 public struct SequenceBatch: Sendable {
+    /// The padded values [batch, steps, features]; steps past a sequence's length are padding.
     public let values: Tensor
+    /// The batch's layout: batch size, padded steps and each sequence's real length.
     public let shape: SequenceShape
 
+    /// Creates a batch from padded `values` [batch, steps, features] and each sequence's
+    /// real length.
+    ///
+    /// Throws ``LowBitError/invalidShape(_:)`` unless `values` has rank 3 and every length
+    /// is in 1...steps, and ``LowBitError/nonFinite(_:)`` for NaN or infinity anywhere in
+    /// `values`, padding included.
     public init(values: Tensor, lengths: [Int]) throws {
         guard values.rank == 3 else {
             throw LowBitError.invalidShape("a sequence batch is [batch, steps, features], got shape \(values.shape)")
@@ -93,6 +109,7 @@ public struct SequenceBatch: Sendable {
         self.values = values
     }
 
+    /// Features per step (`values.shape[2]`); an encoder takes only its `embedDim`.
     public var features: Int { values.shape[2] }
 
     /// The batch's rows as one matrix [batch · steps, features].

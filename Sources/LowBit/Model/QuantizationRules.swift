@@ -2,10 +2,13 @@
 /// "*.ffn.*", "*") and what to do with the layers it matches. The first matching rule wins;
 /// a layer no rule matches stays float.
 public struct QuantizationRule: Sendable, Equatable, Codable {
+    /// A glob on layer paths: `*` matches any run of characters (dots too), `?` any one.
     public var pattern: String
     /// nil keeps the matched layers float.
     public var quantization: LayerQuantization?
 
+    /// Creates a rule that gives the layers matching `pattern` the quantization `quantization`
+    /// (nil: keeps them float).
     public init(_ pattern: String, _ quantization: LayerQuantization?) {
         self.pattern = pattern
         self.quantization = quantization
@@ -22,6 +25,8 @@ public struct RuleReport: Sendable, Equatable {
     /// Rules that matched no layer: usually a typo in a pattern.
     public var unusedRules: [QuantizationRule]
 
+    /// Returns a Boolean value indicating whether two reports assign the same rules to the same
+    /// layers, in the same order, and list the same unused rules.
     public static func == (a: RuleReport, b: RuleReport) -> Bool {
         a.unusedRules == b.unusedRules && a.assignments.map(\.path) == b.assignments.map(\.path)
             && a.assignments.map(\.rule) == b.assignments.map(\.rule)

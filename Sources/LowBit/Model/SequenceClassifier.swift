@@ -2,12 +2,20 @@ import Foundation
 
 /// A ``SequenceEncoder`` followed by a float linear classification head.
 public final class SequenceClassifier {
+    /// The encoder that turns each sequence into one row of `hiddenSize` features.
     public let encoder: SequenceEncoder
+    /// The float classification head, hiddenSize → classes, at path "head"; never quantized.
     public let head: Linear
+    /// Number of output classes (at least 2).
     public let classes: Int
 
-    /// - Parameter rules: quantization rules for the encoder (default: every block layer in
-    ///   `options.quantize`).
+    /// Creates a classifier with freshly initialised weights (drawn from `options.seed`).
+    ///
+    /// - Parameters:
+    ///   - options: the encoder's shape, mode and seed.
+    ///   - classes: the number of classes, at least 2.
+    ///   - rules: quantization rules for the encoder (default: every block layer in
+    ///     `options.quantize`).
     public init(_ options: EncoderOptions, classes: Int, rules: [QuantizationRule]? = nil) throws {
         guard classes >= 2 else { throw LowBitError.invalidArgument("a classifier needs at least 2 classes, got \(classes)") }
         guard classes <= EncoderOptions.Limits.classes else {
@@ -18,7 +26,9 @@ public final class SequenceClassifier {
         self.classes = classes
     }
 
+    /// The options the encoder was built with.
     public var options: EncoderOptions { encoder.options }
+    /// Every trainable parameter: the encoder's, then the head's weight and bias.
     public var parameters: [Parameter] { encoder.parameters + head.parameters }
     /// The quantized layers (those a rule gave a quantization).
     public var quantizedLayers: [Linear] { encoder.linears.filter { $0.quantization != nil } }
@@ -28,6 +38,11 @@ public final class SequenceClassifier {
         try head.forward(encoder.forward(batch, exec), exec)
     }
 
+    /// Backpropagates dL/d(logits) [batch, classes] through the head and the encoder, adding to
+    /// every parameter's gradient; needs a training-mode ``forward(_:_:)`` first.
+    ///
+    /// Throws ``LowBitError/invalidArgument(_:)`` if no training forward came first, and
+    /// ``LowBitError/invalidShape(_:)`` if `dLogits` does not match it.
     public func backward(_ dLogits: Tensor, _ exec: Execution) throws {
         try encoder.backward(head.backward(dLogits, exec), exec)
     }

@@ -5,9 +5,13 @@ import Foundation
 /// numLayers ``TransformerBlock``s → final LayerNorm → the last real step of each sequence →
 /// [batch, hiddenSize].
 public final class SequenceEncoder {
+    /// The options the encoder was built with, validated.
     public let options: EncoderOptions
+    /// The float projection embedDim → hiddenSize at path "input"; nil when they are equal.
     public let inputProjection: Linear?
+    /// The transformer blocks, at paths "blocks.0" to "blocks.\(numLayers - 1)".
     public let blocks: [TransformerBlock]
+    /// The layer norm after the last block, at path "norm".
     public let finalNorm: LayerNorm
     let dropInput: Dropout
     private var shape: SequenceShape?
@@ -25,8 +29,11 @@ public final class SequenceEncoder {
         dropInput = Dropout(path: "drop_input", rate: options.dropout, seed: seed)
     }
 
+    /// Features per output row: `hiddenSize`.
     public var outputSize: Int { options.hiddenSize }
 
+    /// Every trainable parameter: the input projection's (if any), each block's in order, then
+    /// the final norm's.
     public var parameters: [Parameter] {
         (inputProjection?.parameters ?? []) + blocks.flatMap(\.parameters) + finalNorm.parameters
     }

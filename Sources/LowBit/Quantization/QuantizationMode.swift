@@ -84,7 +84,11 @@ public enum Granularity: Sendable, Equatable, Hashable {
 /// What absmax divides by: `qmax` (as in BitNet) or `qmax + 0.5` (as in Qwix, which
 /// spends the whole rounding interval of the extreme values).
 public enum ScaleBound: String, Sendable, CaseIterable {
+    /// Divides absmax by `qmax` (as in BitNet): the largest magnitude maps exactly to ±qmax.
     case qmax
+    /// Divides absmax by `qmax + 0.5` (as in Qwix): a slightly finer step, with the largest
+    /// magnitudes rounded into the top interval and clamped to ±qmax. Binary and ternary
+    /// weights ignore the bound: their scale is mean |w|.
     case qmaxPlusHalf
 
     func value(qmax: Int) -> Float {

@@ -98,6 +98,13 @@ public enum ReferenceQuantizer {
         }
     }
 
+    /// Quantizes float weights [rows, cols] in `mode`, one scale per scope of `granularity`:
+    /// the values and scale bits every backend must return.
+    ///
+    /// - Throws: ``LowBitError/invalidShape(_:)`` unless `w` is a non-empty matrix;
+    ///   ``LowBitError/invalidArgument(_:)`` for a group size that cannot be packed (see
+    ///   ``ReferenceQuantizer/validate(_:mode:cols:)``); ``LowBitError/nonFinite(_:)`` for NaN or
+    ///   infinity or, in binary and ternary, magnitudes so large that a partial sum overflows.
     public static func quantize(weights w: Tensor, mode: QuantizationMode, granularity: Granularity, bound: ScaleBound = .qmax) throws -> QuantizedWeights {
         let (rows, cols) = try w.matrixShape("weights")
         guard rows > 0, cols > 0 else { throw LowBitError.invalidShape("weights must be non-empty, got \(w.shape)") }

@@ -2,15 +2,28 @@
 /// parameters that decay (matrices). Keeps its moments by parameter name, so that they
 /// can be saved and restored with a checkpoint.
 public final class AdamW {
+    /// The step size of the next update; ``ClassifierTraining`` sets it from its schedule before
+    /// every step. 1e-3 by default.
     public var learningRate: Float
+    /// The decay rate of the running mean of the gradients (the first moment); 0.9 by default.
     public var beta1: Float
+    /// The decay rate of the running mean of the squared gradients (the second moment); 0.999
+    /// by default.
     public var beta2: Float
+    /// Added to the square root of the second moment so that a parameter with tiny gradients
+    /// does not take huge steps; 1e-8 by default.
     public var epsilon: Float
+    /// The decoupled weight decay: each update also subtracts `learningRate · weightDecay` times
+    /// the value of every parameter that decays (weight matrices, not biases or layer norms).
     public var weightDecay: Float
+    /// The number of updates taken so far. It drives the bias correction of the moments, and a
+    /// training run uses it as its global step; checkpoints save and restore it.
     public internal(set) var step: Int = 0
     var firstMoment: [String: [Float]] = [:]
     var secondMoment: [String: [Float]] = [:]
 
+    /// Creates an optimizer with no moments and no step taken. The defaults are Adam's usual
+    /// ones, with a weight decay of 0.01.
     public init(learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0.01) {
         self.learningRate = learningRate
         self.beta1 = beta1

@@ -16,6 +16,7 @@ public struct Augmentation: Sendable, Equatable, Codable {
     /// Uniform noise of this amplitude is added to every value (after standardization).
     public var jitter: Float
 
+    /// Creates an augmentation; every amount defaults to 0, so `Augmentation()` changes nothing.
     public init(crop: Float = 0, scale: Float = 0, jitter: Float = 0) {
         self.crop = crop
         self.scale = scale
@@ -25,6 +26,10 @@ public struct Augmentation: Sendable, Equatable, Codable {
     /// Whether it changes anything.
     public var isActive: Bool { crop > 0 || scale > 0 || jitter > 0 }
 
+    /// Checks that the amounts can be used.
+    ///
+    /// - Throws: ``LowBitError/invalidArgument(_:)`` naming the first bad amount: a `crop` or
+    ///   `scale` outside [0, 1), or a `jitter` that is negative or not finite.
     public func validate() throws {
         guard crop >= 0, crop < 1 else { throw LowBitError.invalidArgument("augmentation crop must be in [0, 1), got \(crop)") }
         guard scale >= 0, scale < 1 else { throw LowBitError.invalidArgument("augmentation scale must be in [0, 1), got \(scale)") }

@@ -4,11 +4,18 @@ import Foundation
 /// standardization fitted on the training data, the class list and the history, with
 /// checkpoints that resume the run exactly (same batches, same dropout masks).
 public final class ClassifierTraining {
+    /// The settings of the run; checkpoints save them, so a resumed run keeps them.
     public let settings: TrainingSettings
+    /// The model being trained; every step updates its weights.
     public let model: SequenceClassifier
+    /// The optimizer, whose ``AdamW/step`` counts the steps the run has taken.
     public let optimizer: AdamW
+    /// The per-channel standardization fitted on the training data the run was created with,
+    /// applied to every split it trains or evaluates on.
     public let standardization: ChannelStandardization
+    /// The training data's class names, in the order of the model's outputs.
     public let classNames: [String]
+    /// One record per finished epoch, in order (carried over by a resume).
     public private(set) var history: [EpochRecord] = []
     /// Training seconds of the steps already taken (carried over by a resume).
     public private(set) var trainSeconds: Double = 0
@@ -141,6 +148,8 @@ public final class ClassifierTraining {
         ModelInfo(classNames: classNames, standardization: standardization, modeName: settings.modeName, patchLength: settings.patchLength)
     }
 
+    /// Returns the number of optimizer steps in one epoch over `train`: its series count divided
+    /// by the batch size, rounded up.
     public func stepsPerEpoch(_ train: TimeSeriesDataset) -> Int { settings.stepsPerEpoch(train.count) }
 
     /// Whether every epoch has run.
@@ -163,7 +172,15 @@ public final class ClassifierTraining {
         return indices
     }
 
-    public enum Outcome: Sendable, Equatable { case finished, interrupted }
+    /// How a call to `run` ended: `finished` when every epoch has run, `interrupted` when
+    /// `shouldStop` stopped it early (with a `checkpointPath`, the checkpoint holds the step
+    /// reached).
+    public enum Outcome: Sendable, Equatable {
+        /// Every epoch has run.
+        case finished
+        /// `shouldStop` stopped the run before its end.
+        case interrupted
+    }
 
     /// Trains from the current step to the last epoch. With `selection`, the run is scored on
     /// the selection data after every epoch and ends with the weights of the epoch that scored

@@ -6,11 +6,19 @@
 /// augmentation, distillation, checkpoints, evaluation); ``ModeComparison`` runs several
 /// of those side by side, one per mode and ensemble member, and packs the results.
 public final class Trainer {
+    /// The model the steps update.
     public let model: SequenceClassifier
+    /// The backend the forward and backward passes run on.
     public let backend: any Backend
+    /// The optimizer that applies each step's gradients. Its step count also picks the dropout
+    /// masks, so that a resumed run draws the same ones.
     public let optimizer: AdamW
+    /// The global L2 norm the gradients are clipped to before each update (see
+    /// ``clipGradients(_:maxNorm:)``); nil does not clip.
     public var maxGradientNorm: Float?
 
+    /// Creates a trainer that updates `model` on `backend` with `optimizer` (by default a fresh
+    /// ``AdamW`` with its defaults), clipping the gradients to a norm of 1 unless told otherwise.
     public init(model: SequenceClassifier, backend: any Backend, optimizer: AdamW = AdamW(), maxGradientNorm: Float? = 1) {
         self.model = model
         self.backend = backend

@@ -22,6 +22,9 @@ public struct TrainingRecipe: Sendable, Equatable, Codable {
     /// Augmentation of a model whose tokens are patches (P > 1); none for one step per token.
     public var patchAugmentation: Augmentation
 
+    /// Creates a recipe. The defaults are those of `lowbit train`: 680 steps, at most 32 tokens
+    /// of at least 4 values each, and for patches no dropout and augmentation with a crop of
+    /// 0.2, a scale of 0.2 and a jitter of 0.1.
     public init(steps: Int = 680, maxTokens: Int = 32, minTokenValues: Int = 4, patchDropout: Float = 0,
                 patchAugmentation: Augmentation = Augmentation(crop: 0.2, scale: 0.2, jitter: 0.1)) {
         self.steps = steps

@@ -12,7 +12,7 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
     /// instead of a random initialisation.
     public var startsFromFloat: Bool
     /// Learning from a trained float model's predictions as well as from the labels (given
-    /// to ``ClassifierTraining/run(train:evaluation:teacher:backend:checkpointPath:evaluationInterval:progress:shouldStop:)``);
+    /// to ``ClassifierTraining/run(train:evaluation:teacher:backend:checkpointPath:evaluationInterval:selection:progress:shouldStop:)``);
     /// nil learns from the labels alone.
     public var distillation: Distillation?
     /// Steps per token: the encoder reads non-overlapping patches of this many steps (all
@@ -21,24 +21,39 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
     /// default of `lowbit train` depends on the series' length and channels
     /// (``TrainingRecipe/patchLength(maxLength:channels:)``).
     public var patchLength: Int
+    /// The width of the encoder's hidden states; 64 by default. It must be a multiple of
+    /// ``numHeads``, which is checked when the model is built.
     public var hiddenSize: Int
+    /// The number of encoder blocks; 3 by default.
     public var numLayers: Int
+    /// The number of attention heads per block; 4 by default.
     public var numHeads: Int
     /// A sinusoidal encoding of each step's position added to the encoder's input. On by
     /// default: it took validation errors away in every mode (see docs/japanesevowels.md), although
     /// causal attention sees order without it.
     public var positionalEncoding: Bool
+    /// The dropout rate during training, in [0, 1); 0.2 by default (``TrainingRecipe`` sets it to
+    /// 0 for patches).
     public var dropout: Float
     /// Random crops, scaling and noise of the training series (none by default).
     public var augmentation: Augmentation
+    /// The number of passes over the training data; 40 by default (``TrainingRecipe`` derives it
+    /// from a step budget).
     public var epochs: Int
+    /// The number of series per optimizer step; 16 by default. An epoch's last batch may be
+    /// smaller.
     public var batchSize: Int
     /// Peak learning rate, reached after `warmupEpochs` and decayed by a cosine to
     /// `finalLearningRateFraction` of it at the last step.
     public var learningRate: Float
+    /// The epochs over which the learning rate rises linearly to ``learningRate``; 2 by default
+    /// (5 % of 40 epochs).
     public var warmupEpochs: Int
+    /// The fraction of ``learningRate`` the cosine decay ends at, in [0, 1]; 0.05 by default.
     public var finalLearningRateFraction: Float
+    /// AdamW's decoupled weight decay, applied to the weight matrices only; 0.05 by default.
     public var weightDecay: Float
+    /// The global L2 norm the gradients are clipped to before every update; 1 by default.
     public var maxGradientNorm: Float
     /// Seeds initialisation, dropout and the order of the batches.
     public var seed: UInt64
