@@ -111,6 +111,16 @@ struct HostileFileTests {
             record["quantisation"] = record.removeValue(forKey: "quantization")
             o[first] = record
         }, "unknown key 'quantisation'")
+        // Misspelt enum values are refused, not read as a default.
+        for (key, value, message) in [("bound", ["name": "qmaxx"], "unknown ScaleBound 'qmaxx'"), ("backward", ["name": "int4"], "unknown BackwardPrecision 'int4'"),
+                                      ("granularity", ["kind": "row"], "unknown granularity 'row'"), ("granularity", ["kind": "group"], "size")] {
+            try expectRefused(t, try editing(m, "lowbit.layers") { o in
+                var record = o[first] as! [String: Any], q = record["quantization"] as! [String: Any]
+                q[key] = value
+                record["quantization"] = q
+                o[first] = record
+            }, message)
+        }
         try expectRefused(t, try editing(m, "lowbit.optimizer") { $0["step"] = -1 }, "invalid optimizer settings (step -1")
         var nan = t
         let moment = t.keys.sorted().first { $0.hasPrefix("optimizer.m.") }!

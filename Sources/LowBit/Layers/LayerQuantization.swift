@@ -4,11 +4,11 @@ public struct LayerQuantization: Sendable, Equatable, Codable {
     public var mode: QuantizationMode
     /// Weight scale granularity; nil = the mode's default (per tensor for binary and
     /// ternary, per output channel for int4 and int8).
-    public var granularity: GranularitySpec?
+    public var granularity: Granularity?
     /// absmax / qmax (BitNet) or absmax / (qmax + 0.5) (Qwix).
-    public var bound: ScaleBoundSpec
+    public var bound: ScaleBound
     /// Backward matmuls in float (QAT, straight-through) or int8 (QT).
-    public var backward: BackwardPrecisionSpec
+    public var backward: BackwardPrecision
     /// Where the straight-through gradient is taken (float backward only).
     public var gradientAt: GradientPoint
     /// Clipped straight-through estimator: no gradient through values outside the
@@ -24,20 +24,16 @@ public struct LayerQuantization: Sendable, Equatable, Codable {
                 backward: BackwardPrecision = .float, gradientAt: GradientPoint = .dequantized,
                 clippedSTE: Bool = false, stochasticRoundingSeed: UInt64? = nil) {
         self.mode = mode
-        self.granularity = granularity.map(GranularitySpec.init)
-        self.bound = ScaleBoundSpec(bound)
-        self.backward = BackwardPrecisionSpec(backward)
+        self.granularity = granularity
+        self.bound = bound
+        self.backward = backward
         self.gradientAt = gradientAt
         self.clippedSTE = clippedSTE
         self.stochasticRoundingSeed = stochasticRoundingSeed
     }
 
     /// The weight scale granularity in effect: `granularity`, or the mode's default when nil.
-    public var weightGranularity: Granularity { granularity?.value ?? mode.defaultGranularity }
-    /// The scale divisor that `bound` spells, as a ``ScaleBound``.
-    public var scaleBound: ScaleBound { bound.value }
-    /// The backward precision that `backward` spells, as a ``BackwardPrecision``.
-    public var backwardPrecision: BackwardPrecision { backward.value }
+    public var weightGranularity: Granularity { granularity ?? mode.defaultGranularity }
 }
 
 /// The operands at which the straight-through gradient is computed.
@@ -48,44 +44,57 @@ public enum GradientPoint: String, Sendable, Codable, CaseIterable {
     case original
 }
 
-/// Codable spellings of the quantization enums, so that configs round-trip through JSON.
-public struct GranularitySpec: Sendable, Equatable, Codable {
-    /// `"tensor"`, `"channel"` or `"group"`; any other string reads as per channel.
-    public var kind: String  // "tensor", "channel", "group"
-    /// The group length when `kind` is `"group"` (a missing one reads as 0, which validation
-    /// refuses); nil otherwise.
-    public var size: Int?
-    init(_ g: Granularity) {
-        switch g {
-        case .perTensor: kind = "tensor"
-        case .perChannel: kind = "channel"
-        case .perGroup(let n): kind = "group"; size = n
+// MARK: - Codable, in the JSON layout checkpoints have always used
+
+/// The JSON form of a ``Granularity``: `{"kind": "tensor" | "channel" | "group", "size": n}`.
+extension Granularity: Codable {
+    private enum Keys: String, CodingKey { case kind, size }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: Keys.self)
+        switch try c.decode(String.self, forKey: .kind) {
+        case "tensor": self = .perTensor
+        case "channel": self = .perChannel
+        case "group": self = .perGroup(try c.decode(Int.self, forKey: .size))
+        case let other:
+            throw DecodingError.dataCorruptedError(forKey: .kind, in: c, debugDescription: "unknown granularity '\(other)' (tensor, channel or group)")
         }
     }
-    var value: Granularity {
-        switch kind {
-        case "tensor": .perTensor
-        case "group": .perGroup(size ?? 0)
-        default: .perChannel
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: Keys.self)
+        switch self {
+        case .perTensor: try c.encode("tensor", forKey: .kind)
+        case .perChannel: try c.encode("channel", forKey: .kind)
+        case .perGroup(let n): try c.encode("group", forKey: .kind); try c.encode(n, forKey: .size)
         }
     }
 }
 
-/// The Codable spelling of a ``ScaleBound``: its raw value.
-public struct ScaleBoundSpec: Sendable, Equatable, Codable {
-    /// `"qmax"` or `"qmaxPlusHalf"`; any other name reads as `qmax`.
-    public var name: String
-    init(_ b: ScaleBound) { name = b.rawValue }
-    var value: ScaleBound { ScaleBound(rawValue: name) ?? .qmax }
+/// A raw-valued enum in the JSON form `{"name": rawValue}`; an unknown name is an error.
+protocol NamedCodable: Codable, RawRepresentable, CaseIterable where RawValue == String {}
+
+private enum NameKey: String, CodingKey { case name }
+
+extension NamedCodable {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: NameKey.self)
+        let name = try c.decode(String.self, forKey: .name)
+        guard let value = Self(rawValue: name) else {
+            throw DecodingError.dataCorruptedError(forKey: .name, in: c, debugDescription:
+                "unknown \(Self.self) '\(name)' (\(Self.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        self = value
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: NameKey.self)
+        try c.encode(rawValue, forKey: .name)
+    }
 }
 
-/// The Codable spelling of a ``BackwardPrecision``: its raw value.
-public struct BackwardPrecisionSpec: Sendable, Equatable, Codable {
-    /// `"float"` or `"int8"`; any other name reads as `float`.
-    public var name: String
-    init(_ b: BackwardPrecision) { name = b.rawValue }
-    var value: BackwardPrecision { BackwardPrecision(rawValue: name) ?? .float }
-}
+extension ScaleBound: NamedCodable {}
+extension BackwardPrecision: NamedCodable {}
 
 /// Static-range activation statistics of one layer: how many batches were seen and the sum
 /// of their batch-averaged per-token absmax. Their mean is the fixed activation range once

@@ -61,7 +61,7 @@ public final class Linear {
         guard let q = quantization else { throw LowBitError.invalidArgument("\(path) is not quantized") }
         let key = PreparedKey(version: weight.version, backend: backend.identity, quantization: q)
         if let prepared, preparedKey == key { return prepared }
-        let quantized = try backend.quantize(weights: weight.tensor, mode: q.mode, granularity: q.weightGranularity, bound: q.scaleBound)
+        let quantized = try backend.quantize(weights: weight.tensor, mode: q.mode, granularity: q.weightGranularity, bound: q.bound)
         let p = try backend.prepare(quantized)
         prepared = p
         preparedKey = key
@@ -127,11 +127,11 @@ public final class Linear {
         }
         let w = try preparedWeights(backend)
         var dx: Tensor, dW: Tensor
-        if q.backwardPrecision == .float && q.gradientAt == .original {
+        if q.backward == .float && q.gradientAt == .original {
             dx = try backend.matmul(dy, weight.tensor, transposeA: false, transposeB: false)
             dW = try backend.matmul(dy, x, transposeA: true, transposeB: false)
         } else {
-            let g = try backend.linearBackward(gradOutput: dy, input: xq, weights: w, precision: q.backwardPrecision,
+            let g = try backend.linearBackward(gradOutput: dy, input: xq, weights: w, precision: q.backward,
                                                stochasticRoundingSeed: q.stochasticRoundingSeed.map { $0 &+ weight.version })
             dx = g.input
             dW = g.weight
