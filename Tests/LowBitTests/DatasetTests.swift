@@ -63,6 +63,8 @@ struct DatasetTests {
         ("@classLabel true a\n@data\n", "line 1", "at least 2"),
         ("@dimensions two\n@classLabel true a b\n@data\n", "line 1", "@dimensions must be a positive integer"),
         ("1,2,3:a\n", "line 1", "expected a header line"),
+        ("@univariate true\n@dimensions 3\n@classLabel true a b\n@data\n", "line 2", "@dimensions 3 contradicts @univariate true"),
+        ("@dimensions 3\n@univariate true\n@classLabel true a b\n@data\n", "line 2", "@univariate true contradicts @dimensions 3"),
         ("@classLabel true a b\n@data\n1,2\n", "line 3", "a series needs values and a class label"),
     ])
     func malformedTS(text: String, location: String, problem: String) throws {
@@ -113,6 +115,7 @@ struct DatasetTests {
         ("a,1,2\nb\n", "line 2", "needs a label and at least one value"),
         ("a,1,2\n,1,2\n", "line 2", "empty class label"),
         ("series,label,x\ns,a,1\ns,a\n", "line 3", "2 fields, the header has 3"),
+        ("series,label,x\ns,a,1\nt,,2\n", "line 3", "empty class label"),
         ("series,label,x\ns,a,1\ns,b,2\n", "line 3", "changes label"),
         ("series,label,x\ns,a,1\nt,b,2\ns,a,3\n", "line 4", "not together"),
         ("series,label\ns,a\n", "line 1", "no channel columns"),

@@ -3,6 +3,9 @@ import LowBitKernels
 /// A packed low-bit linear layer with its scratch memory allocated once: the inference
 /// path. Each call quantizes the activations per token and runs the fused matmul, with
 /// no allocation.
+///
+/// It may move between threads, but calls must not overlap: they share the scratch memory.
+/// Give each thread its own layer (the packed weights can be shared through ``weights``).
 public final class PackedLinear: @unchecked Sendable {
     /// The packed weights, prepared once by the layer's ``KernelsBackend``.
     public let weights: PreparedWeights

@@ -77,6 +77,9 @@ public enum CSVFile {
                 if let l = labelOf[id], l != f[labelColumn] {
                     throw LowBitError.invalidFile(path: path, reason: "line \(n): series '\(id)' changes label from '\(l)' to '\(f[labelColumn])'")
                 }
+                if labelOf[id] == nil {
+                    _ = try classIndex(f[labelColumn], n)   // names the line of an empty label; classes in order of appearance
+                }
                 labelOf[id] = f[labelColumn]
                 let step = try stepColumn.map { try number(f[$0], n, $0 + 1) } ?? Float(rows[id]?.count ?? 0)
                 rows[id, default: []].append((step, try channelColumns.map { try number(f[$0], n, $0 + 1) }))

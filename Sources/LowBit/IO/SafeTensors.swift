@@ -60,9 +60,16 @@ public enum SafeTensors {
             self.init(dtype: .U8, shape: shape, data: bytes)
         }
 
-        func values<T>(_ type: T.Type, _ want: DType, _ name: String, _ path: String) throws -> [T] {
+        func values<T: BitwiseCopyable>(_ type: T.Type, _ want: DType, _ name: String, _ path: String) throws -> [T] {
             guard dtype == want else { throw LowBitError.invalidFile(path: path, reason: "tensor '\(name)' is \(dtype.rawValue), expected \(want.rawValue)") }
-            return data.withUnsafeBytes { raw in Array(raw.bindMemory(to: T.self)) }
+            // Copied, not rebound: the bytes of a [UInt8] are neither bound to T nor aligned for it.
+            let count = data.count / MemoryLayout<T>.stride
+            return [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+                data.withUnsafeBytes { raw in
+                    UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[..<(count * MemoryLayout<T>.stride)]))
+                }
+                initialized = count
+            }
         }
         /// Returns the elements as `Float`; throws ``LowBitError/invalidFile(path:reason:)``
         /// naming tensor `name` of file `path` unless the dtype is `F32`.

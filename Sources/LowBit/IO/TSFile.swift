@@ -55,6 +55,7 @@ public enum TSFile {
                     header[key] = "false"
                 case "@dimensions":
                     guard let d = Int(value), d > 0 else { throw fail("@dimensions must be a positive integer, got '\(value)'") }
+                    if header["@univariate"] == "true", d != 1 { throw fail("@dimensions \(d) contradicts @univariate true") }
                     channels = d
                     header[key] = value
                 case "@univariate", "@equallength", "@missing":
