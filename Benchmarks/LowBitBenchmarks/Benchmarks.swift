@@ -1,6 +1,6 @@
-// Kernel benchmarks: each quantize kernel, and the packed matmul of each mode at
-// (M, K) in {1024², 4096², 11008 x 4096} with N in {1, 8, 64, 256}, beside OpenBLAS on the
-// same shapes: the cases of `lowbit bench kernels --m 1024,4096,11008 --k 1024,4096,4096`.
+// Kernel benchmarks: each quantize kernel, and the packed matmul of each mode on the cases
+// of KernelBenchmarkCases (the defaults of `lowbit bench kernels`), beside OpenBLAS on the
+// same shapes.
 // Run: swift package benchmark --target LowBitBenchmarks   (LOWBIT_THREADS sets the threads)
 import Benchmark
 import Foundation
@@ -8,7 +8,7 @@ import LowBit
 
 let benchmarks: @Sendable () -> Void = {
     let config = (try? RuntimeConfiguration.fromEnvironment()) ?? RuntimeConfiguration()
-    let shapes = [(1024, 1024), (4096, 4096), (11008, 4096)], tokens = [1, 8, 64, 256]
+    let shapes = KernelBenchmarkCases.shapes, tokens = KernelBenchmarkCases.tokens
     Benchmark.defaultConfiguration = .init(
         metrics: [.wallClock, .throughput], timeUnits: .microseconds, warmupIterations: 3,
         maxDuration: .seconds(1), maxIterations: 1000)

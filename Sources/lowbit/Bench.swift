@@ -32,9 +32,10 @@ struct KernelsBench: ParsableCommand {
             """)
 
     @Option(help: "Modes, comma-separated (binary,ternary,int4,int8).") var modes = "binary,ternary,int4,int8"
-    @Option(help: "Output channels M, comma-separated; paired with --k (1024,11008 with 1024,4096 is 1024x1024 and 11008x4096).") var m = "4096"
-    @Option(help: "Input features K, comma-separated; paired with --m.") var k = "4096"
-    @Option(help: "Tokens N, comma-separated.") var n = "1,64,256"
+    @Option(help: "Output channels M, comma-separated; paired with --k (1024,11008 with 1024,4096 is 1024x1024 and 11008x4096). Default: the cases of the package-benchmark suite.")
+    var m = KernelBenchmarkCases.shapes.map { String($0.m) }.joined(separator: ",")
+    @Option(help: "Input features K, comma-separated; paired with --m.") var k = KernelBenchmarkCases.shapes.map { String($0.k) }.joined(separator: ",")
+    @Option(help: "Tokens N, comma-separated.") var n = KernelBenchmarkCases.tokens.map(String.init).joined(separator: ",")
     @Option(help: "Thread counts, comma-separated (default: LOWBIT_THREADS or every CPU).") var threads: String?
     @Option(help: "Time budget per case, in seconds.") var seconds = 0.5
     @Flag(help: "Print only a JSON array on standard output.") var json = false
