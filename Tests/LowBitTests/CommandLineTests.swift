@@ -303,18 +303,8 @@ struct CommandLineTests {
 
     @Test("eval --predictions: each series' true and predicted class and probabilities, in CSV and JSON; bench accuracy: the median over seeds per dataset and mode")
     func predictionsAndAccuracyBench() throws {
-        var rng = SeededGenerator(seed: 9)
         let panel = temporaryPath("panel"), dir = panel + "/Ramps"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        for (split, count) in [("TRAIN", 24), ("TEST", 15)] {
-            var text = "@problemName Ramps\n@univariate true\n@classLabel true up down\n@data\n"
-            for i in 0..<count {
-                let n = 10 + i % 7
-                text += (0..<n).map { t in String(Float(i % 2 == 0 ? t : n - t) + rng.signedUnit()) }.joined(separator: ",")
-                    + ":" + (i % 2 == 0 ? "up" : "down") + "\n"
-            }
-            try text.write(toFile: "\(dir)/Ramps_\(split).ts", atomically: true, encoding: .utf8)
-        }
+        _ = try writeRamps(URL(fileURLWithPath: dir), train: 24, test: 15, seed: 9)
         let out = temporaryPath("cli-predictions")
         let t = try LowBitProcess.run(["train", "--data", "\(dir)/Ramps_TRAIN.ts", "--mode", "ternary", "--steps", "60", "--ensemble", "1",
                                        "--json", "--out", out] + Self.small)

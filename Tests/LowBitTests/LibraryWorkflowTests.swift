@@ -6,23 +6,8 @@ import Testing
 /// part between the markers is the program a package depending on LowBit writes.
 @Suite("Library workflow")
 struct LibraryWorkflowTests {
-    /// A univariate .ts pair: rising and falling ramps with noise, lengths 10 to 16.
     static func writeRamps(_ dir: URL) throws -> (train: URL, test: URL) {
-        var rng = SeededGenerator(seed: 21)
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        var files: [URL] = []
-        for (split, count) in [("TRAIN", 32), ("TEST", 20)] {
-            var text = "@problemName Ramps\n@univariate true\n@classLabel true up down\n@data\n"
-            for i in 0..<count {
-                let n = 10 + i % 7
-                text += (0..<n).map { t in String(Float(i % 2 == 0 ? t : n - t) + rng.signedUnit()) }.joined(separator: ",")
-                    + ":" + (i % 2 == 0 ? "up" : "down") + "\n"
-            }
-            let url = dir.appendingPathComponent("Ramps_\(split).ts")
-            try text.write(to: url, atomically: true, encoding: .utf8)
-            files.append(url)
-        }
-        return (files[0], files[1])
+        try LowBitTests.writeRamps(dir, train: 32, test: 20, seed: 21)
     }
 
     @Test("train every mode on a .ts file, save the packed ensembles, load one and classify a new series: under 30 lines")

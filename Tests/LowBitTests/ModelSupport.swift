@@ -47,3 +47,24 @@ func temporaryPath(_ name: String) -> String {
     try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     return dir.appendingPathComponent(name).path
 }
+
+/// Writes Ramps_TRAIN.ts and Ramps_TEST.ts into `dir`: univariate series, rising ("up") and
+/// falling ("down") in turn, lengths 10 to 16, with uniform noise of amplitude 1. A small
+/// dataset any mode learns in a few steps.
+func writeRamps(_ dir: URL, train: Int, test: Int, seed: UInt64) throws -> (train: URL, test: URL) {
+    var rng = SeededGenerator(seed: seed)
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    var files: [URL] = []
+    for (split, count) in [("TRAIN", train), ("TEST", test)] {
+        var text = "@problemName Ramps\n@univariate true\n@classLabel true up down\n@data\n"
+        for i in 0..<count {
+            let n = 10 + i % 7
+            text += (0..<n).map { t in String(Float(i % 2 == 0 ? t : n - t) + rng.signedUnit()) }.joined(separator: ",")
+                + ":" + (i % 2 == 0 ? "up" : "down") + "\n"
+        }
+        let url = dir.appendingPathComponent("Ramps_\(split).ts")
+        try text.write(to: url, atomically: true, encoding: .utf8)
+        files.append(url)
+    }
+    return (files[0], files[1])
+}
