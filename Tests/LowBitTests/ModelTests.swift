@@ -36,6 +36,20 @@ struct ModelTests {
         }
     }
 
+    @Test("an evaluation forward forgets the last training forward: a backward after it is refused, not run on the older batch", arguments: Self.allModes)
+    func backwardAfterEvaluation(mode: QuantizationMode?) throws {
+        let options = EncoderOptions(embedDim: 4, hiddenSize: 16, numHeads: 2, numLayers: 1, quantize: mode, dropout: 0, seed: 3)
+        let model = try SequenceClassifier(options, classes: 3)
+        let (batch, labels) = try SyntheticTask(count: 4, seed: 3).batches(size: 4)[0]
+        let backend = ReferenceBackend()
+        let gradient = try Loss.softmaxCrossEntropy(logits: try model.forward(batch, Execution(backend: backend, training: true)), labels: labels).gradient
+        _ = try model.forward(batch, Execution(backend: backend, training: false))
+        expectError("backward without a training forward") { try model.backward(gradient, Execution(backend: backend, training: true)) }
+        // A training forward makes backward possible again.
+        _ = try model.forward(batch, Execution(backend: backend, training: true))
+        try model.backward(gradient, Execution(backend: backend, training: true))
+    }
+
     @Test("a padded batch gives each sequence the result it gets alone", arguments: Self.allModes)
     func paddingInvariance(mode: QuantizationMode?) throws {
         let encoder = try QAT.build(embedDim: 3, hiddenSize: 8, numHeads: 2, numLayers: 2, quantize: mode, dropout: 0.1, seed: 3)

@@ -87,7 +87,7 @@ public final class CausalSelfAttention {
                 }
             }
         }
-        if exec.training { qkvOut = qkvT; probabilities = probs; shape = s }
+        (qkvOut, probabilities, shape) = exec.training ? (qkvT, probs, s) : (nil, [], nil)
         return try output.forward(Tensor(shape: [s.rows, H], scalars: att), exec)
     }
 

@@ -29,7 +29,7 @@ public final class FeedForward {
     /// Maps rows [n, hidden] to [n, hidden]; in training, keeps what ``backward(_:_:)`` needs.
     public func forward(_ x: Tensor, _ exec: Execution) throws -> Tensor {
         let u = try up.forward(x, exec)
-        if exec.training { preActivation = u }
+        preActivation = exec.training ? u : nil
         var a = u
         a.scalars = u.scalars.map(silu)
         return try down.forward(dropout.forward(a, exec), exec)

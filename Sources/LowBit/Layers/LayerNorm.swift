@@ -56,7 +56,7 @@ public final class LayerNorm {
                 }
             }
         }
-        if exec.training { normalized = xhat; reciprocalStd = rstd }
+        (normalized, reciprocalStd) = exec.training ? (xhat, rstd) : ([], [])
         return try Tensor(shape: [n, d], scalars: y)
     }
 
@@ -67,6 +67,7 @@ public final class LayerNorm {
     /// (so also when no training forward came first).
     public func backward(_ dy: Tensor, _ exec: Execution) throws -> Tensor {
         let d = features, n = reciprocalStd.count
+        guard n > 0 else { throw LowBitError.invalidArgument("\(path): backward without a training forward") }
         guard dy.shape == [n, d] else { throw LowBitError.invalidShape("\(path) output gradient must be [\(n), \(d)], got \(dy.shape)") }
         var dx = [Float](repeating: 0, count: n * d)
         var dGamma = gamma.grad, dBeta = beta.grad

@@ -88,7 +88,10 @@ public final class Linear {
     public func forward(_ x: Tensor, _ exec: Execution) throws -> Tensor {
         let (n, k) = try x.matrixShape("\(path) input")
         guard k == inputs else { throw LowBitError.invalidShape("\(path) takes \(inputs) features, got \(k)") }
-        if exec.training { input = x }
+        // An evaluation forward forgets the last training forward: a backward after it would
+        // otherwise silently use an older batch.
+        input = exec.training ? x : nil
+        quantizedInput = nil
         guard quantization != nil else {
             var y = try exec.backend.matmul(x, weight.tensor, transposeA: false, transposeB: true)
             if let bias { addRowVector(&y, bias.value) }
@@ -105,7 +108,7 @@ public final class Linear {
         let xq = usesStaticRange
             ? try ReferenceQuantizer.quantize(activations: x, staticAbsmax: Float(statistics.mean))
             : try exec.backend.quantize(activations: x)
-        if exec.training { quantizedInput = xq }
+        quantizedInput = exec.training ? xq : nil
         return try exec.backend.linear(xq, w, bias: bias?.tensor)
     }
 

@@ -114,6 +114,10 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
         guard (0...1).contains(finalLearningRateFraction) else { throw bad("final learning-rate fraction must be in [0, 1], got \(finalLearningRateFraction)") }
         guard weightDecay >= 0, weightDecay.isFinite else { throw bad("weight decay must be non-negative, got \(weightDecay)") }
         guard maxGradientNorm > 0 else { throw bad("gradient clipping norm must be positive, got \(maxGradientNorm)") }
+        // The model's own rules (heads dividing the width, dropout in [0, 1), the size limits),
+        // checked here too so that a bad setting is refused before any data is read.
+        try EncoderOptions(embedDim: 1, hiddenSize: hiddenSize, numHeads: numHeads, numLayers: numLayers, quantize: mode,
+                           dropout: dropout, windowSize: 1).validate()
         guard (1...16).contains(ensembleSize) else { throw bad("ensemble size must be from 1 to 16, got \(ensembleSize)") }
         if quantizedBackward && mode == nil { throw bad("a quantized backward (QT) needs a quantized mode, not float") }
         if startsFromFloat && mode == nil { throw bad("starting from the float model needs a quantized mode, not float") }
