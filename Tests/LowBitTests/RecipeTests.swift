@@ -123,6 +123,14 @@ struct RecipeTests {
         let error = #expect(throws: LowBitError.self) { try ClassifierTraining(settings: wide, train: data) }
         #expect("\(error!)".contains("\(TrainingRecipe.maxTokenValues) values per token"), "\(error!)")
         #expect(throws: LowBitError.self) { try TrainingRecipe.tokenShape(channels: Int.max / 2, steps: 10, patchLength: 4, name: "x") }
+        // A series of 2.6 million steps (a 10 MB line of a .ts file) would need tokens of
+        // 81 250 values: refused, naming the limit, before the model is built.
+        let huge = try TimeSeriesDataset(name: "huge", channels: 1, series: [[Float](repeating: 1, count: 2_600_000), [Float](repeating: 2, count: 10)],
+                                         labels: [0, 1], classNames: ["a", "b"])
+        let hugeSettings = TrainingRecipe().settings(TrainingSettings(hiddenSize: 8, numLayers: 1, numHeads: 2), for: huge)
+        expectError("huge: a token of 81250 steps × 1 channels exceeds the limit of 65536 values per token") {
+            _ = try ClassifierTraining(settings: hugeSettings, train: huge)
+        }
     }
 
     @Test("the model file keeps the patch length: a loaded model reads raw series as it was trained to")
