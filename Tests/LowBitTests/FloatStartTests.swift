@@ -25,8 +25,7 @@ struct FloatStartTests {
         try run.run(train: train, backend: backend, checkpointPath: path)
         #expect(zip(run.model.parameters, float.model.parameters).contains { $0.value != $1.value })
         let accuracy = { (model: SequenceClassifier, info: ModelInfo) in
-            let packed = try PackedClassifier(model, backend: backend)
-            return try ClassifierTraining.evaluate(test, info: info, windowSize: 29) { try packed.predict($0) }.accuracy
+            try PackedClassifier(model, info: info, backend: backend).evaluate(on: test).accuracy
         }
         let (floatAccuracy, tunedAccuracy) = (try accuracy(float.model, float.info), try accuracy(run.model, run.info))
         #expect(tunedAccuracy > 0.6 && tunedAccuracy > floatAccuracy - 0.1, "\(tunedAccuracy) after fine-tuning, \(floatAccuracy) float")
@@ -80,8 +79,7 @@ struct FloatStartTests {
         let student = try ClassifierTraining(settings: settings, train: scrambled, windowSize: 29)
         try student.run(train: scrambled, teacher: float, backend: backend)
         let accuracy = { (model: SequenceClassifier, info: ModelInfo) in
-            let packed = try PackedClassifier(model, backend: backend)
-            return try ClassifierTraining.evaluate(test, info: info, windowSize: 29) { try packed.predict($0) }.accuracy
+            try PackedClassifier(model, info: info, backend: backend).evaluate(on: test).accuracy
         }
         let (floatAccuracy, studentAccuracy) = (try accuracy(float.model, float.info), try accuracy(student.model, student.info))
         #expect(studentAccuracy > 0.6 && studentAccuracy > floatAccuracy - 0.15, "student \(studentAccuracy), teacher \(floatAccuracy)")

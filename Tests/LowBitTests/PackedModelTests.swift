@@ -11,7 +11,7 @@ struct PackedModelTests {
         for mode in [nil, QuantizationMode.int8, .int4, .ternary, .binary] {
             let run = try ClassifierTraining(settings: TrainingFixtures.tiny(mode, epochs: 2), train: train, windowSize: 29)
             try run.run(train: train, backend: backend)
-            let packed = try PackedClassifier(run.model, backend: backend)
+            let packed = try PackedClassifier(run.model, info: run.info, backend: backend)
             let packedPath = temporaryPath("model-\(mode?.rawValue ?? "float").safetensors")
             try packed.save(to: packedPath, info: run.info)
             let checkpointPath = temporaryPath("checkpoint-\(mode?.rawValue ?? "float").safetensors")
@@ -19,8 +19,8 @@ struct PackedModelTests {
 
             let (loaded, info) = try PackedClassifier.load(from: packedPath, backend: backend)
             #expect(info == run.info)
-            let want = try ClassifierTraining.evaluate(test, info: run.info, windowSize: 29) { try packed.predict($0) }
-            let got = try ClassifierTraining.evaluate(test, info: info, windowSize: 29) { try loaded.predict($0) }
+            let want = try packed.evaluate(on: test)
+            let got = try loaded.evaluate(on: test)
             #expect(got == want, "\(String(describing: mode))")
             let batch = try test.batch(Array(0..<20), standardization: info.standardization).batch
             #expect(try loaded.logits(batch) == packed.logits(batch))
@@ -30,8 +30,8 @@ struct PackedModelTests {
             #expect(size < packed.weightBytes + 16_384, "\(size) bytes for \(packed.weightBytes) bytes of weights")
 
             let restored = try ClassifierTraining(resumingFrom: checkpointPath)
-            let fromCheckpoint = try PackedClassifier(restored.model, backend: backend)
-            #expect(try ClassifierTraining.evaluate(test, info: restored.info, windowSize: 29) { try fromCheckpoint.predict($0) } == want)
+            let fromCheckpoint = try PackedClassifier(restored.model, info: restored.info, backend: backend)
+            #expect(try fromCheckpoint.evaluate(on: test) == want)
         }
     }
 

@@ -114,8 +114,7 @@ struct RecipeTests {
         #expect(run.model.options.windowSize <= TrainingRecipe().maxTokens)
         #expect(run.model.options.embedDim == settings.patchLength)
         #expect(try run.run(train: data, backend: KernelsBackend()) == .finished)
-        let packed = try PackedClassifier(run.model, backend: KernelsBackend())
-        let evaluation = try ClassifierTraining.evaluate(data, info: run.info, windowSize: run.model.options.windowSize) { try packed.predict($0) }
+        let evaluation = try PackedClassifier(run.model, info: run.info, backend: KernelsBackend()).evaluate(on: data)
         #expect(evaluation.count == 4)
 
         var wide = settings

@@ -25,8 +25,8 @@ struct TrainingRunTests {
         #expect(try run.run(train: train, backend: KernelsBackend()) == .finished)
         #expect(run.history.count == epochs)
         #expect(run.history.last!.trainLoss < run.history.first!.trainLoss * 0.6)
-        let packed = try PackedClassifier(run.model, backend: KernelsBackend())
-        let accuracy = try ClassifierTraining.evaluate(test, info: run.info, windowSize: 29) { try packed.predict($0) }.accuracy
+        let packed = try PackedClassifier(run.model, info: run.info, backend: KernelsBackend())
+        let accuracy = try packed.evaluate(on: test).accuracy
         #expect(accuracy > 0.6, "test accuracy \(accuracy)")
     }
 
@@ -117,7 +117,7 @@ struct TrainingRunTests {
     ])
     func badSettings(settings: TrainingSettings, text: String) throws {
         let (train, _) = try TrainingFixtures.data.get()
-        expectError(text) { try ClassifierTraining(settings: settings, train: train) }
+        expectError(text) { _ = try ClassifierTraining(settings: settings, train: train) }
         expectError(text) { try settings.validate() }   // before any data is read
     }
 }

@@ -290,15 +290,4 @@ public final class ClassifierTraining {
         metadata[Self.metadataKey] = String(decoding: try encoder.encode(Record(settings: settings, history: history, trainSeconds: trainSeconds, epochSums: epochSums)), as: UTF8.self)
         try Checkpoint.save(model, optimizer: optimizer, to: path, metadata: metadata)
     }
-
-    /// Accuracy and the confusion matrix (rows: true class, columns: predicted) of `model`
-    /// (or a packed one) on `data`.
-    public static func evaluate(_ data: TimeSeriesDataset, info: ModelInfo, windowSize: Int,
-                                predict: (SequenceBatch) throws -> [Int]) throws -> Evaluation {
-        var confusion = [[Int]](repeating: [Int](repeating: 0, count: info.classNames.count), count: info.classNames.count)
-        for (batch, labels) in try info.batches(data, windowSize: windowSize) {
-            for (p, l) in zip(try predict(batch), labels) { confusion[l][p] += 1 }
-        }
-        return Evaluation(classNames: info.classNames, confusion: confusion)
-    }
 }

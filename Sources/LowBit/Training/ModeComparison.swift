@@ -100,15 +100,15 @@ public struct ModeComparison: Sendable {
     public var needsFloat: Bool { settings.contains { $0.mode != nil && ($0.startsFromFloat || $0.distillation != nil) } }
 
     /// Where model `member` (from 0) of `settings`' mode keeps its checkpoint.
-    public func checkpointFile(_ settings: TrainingSettings, member: Int) -> URL {
-        directory.appendingPathComponent(settings.modeName)
-            .appendingPathComponent(member == 0 ? "checkpoint.safetensors" : "checkpoint-\(member + 1).safetensors")
-    }
+    public func checkpointFile(_ settings: TrainingSettings, member: Int) -> URL { memberFile("checkpoint", settings, member) }
 
     /// Where a run with checkpoint selection keeps its selected weights: beside its checkpoint.
-    public func selectedFile(_ settings: TrainingSettings, member: Int) -> URL {
+    public func selectedFile(_ settings: TrainingSettings, member: Int) -> URL { memberFile("selected", settings, member) }
+
+    /// `directory/MODE/STEM.safetensors` for the first model, `STEM-2.safetensors` for the second, …
+    private func memberFile(_ stem: String, _ settings: TrainingSettings, _ member: Int) -> URL {
         directory.appendingPathComponent(settings.modeName)
-            .appendingPathComponent(member == 0 ? "selected.safetensors" : "selected-\(member + 1).safetensors")
+            .appendingPathComponent(member == 0 ? "\(stem).safetensors" : "\(stem)-\(member + 1).safetensors")
     }
 
     /// Trains (or resumes) every mode on `train`, then packs each mode's ensemble, saves it,
@@ -147,8 +147,8 @@ public struct ModeComparison: Sendable {
     func check() throws {
         guard !settings.isEmpty else { throw LowBitError.invalidArgument("a comparison needs at least one mode") }
         for s in settings { try s.validate() }
-        let names = settings.map(\.modeName)
-        if let twice = names.first(where: { n in names.filter { $0 == n }.count > 1 }) {
+        var seen = Set<String>()
+        if let twice = settings.map(\.modeName).first(where: { !seen.insert($0).inserted }) {
             throw LowBitError.invalidArgument("mode \(twice) appears twice in the comparison")
         }
         if needsFloat, !settings.contains(where: { $0.mode == nil }) {
