@@ -47,11 +47,11 @@ struct ModelShapeOptions: ParsableArguments {
     @Option(help: "Steps per sequence.") var steps = 29
     @Option(help: "Features per step.") var features = 12
     // The classifier that `lowbit train` builds by default.
-    @Option(help: "Hidden size.") var hiddenSize = TrainingSettings().hiddenSize
-    @Option(help: "Transformer blocks.") var layers = TrainingSettings().numLayers
-    @Option(help: "Attention heads.") var heads = TrainingSettings().numHeads
+    @Option(help: "Hidden size.") var hiddenSize = TrainingSettings().width
+    @Option(help: "Transformer blocks.") var layers = TrainingSettings().layerCount
+    @Option(help: "Attention heads.") var heads = TrainingSettings().headCount
     @Flag(inversion: .prefixedNo, help: "Sinusoidal positional encoding (default: on, as in `lowbit train`).")
-    var positionalEncoding = TrainingSettings().positionalEncoding
+    var positionalEncoding = TrainingSettings().usesPositionalEncoding
     @Option(help: "Time budget per case, in seconds.") var seconds = 0.3
 
     func measure() throws -> [ModelBenchRow] {
@@ -63,10 +63,10 @@ struct ModelShapeOptions: ParsableArguments {
         guard seconds > 0, seconds <= 60 else { throw ValidationError("--seconds must be in (0, 60]") }
         var rows: [ModelBenchRow] = []
         for mode in modeList {
-            let options = EncoderOptions(embedDim: features, hiddenSize: hiddenSize, numHeads: heads, numLayers: layers,
-                                         quantize: mode, dropout: 0, windowSize: steps,
-                                         positionalEncoding: positionalEncoding, seed: 1)
-            let model = try SequenceClassifier(options, classes: 10)
+            let configuration = EncoderConfiguration(inputWidth: features, width: hiddenSize, headCount: heads, layerCount: layers,
+                                                     weightMode: mode, dropout: 0, maxSteps: steps,
+                                                     usesPositionalEncoding: positionalEncoding, seed: 1)
+            let model = try SequenceClassifier(configuration, classes: 10)
             for kind in kinds {
                 var c = config
                 c.backend = kind

@@ -105,10 +105,10 @@ struct Train: ParsableCommand {
         if let epochs { s.epochs = epochs }
         if let patchLength { s.patchLength = patchLength }
         if let lr { s.learningRate = lr }
-        if let hiddenSize { s.hiddenSize = hiddenSize }
-        if let layers { s.numLayers = layers }
-        if let heads { s.numHeads = heads }
-        if let positionalEncoding { s.positionalEncoding = positionalEncoding }
+        if let hiddenSize { s.width = hiddenSize }
+        if let layers { s.layerCount = layers }
+        if let heads { s.headCount = heads }
+        if let positionalEncoding { s.usesPositionalEncoding = positionalEncoding }
         if let dropout { s.dropout = dropout }
         if let crop { s.augmentation.crop = crop }
         if let scale { s.augmentation.scale = scale }

@@ -127,7 +127,7 @@ struct BadInputTests {
         let data = try TimeSeriesDataset(name: "d", channels: 1, series: [[1], [2]], labels: [0, 1], classNames: ["a", "b"])
         expectError("must be in [0, 1], got -0.5") { _ = try data.split(holdingOut: -0.5, seed: 1) }
         expectError("got nan") { _ = try data.split(holdingOut: .nan, seed: 1) }
-        let model = try SequenceClassifier(EncoderOptions(embedDim: 2, hiddenSize: 8, numHeads: 2, numLayers: 1, quantize: .ternary), classes: 2)
+        let model = try SequenceClassifier(EncoderConfiguration(inputWidth: 2, width: 8, headCount: 2, layerCount: 1, weightMode: .ternary), classes: 2)
         expectError("at most 16 models, got 17") {
             _ = try PackedClassifier(ensemble: [SequenceClassifier](repeating: model, count: 17), backend: KernelsBackend())
         }

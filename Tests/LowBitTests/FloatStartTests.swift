@@ -16,7 +16,7 @@ struct FloatStartTests {
         // int8 and int4 start almost where float ended: a gentler learning rate
         let fraction: Float = mode == .int4 ? 8 : 2
         #expect(settings.epochs == 3 && settings.learningRate == float.settings.learningRate / fraction && settings.warmupEpochs == 1)
-        #expect(settings.hiddenSize == 16 && settings.dropout == 0.1 && settings.seed == 3)
+        #expect(settings.width == 16 && settings.dropout == 0.1 && settings.seed == 3)
 
         let run = try ClassifierTraining(settings: settings, train: train, windowSize: 29, startingFrom: float)
         for (a, b) in zip(run.model.parameters, float.model.parameters) { #expect(a.name == b.name && a.value == b.value, "\(a.name)") }
@@ -45,10 +45,10 @@ struct FloatStartTests {
         try float.run(train: train, backend: backend)
         expectError("starts from scratch") { _ = try ClassifierTraining(settings: TrainingFixtures.tiny(.ternary), train: train, startingFrom: float) }
         var wide = tuned
-        wide.hiddenSize = 32
+        wide.width = 32
         expectError("hidden size 16") { _ = try ClassifierTraining(settings: wide, train: train, windowSize: 29, startingFrom: float) }
         var ordered = tuned
-        ordered.positionalEncoding = true
+        ordered.usesPositionalEncoding = true
         expectError("trained without a positional encoding, this run is with one") {
             _ = try ClassifierTraining(settings: ordered, train: train, windowSize: 29, startingFrom: float)
         }
@@ -72,7 +72,7 @@ struct FloatStartTests {
         var scrambled = train
         scrambled.labels = train.labels.map { ($0 + 1) % train.classNames.count }  // every label wrong
         #expect(TrainingSettings(mode: .ternary).distillation == nil, "the labels alone by default")
-        #expect(TrainingSettings().positionalEncoding, "positions on by default")
+        #expect(TrainingSettings().usesPositionalEncoding, "positions on by default")
         #expect(Distillation() == Distillation(weight: 0.5, temperature: 2))
         var settings = TrainingFixtures.tiny(.ternary)
         settings.distillation = Distillation(weight: 1, temperature: 2)

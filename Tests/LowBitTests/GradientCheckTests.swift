@@ -91,7 +91,7 @@ struct GradientCheckTests {
 
     @Test("classifier with softmax cross-entropy, and mean squared error")
     func losses() throws {
-        let model = try SequenceClassifier(EncoderOptions(embedDim: 4, hiddenSize: 8, numHeads: 2, numLayers: 1, quantize: nil, dropout: 0), classes: 3)
+        let model = try SequenceClassifier(EncoderConfiguration(inputWidth: 4, width: 8, headCount: 2, layerCount: 1, weightMode: nil, dropout: 0), classes: 3)
         var x = TestRandom(7).tensorCopy([3, 4, 4])
         let labels = [0, 2, 1]
         func loss() throws -> Float {

@@ -9,7 +9,7 @@ struct HostileFileTests {
     /// A small trained checkpoint's tensors and metadata, to damage.
     static let checkpoint = Result { () throws -> (tensors: [String: SafeTensors.Entry], metadata: [String: String]) in
         let (train, _) = try Datasets.japaneseVowels()
-        let run = try ClassifierTraining(settings: TrainingSettings(mode: .int4, hiddenSize: 8, numLayers: 1, numHeads: 2, epochs: 1, seed: 1),
+        let run = try ClassifierTraining(settings: TrainingSettings(mode: .int4, width: 8, layerCount: 1, headCount: 2, epochs: 1, seed: 1),
                                          train: train.subset(Array(0..<40)))
         try run.run(train: train.subset(Array(0..<40)), backend: KernelsBackend())
         let path = temporaryPath("hostile-source.safetensors")

@@ -18,7 +18,7 @@ struct LibraryWorkflowTests {
         let train = try Datasets.read(trainFile.path), test = try Datasets.read(testFile.path)
         // Every mode (float, int8, int4, ternary, binary), each an ensemble of two, with the
         // recipe of `lowbit train` for this data; small here, so that the test is quick.
-        let base = TrainingSettings(hiddenSize: 16, numLayers: 1, numHeads: 2)
+        let base = TrainingSettings(width: 16, layerCount: 1, headCount: 2)
         let comparison = ModeComparison(for: train, base: base, recipe: TrainingRecipe(steps: 60), directory: directory)
         let results = try comparison.run(train: train, evaluation: test)   // checkpoints and packed models in directory
         for r in results {
@@ -51,7 +51,7 @@ struct LibraryWorkflowTests {
         let directory = URL(fileURLWithPath: temporaryPath("library-errors"))
         let (trainFile, _) = try Self.writeRamps(directory)
         let train = try Datasets.read(trainFile.path)
-        let run = try ClassifierTraining(settings: TrainingSettings(mode: .ternary, hiddenSize: 16, numLayers: 1, numHeads: 2, epochs: 1), train: train)
+        let run = try ClassifierTraining(settings: TrainingSettings(mode: .ternary, width: 16, layerCount: 1, headCount: 2, epochs: 1), train: train)
         let packed = try PackedClassifier(run.model, info: run.info, backend: KernelsBackend())
         let wide = #expect(throws: LowBitError.self) { try packed.classify([[1, 2], [3, 4]]) }
         #expect("\(wide!)".contains("series 0, step 0 has 2 values, the model takes 1 channels"), "\(wide!)")
@@ -63,7 +63,7 @@ struct LibraryWorkflowTests {
         #expect("\(e!)".contains("no class names"), "\(e!)")
         #expect(throws: LowBitError.self) { try PackedClassifier(run.model, info: ModelInfo(classNames: ["a", "b", "c"], standardization: run.info.standardization, modeName: "ternary"), backend: KernelsBackend()) }
         // A quantized mode that learns from float, without float in the comparison.
-        var learner = TrainingSettings(mode: .binary, hiddenSize: 16, numLayers: 1, numHeads: 2, epochs: 1)
+        var learner = TrainingSettings(mode: .binary, width: 16, layerCount: 1, headCount: 2, epochs: 1)
         learner.distillation = Distillation()
         let c = #expect(throws: LowBitError.self) {
             try ModeComparison(settings: [learner], directory: directory).run(train: train, evaluation: train)
@@ -76,7 +76,7 @@ struct LibraryWorkflowTests {
         #expect("\(ragged!)".contains("series 1, step 0 has 1 values, series 0 has 2 channels"), "\(ragged!)")
         #expect(throws: LowBitError.self) { try TimeSeriesDataset(series: [[[1]]], labels: ["a", "b"]) }
         #expect(throws: LowBitError.self) { try TimeSeriesDataset(series: [[[1]]], labels: ["c"], classNames: ["a", "b"]) }
-        let twice = TrainingSettings(mode: .int8, hiddenSize: 16, numLayers: 1, numHeads: 2, epochs: 1)
+        let twice = TrainingSettings(mode: .int8, width: 16, layerCount: 1, headCount: 2, epochs: 1)
         #expect(throws: LowBitError.self) { try ModeComparison(settings: [twice, twice], directory: directory).run(train: train, evaluation: train) }
     }
 }

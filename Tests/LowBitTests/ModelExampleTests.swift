@@ -10,9 +10,9 @@ func modelExample() throws {
     // --- program begins ---
     // path: where the checkpoint goes
     let backend = try RuntimeConfiguration.fromEnvironment().makeBackend()   // LOWBIT_BACKEND etc.
-    let options = EncoderOptions(embedDim: 4, hiddenSize: 32, numHeads: 2, numLayers: 2,
-                                 quantize: .ternary, dropout: 0.1, seed: 42)
-    let model = try SequenceClassifier(options, classes: 3)
+    let configuration = EncoderConfiguration(inputWidth: 4, width: 32, headCount: 2, layerCount: 2,
+                                       weightMode: .ternary, dropout: 0.1, seed: 42)
+    let model = try SequenceClassifier(configuration, classes: 3)
     let trainer = Trainer(model: model, backend: backend, optimizer: AdamW(learningRate: 3e-3))
 
     // values [batch, steps, features], padded; lengths give each sequence's real steps

@@ -12,7 +12,7 @@ struct ModelTests {
         let backends = try allBackends()
         await propertyCheck(count: 12, input: Gen.int(in: 0...4), Gen.int(in: 1...2), Gen.int(in: 0...1_000_000)) { mi, layers, seed in
             let mode = Self.allModes[mi]
-            let options = EncoderOptions(embedDim: 5, hiddenSize: 16, numHeads: 2, numLayers: layers, quantize: mode, dropout: 0, seed: UInt64(seed))
+            let options = EncoderConfiguration(inputWidth: 5, width: 16, headCount: 2, layerCount: layers, weightMode: mode, dropout: 0, seed: UInt64(seed))
             let reference = try SequenceClassifier(options, classes: 3)
             let (batch, labels) = try SyntheticTask(count: 5, seed: UInt64(seed)).batches(size: 5)[0]
             func run(_ model: SequenceClassifier, _ backend: any Backend) throws -> (Tensor, [Float]) {
@@ -38,7 +38,7 @@ struct ModelTests {
 
     @Test("an evaluation forward forgets the last training forward: a backward after it is refused, not run on the older batch", arguments: Self.allModes)
     func backwardAfterEvaluation(mode: QuantizationMode?) throws {
-        let options = EncoderOptions(embedDim: 4, hiddenSize: 16, numHeads: 2, numLayers: 1, quantize: mode, dropout: 0, seed: 3)
+        let options = EncoderConfiguration(inputWidth: 4, width: 16, headCount: 2, layerCount: 1, weightMode: mode, dropout: 0, seed: 3)
         let model = try SequenceClassifier(options, classes: 3)
         let (batch, labels) = try SyntheticTask(count: 4, seed: 3).batches(size: 4)[0]
         let backend = ReferenceBackend()
@@ -82,7 +82,7 @@ struct ModelTests {
     func learns(mode: QuantizationMode?) throws {
         let backend = try KernelsBackend(threads: 2)
         for precision in (mode == nil ? [BackwardPrecision.float] : [.float, .int8]) {
-            let options = EncoderOptions(embedDim: 4, hiddenSize: 16, numHeads: 2, numLayers: 1, quantize: mode, dropout: 0, seed: 1)
+            let options = EncoderConfiguration(inputWidth: 4, width: 16, headCount: 2, layerCount: 1, weightMode: mode, dropout: 0, seed: 1)
             let rules = [QuantizationRule("*", mode.map { LayerQuantization(mode: $0, backward: precision) })]
             let model = try SequenceClassifier(options, classes: 3, rules: rules)
             let trainer = Trainer(model: model, backend: backend, optimizer: AdamW(learningRate: 1e-2, weightDecay: 0))
@@ -109,7 +109,7 @@ struct ModelTests {
     @Test("training is deterministic for a fixed seed and backend")
     func deterministic() throws {
         func losses() throws -> [Float] {
-            let model = try SequenceClassifier(EncoderOptions(embedDim: 4, hiddenSize: 8, numHeads: 2, numLayers: 1, quantize: .ternary, dropout: 0.2, seed: 9), classes: 3)
+            let model = try SequenceClassifier(EncoderConfiguration(inputWidth: 4, width: 8, headCount: 2, layerCount: 1, weightMode: .ternary, dropout: 0.2, seed: 9), classes: 3)
             let trainer = Trainer(model: model, backend: try KernelsBackend(threads: 2))
             return try SyntheticTask(count: 48, seed: 4).batches(size: 16).map { try trainer.step($0.0, labels: $0.1) }
         }
@@ -119,7 +119,7 @@ struct ModelTests {
     @Test("static-range quantization: statistics from training or calibration, frozen ranges, count 0 refused")
     func staticRange() throws {
         let backend = try KernelsBackend(threads: 1)
-        let options = EncoderOptions(embedDim: 4, hiddenSize: 8, numHeads: 2, numLayers: 1, quantize: .int8, dropout: 0, seed: 2)
+        let options = EncoderConfiguration(inputWidth: 4, width: 8, headCount: 2, layerCount: 1, weightMode: .int8, dropout: 0, seed: 2)
         let fresh = try SequenceClassifier(options, classes: 3)
         #expect(throws: LowBitError.self) { try fresh.useStaticRanges() }
         let data = try SyntheticTask(count: 32, seed: 5).batches(size: 16)
@@ -142,7 +142,7 @@ struct ModelTests {
 
     @Test("rules: first match wins, unmatched layers stay float, unused rules are reported")
     func rules() throws {
-        let options = EncoderOptions(embedDim: 4, hiddenSize: 8, numHeads: 2, numLayers: 2, quantize: nil, dropout: 0)
+        let options = EncoderConfiguration(inputWidth: 4, width: 8, headCount: 2, layerCount: 2, weightMode: nil, dropout: 0)
         let encoder = try QAT.build(options, rules: [])
         let report = try encoder.apply(rules: [
             QuantizationRule("blocks.0.*", LayerQuantization(mode: .int4, granularity: .perGroup(8))),
@@ -164,7 +164,7 @@ struct ModelTests {
     @Test("checkpoints: save, load, identical predictions and training state; bad files are clear errors")
     func checkpoints() throws {
         let backend = try KernelsBackend(threads: 2)
-        let options = EncoderOptions(embedDim: 4, hiddenSize: 8, numHeads: 2, numLayers: 1, quantize: .ternary, dropout: 0.1, seed: 3)
+        let options = EncoderConfiguration(inputWidth: 4, width: 8, headCount: 2, layerCount: 1, weightMode: .ternary, dropout: 0.1, seed: 3)
         let rules = [QuantizationRule("*.attn.*", LayerQuantization(mode: .int8, backward: .int8)), QuantizationRule("*", LayerQuantization(mode: .ternary))]
         let model = try SequenceClassifier(options, classes: 3, rules: rules)
         let trainer = Trainer(model: model, backend: backend)
@@ -231,7 +231,8 @@ struct ModelTests {
     @Test("builders and defaults")
     func builders() throws {
         let d = QAT.recommendedDefaults(embedDim: 12)
-        #expect(d.hiddenSize == 256 && d.numHeads == 4 && d.numLayers == 4 && d.dropout == 0.1 && d.windowSize == 60 && d.quantize == .ternary)
+        #expect(d.width == 256 && d.headCount == 4 && d.layerCount == 4 && d.dropout == 0.1 && d.maxSteps == 60 && d.weightMode == .ternary)
+        #expect(d == EncoderConfiguration(inputWidth: 12), "one source of defaults: the builders' and the type's")
         #expect(QAT.outputSize(hiddenSize: 64) == 64 && BitNet.outputSize(hiddenSize: 32) == 32)
         let e = try BitNet.build(embedDim: 12, hiddenSize: 16, numHeads: 2, numLayers: 2, quantize: .binary)
         #expect(e.linears.filter(\.quantizable).allSatisfy { $0.quantization?.mode == .binary })

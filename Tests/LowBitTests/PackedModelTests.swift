@@ -137,7 +137,7 @@ struct PackedModelTests {
 
         // Models of different shapes cannot be averaged.
         var narrow = TrainingFixtures.tiny(.int4, epochs: 1)
-        narrow.hiddenSize = 8
+        narrow.width = 8
         let other = try ClassifierTraining(settings: narrow, train: train, windowSize: 29)
         #expect(throws: LowBitError.self) { try PackedClassifier(ensemble: [runs[0].model, other.model], backend: backend) }
         #expect(throws: LowBitError.self) { try PackedClassifier(ensemble: [], backend: backend) }

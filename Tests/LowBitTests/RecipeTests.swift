@@ -39,18 +39,18 @@ struct RecipeTests {
     @Test("a padded batch of patched series gives each series the result it gets alone", arguments: [nil, QuantizationMode.ternary])
     func patchedPaddingInvariance(mode: QuantizationMode?) throws {
         let data = try Self.slopes(count: 6, lengths: 5...23, channels: 2)
-        let settings = TrainingSettings(mode: mode, patchLength: 4, hiddenSize: 8, numLayers: 2, numHeads: 2, positionalEncoding: true,
+        let settings = TrainingSettings(mode: mode, patchLength: 4, width: 8, layerCount: 2, headCount: 2, usesPositionalEncoding: true,
                                         dropout: 0.1, epochs: 1, seed: 2)
         let run = try ClassifierTraining(settings: settings, train: data)
-        #expect(run.model.options.embedDim == 8 && run.model.options.windowSize == (data.maxLength + 3) / 4)
+        #expect(run.model.configuration.inputWidth == 8 && run.model.configuration.maxSteps == (data.maxLength + 3) / 4)
         let backend = ReferenceBackend()
         try run.run(train: data, backend: backend)
         let exec = Execution(backend: backend, training: false)
-        let all = try run.info.batch(data, Array(0..<data.count), windowSize: run.model.options.windowSize).batch
+        let all = try run.info.batch(data, Array(0..<data.count), windowSize: run.model.configuration.maxSteps).batch
         #expect(Set(all.shape.lengths).count > 2)
         let together = try run.model.forward(all, exec)
         for i in 0..<data.count {
-            let alone = try run.model.forward(try run.info.batch(data, [i], windowSize: run.model.options.windowSize).batch, exec)
+            let alone = try run.model.forward(try run.info.batch(data, [i], windowSize: run.model.configuration.maxSteps).batch, exec)
             #expect(Array(together.scalars[(i * 2)..<(i * 2 + 2)]) == alone.scalars, "series \(i)")
         }
     }
@@ -94,7 +94,7 @@ struct RecipeTests {
         #expect(r.epochs(trainCount: 10_000, batchSize: 16) == 1)
         // A run from the recipe takes about the budgeted steps.
         let data = try Self.slopes(count: 36, lengths: 8...12)
-        let base = TrainingSettings(hiddenSize: 8, numLayers: 1, numHeads: 2, dropout: 0, seed: 1)
+        let base = TrainingSettings(width: 8, layerCount: 1, headCount: 2, dropout: 0, seed: 1)
         let settings = TrainingRecipe(steps: 30).settings(base, for: data)
         #expect(settings.epochs == 10 && settings.patchLength == 4)
         let run = try ClassifierTraining(settings: settings, train: data)
@@ -108,11 +108,11 @@ struct RecipeTests {
     @Test("a series of 100 000 steps trains in a bounded number of tokens; a token past the limit is refused before allocation")
     func longSeries() throws {
         let data = try Self.slopes(count: 4, lengths: 99_000...100_000)
-        let settings = TrainingRecipe(steps: 2).settings(TrainingSettings(hiddenSize: 8, numLayers: 1, numHeads: 2, dropout: 0, seed: 1),
+        let settings = TrainingRecipe(steps: 2).settings(TrainingSettings(width: 8, layerCount: 1, headCount: 2, dropout: 0, seed: 1),
                                                          for: data)
         let run = try ClassifierTraining(settings: settings, train: data)
-        #expect(run.model.options.windowSize <= TrainingRecipe().maxTokens)
-        #expect(run.model.options.embedDim == settings.patchLength)
+        #expect(run.model.configuration.maxSteps <= TrainingRecipe().maxTokens)
+        #expect(run.model.configuration.inputWidth == settings.patchLength)
         #expect(try run.run(train: data, backend: KernelsBackend()) == .finished)
         let evaluation = try PackedClassifier(run.model, info: run.info, backend: KernelsBackend()).evaluate(on: data)
         #expect(evaluation.count == 4)
@@ -126,7 +126,7 @@ struct RecipeTests {
         // 81 250 values: refused, naming the limit, before the model is built.
         let huge = try TimeSeriesDataset(name: "huge", channels: 1, series: [[Float](repeating: 1, count: 2_600_000), [Float](repeating: 2, count: 10)],
                                          labels: [0, 1], classNames: ["a", "b"])
-        let hugeSettings = TrainingRecipe().settings(TrainingSettings(hiddenSize: 8, numLayers: 1, numHeads: 2), for: huge)
+        let hugeSettings = TrainingRecipe().settings(TrainingSettings(width: 8, layerCount: 1, headCount: 2), for: huge)
         expectError("huge: a token of 81250 steps × 1 channels exceeds the limit of 65536 values per token") {
             _ = try ClassifierTraining(settings: hugeSettings, train: huge)
         }
@@ -135,7 +135,7 @@ struct RecipeTests {
     @Test("the model file keeps the patch length: a loaded model reads raw series as it was trained to")
     func patchLengthSaved() throws {
         let data = try Self.slopes(count: 8, lengths: 9...15)
-        let run = try ClassifierTraining(settings: TrainingSettings(mode: .int4, patchLength: 3, hiddenSize: 8, numLayers: 1, numHeads: 2,
+        let run = try ClassifierTraining(settings: TrainingSettings(mode: .int4, patchLength: 3, width: 8, layerCount: 1, headCount: 2,
                                                                     epochs: 1, seed: 4), train: data)
         try run.run(train: data, backend: KernelsBackend())
         let packed = try PackedClassifier(run.model, backend: KernelsBackend())
@@ -143,7 +143,7 @@ struct RecipeTests {
         try packed.save(to: path, info: run.info)
         let (loaded, info) = try PackedClassifier.load(from: path, backend: KernelsBackend())
         #expect(info.patchLength == 3)
-        let batch = try info.batch(data, Array(0..<8), windowSize: loaded.options.windowSize).batch
+        let batch = try info.batch(data, Array(0..<8), windowSize: loaded.configuration.maxSteps).batch
         #expect(try loaded.logits(batch) == packed.logits(batch))
         let probabilities = try loaded.probabilities(batch)
         #expect(probabilities.allSatisfy { abs($0.reduce(0, +) - 1) < 1e-9 })
@@ -164,9 +164,9 @@ struct AugmentationTests {
     @Test("an augmented batch: the same seed gives the same batch, the last step stays, padding stays zero, scaling stays in its range")
     func augmentedBatch() throws {
         let data = try RecipeTests.slopes(count: 6, lengths: 20...40, channels: 2)
-        let run = try ClassifierTraining(settings: TrainingSettings(patchLength: 3, hiddenSize: 8, numLayers: 1, numHeads: 2, seed: 2),
+        let run = try ClassifierTraining(settings: TrainingSettings(patchLength: 3, width: 8, layerCount: 1, headCount: 2, seed: 2),
                                          train: data)
-        let (info, window, all) = (run.info, run.model.options.windowSize, Array(0..<6))
+        let (info, window, all) = (run.info, run.model.configuration.maxSteps, Array(0..<6))
         let plain = try info.batch(data, all, windowSize: window)
         #expect(try Augmentation().batch(data, all, info: info, windowSize: window, seed: 5).batch.values == plain.batch.values)
 
@@ -216,7 +216,7 @@ struct AugmentationTests {
     @Test("training with augmentation: a resumed run equals the uninterrupted one bit for bit, and differs from a run without it")
     func resumeIsExact() throws {
         let data = try RecipeTests.slopes(count: 24, lengths: 12...30)
-        var settings = TrainingSettings(mode: .ternary, patchLength: 2, hiddenSize: 8, numLayers: 1, numHeads: 2, dropout: 0,
+        var settings = TrainingSettings(mode: .ternary, patchLength: 2, width: 8, layerCount: 1, headCount: 2, dropout: 0,
                                         augmentation: Augmentation(crop: 0.3, scale: 0.2, jitter: 0.05), epochs: 3, batchSize: 8,
                                         seed: 7, ensembleSize: 1)
         let backend = try KernelsBackend()
@@ -247,7 +247,7 @@ struct CheckpointSelectionTests {
     func selection() throws {
         let train = try RecipeTests.slopes(count: 16, lengths: 8...20, seed: 3)
         let held = try RecipeTests.slopes(count: 10, lengths: 8...20, seed: 4)
-        let settings = TrainingSettings(mode: .int4, patchLength: 2, hiddenSize: 8, numLayers: 1, numHeads: 2, dropout: 0,
+        let settings = TrainingSettings(mode: .int4, patchLength: 2, width: 8, layerCount: 1, headCount: 2, dropout: 0,
                                         epochs: 6, batchSize: 4, learningRate: 1e-2, seed: 5, ensembleSize: 1)
         let backend = try KernelsBackend()
         let path = temporaryPath("selected.safetensors")

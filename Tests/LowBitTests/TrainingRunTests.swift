@@ -8,7 +8,7 @@ enum TrainingFixtures {
     /// A model small and short enough for tests of what a run does. Without positions: in a
     /// model this small they slow the first epochs down (they pay off over the full run).
     static func tiny(_ mode: QuantizationMode?, epochs: Int = 6, seed: UInt64 = 3, positions: Bool = false) -> TrainingSettings {
-        TrainingSettings(mode: mode, hiddenSize: 16, numLayers: 1, numHeads: 2, positionalEncoding: positions,
+        TrainingSettings(mode: mode, width: 16, layerCount: 1, headCount: 2, usesPositionalEncoding: positions,
                          dropout: 0.1, epochs: epochs, seed: seed)
     }
 }
@@ -21,7 +21,7 @@ struct TrainingRunTests {
         let (train, test) = try TrainingFixtures.data.get()
         let epochs = positions ? 10 : 6
         let run = try ClassifierTraining(settings: TrainingFixtures.tiny(mode, epochs: epochs, positions: positions), train: train, windowSize: 29)
-        #expect(run.model.options.positionalEncoding == positions)
+        #expect(run.model.configuration.usesPositionalEncoding == positions)
         #expect(try run.run(train: train, backend: KernelsBackend()) == .finished)
         #expect(run.history.count == epochs)
         #expect(run.history.last!.trainLoss < run.history.first!.trainLoss * 0.6)
@@ -34,7 +34,7 @@ struct TrainingRunTests {
     func settingsDecoding() throws {
         var settings = TrainingFixtures.tiny(.binary).fineTuning(.int4, quantizedBackward: true)
         settings.distillation = Distillation(weight: 0.25, temperature: 3)
-        settings.positionalEncoding = true
+        settings.usesPositionalEncoding = true
         settings.patchLength = 3
         settings.augmentation = Augmentation(crop: 0.1, scale: 0.2, jitter: 0.05)
         let data = try JSONEncoder().encode(settings)
@@ -50,7 +50,7 @@ struct TrainingRunTests {
         var want = settings
         want.startsFromFloat = false
         want.distillation = nil
-        want.positionalEncoding = false
+        want.usesPositionalEncoding = false
         want.ensembleSize = 1
         want.patchLength = 1
         want.augmentation = Augmentation()
@@ -112,7 +112,7 @@ struct TrainingRunTests {
         (TrainingSettings(batchSize: 0), "batch size"),
         (TrainingSettings(learningRate: .nan), "learning rate"),
         (TrainingSettings(mode: nil, quantizedBackward: true), "QT"),
-        (TrainingSettings(hiddenSize: 30, numHeads: 4), "divisible"),
+        (TrainingSettings(width: 30, headCount: 4), "divisible"),
         (TrainingSettings(dropout: 1), "dropout"),
     ])
     func badSettings(settings: TrainingSettings, text: String) throws {

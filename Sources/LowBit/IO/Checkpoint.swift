@@ -24,7 +24,7 @@ public enum Checkpoint {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         metadata["lowbit.format"] = formatVersion
-        metadata["lowbit.options"] = String(decoding: try encoder.encode(model.options), as: UTF8.self)
+        metadata["lowbit.options"] = String(decoding: try encoder.encode(model.configuration), as: UTF8.self)
         metadata["lowbit.classes"] = String(model.classes)
         metadata["lowbit.layers"] = String(decoding: try encoder.encode(layers), as: UTF8.self)
         if let o = optimizer {
@@ -93,7 +93,7 @@ public enum Checkpoint {
                 throw bad("'\(key)' is unreadable: \(Self.describe(error))")
             }
         }
-        let options = try read(EncoderOptions.self, "lowbit.options")
+        let options = try read(EncoderConfiguration.self, "lowbit.options")
         guard let classes = metadata["lowbit.classes"].flatMap(Int.init) else {
             throw bad("'lowbit.classes' is missing or not an integer (\(metadata["lowbit.classes"] ?? "none"))")
         }
@@ -101,8 +101,8 @@ public enum Checkpoint {
         // Sizes from the file are checked before the model is allocated: against the limits,
         // and against the file itself, which holds every weight in at least one bit.
         do { try options.validate() } catch LowBitError.invalidArgument(let why) { throw bad("its options are invalid: \(why)") }
-        guard classes >= 2, classes <= EncoderOptions.Limits.classes else {
-            throw bad("lowbit.classes is \(classes): a model has from 2 to \(EncoderOptions.Limits.classes) classes")
+        guard classes >= 2, classes <= EncoderConfiguration.Limits.classes else {
+            throw bad("lowbit.classes is \(classes): a model has from 2 to \(EncoderConfiguration.Limits.classes) classes")
         }
         let fileBytes = tensors.values.reduce(0.0) { $0 + Double($1.data.count) }
         guard options.weightCount(classes: classes) / 8 <= fileBytes else {

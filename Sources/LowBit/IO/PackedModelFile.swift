@@ -44,7 +44,7 @@ extension PackedClassifier {
         }
         metadata["lowbit.format"] = members.count == 1 ? Self.fileFormatVersion : Self.ensembleFileFormatVersion
         if members.count > 1 { metadata["lowbit.members"] = String(members.count) }
-        metadata["lowbit.options"] = String(decoding: try encoder.encode(options), as: UTF8.self)
+        metadata["lowbit.options"] = String(decoding: try encoder.encode(configuration), as: UTF8.self)
         metadata["lowbit.classes"] = String(classes)
         try SafeTensors.write(tensors, metadata: metadata, to: path)
     }

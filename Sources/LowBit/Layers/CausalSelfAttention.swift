@@ -23,7 +23,7 @@ public final class CausalSelfAttention {
     /// Creates the layer with float projections drawn from `seed` (mixed with each one's path).
     ///
     /// `hidden` must be a multiple of `heads`; this initializer does not check it
-    /// (``EncoderOptions/validate()`` does).
+    /// (``EncoderConfiguration/validate()`` does).
     public init(path: String, hidden: Int, heads: Int, seed: UInt64) {
         self.path = path
         self.hidden = hidden

@@ -1,19 +1,30 @@
-/// Builders for the quantization-aware sequence encoder, in any weight mode.
+/// The design's builders for the quantization-aware sequence encoder, in any weight mode.
+///
+/// They keep the design's names (`embedDim`, `hiddenSize`, `numHeads`, …) and are thin
+/// wrappers over the Swift-style types: ``EncoderConfiguration`` (whose table maps the
+/// names), ``SequenceEncoder/init(_:rules:)``, ``TransformerBlock`` and ``Linear``. Their
+/// defaults are the design's, ``EncoderConfiguration/Design``.
 public enum QAT {
-    /// The encoder with every block layer quantized in `quantize` mode (nil: float).
-    public static func build(embedDim: Int, hiddenSize: Int = 256, numHeads: Int = 4, numLayers: Int = 4,
-                             quantize: QuantizationMode? = .ternary, dropout: Float = 0.1, windowSize: Int = 60,
+    /// The encoder with every block layer quantized in `quantize` mode (nil: float):
+    /// `SequenceEncoder(EncoderConfiguration(inputWidth: embedDim, width: hiddenSize, …))`.
+    public static func build(embedDim: Int, hiddenSize: Int = EncoderConfiguration.Design.width,
+                             numHeads: Int = EncoderConfiguration.Design.headCount,
+                             numLayers: Int = EncoderConfiguration.Design.layerCount,
+                             quantize: QuantizationMode? = EncoderConfiguration.Design.weightMode,
+                             dropout: Float = EncoderConfiguration.Design.dropout,
+                             windowSize: Int = EncoderConfiguration.Design.maxSteps,
                              positionalEncoding: Bool = false, seed: UInt64 = 0) throws -> SequenceEncoder {
-        try build(EncoderOptions(embedDim: embedDim, hiddenSize: hiddenSize, numHeads: numHeads, numLayers: numLayers,
-                                 quantize: quantize, dropout: dropout, windowSize: windowSize,
-                                 positionalEncoding: positionalEncoding, seed: seed))
+        try SequenceEncoder(EncoderConfiguration(inputWidth: embedDim, width: hiddenSize, headCount: numHeads,
+                                                 layerCount: numLayers, weightMode: quantize, dropout: dropout,
+                                                 maxSteps: windowSize, usesPositionalEncoding: positionalEncoding,
+                                                 seed: seed))
     }
 
-    /// The encoder for `options`; `rules`, when given, replace the default (every block layer in `options.quantize`).
-    public static func build(_ options: EncoderOptions, rules: [QuantizationRule]? = nil) throws -> SequenceEncoder {
-        let encoder = try SequenceEncoder(options: options)
-        try encoder.apply(rules: rules ?? defaultRules(options.quantize))
-        return encoder
+    /// The encoder for `configuration`: `SequenceEncoder(configuration, rules: rules)`.
+    /// `rules`, when given, replace the default (every block layer in the configuration's
+    /// weight mode).
+    public static func build(_ configuration: EncoderConfiguration, rules: [QuantizationRule]? = nil) throws -> SequenceEncoder {
+        try SequenceEncoder(configuration, rules: rules)
     }
 
     /// The builders' default rules: one rule, `"*"`, that quantizes every quantizable layer
@@ -23,9 +34,11 @@ public enum QAT {
     }
 
     /// One pre-norm block (for composing encoders by hand).
-    public static func buildBlock(path: String = "block", hiddenSize: Int, numHeads: Int, dropout: Float = 0.1,
-                                  quantize: QuantizationMode? = .ternary, seed: UInt64 = 0) throws -> TransformerBlock {
-        try EncoderOptions(embedDim: hiddenSize, hiddenSize: hiddenSize, numHeads: numHeads, numLayers: 1, dropout: dropout).validate()
+    public static func buildBlock(path: String = "block", hiddenSize: Int, numHeads: Int,
+                                  dropout: Float = EncoderConfiguration.Design.dropout,
+                                  quantize: QuantizationMode? = EncoderConfiguration.Design.weightMode,
+                                  seed: UInt64 = 0) throws -> TransformerBlock {
+        try EncoderConfiguration(inputWidth: hiddenSize, width: hiddenSize, headCount: numHeads, layerCount: 1, dropout: dropout).validate()
         let block = TransformerBlock(path: path, hidden: hiddenSize, heads: numHeads, dropout: dropout, seed: seed)
         _ = try applyRules(defaultRules(quantize), to: block.linears)
         return block
@@ -41,12 +54,16 @@ public enum QAT {
         return l
     }
 
-    /// = hiddenSize.
+    /// The encoder's output width, which is its `hiddenSize` (the design's builder;
+    /// ``SequenceEncoder/outputSize`` says the same of a built encoder).
     public static func outputSize(hiddenSize: Int) -> Int { hiddenSize }
 
-    /// hiddenSize 256, numHeads 4, numLayers 4, dropout 0.1, windowSize 60, ternary.
-    public static func recommendedDefaults(embedDim: Int = 256) -> EncoderOptions {
-        EncoderOptions(embedDim: embedDim, hiddenSize: 256, numHeads: 4, numLayers: 4, quantize: .ternary, dropout: 0.1, windowSize: 60)
+    /// The design's encoder for `embedDim` input features: ``EncoderConfiguration/Design``
+    /// (hiddenSize 256, numHeads 4, numLayers 4, dropout 0.1, windowSize 60, ternary), the
+    /// same values as the builders' defaults. For training on a small dataset,
+    /// ``TrainingSettings``' defaults are the validated choice.
+    public static func recommendedDefaults(embedDim: Int = EncoderConfiguration.Design.width) -> EncoderConfiguration {
+        EncoderConfiguration(inputWidth: embedDim)
     }
 }
 
@@ -55,8 +72,12 @@ public enum BitNet {
     /// The encoder with every block layer quantized in `quantize` mode, as
     /// ``QAT/build(embedDim:hiddenSize:numHeads:numLayers:quantize:dropout:windowSize:positionalEncoding:seed:)``
     /// builds it; throws ``LowBitError/invalidArgument(_:)`` for a mode other than binary or ternary.
-    public static func build(embedDim: Int, hiddenSize: Int = 256, numHeads: Int = 4, numLayers: Int = 4,
-                             quantize: QuantizationMode = .ternary, dropout: Float = 0.1, windowSize: Int = 60,
+    public static func build(embedDim: Int, hiddenSize: Int = EncoderConfiguration.Design.width,
+                             numHeads: Int = EncoderConfiguration.Design.headCount,
+                             numLayers: Int = EncoderConfiguration.Design.layerCount,
+                             quantize: QuantizationMode = .ternary,
+                             dropout: Float = EncoderConfiguration.Design.dropout,
+                             windowSize: Int = EncoderConfiguration.Design.maxSteps,
                              positionalEncoding: Bool = false, seed: UInt64 = 0) throws -> SequenceEncoder {
         try checkBitMode(quantize)
         return try QAT.build(embedDim: embedDim, hiddenSize: hiddenSize, numHeads: numHeads, numLayers: numLayers,
@@ -66,7 +87,8 @@ public enum BitNet {
 
     /// One pre-norm block with binary or ternary layers (for composing encoders by hand);
     /// throws ``LowBitError/invalidArgument(_:)`` for int4 or int8.
-    public static func buildBlock(path: String = "block", hiddenSize: Int, numHeads: Int, dropout: Float = 0.1,
+    public static func buildBlock(path: String = "block", hiddenSize: Int, numHeads: Int,
+                                  dropout: Float = EncoderConfiguration.Design.dropout,
                                   quantize: QuantizationMode = .ternary, seed: UInt64 = 0) throws -> TransformerBlock {
         try checkBitMode(quantize)
         return try QAT.buildBlock(path: path, hiddenSize: hiddenSize, numHeads: numHeads, dropout: dropout, quantize: quantize, seed: seed)
@@ -82,7 +104,7 @@ public enum BitNet {
     /// The encoder's output width: `hiddenSize`.
     public static func outputSize(hiddenSize: Int) -> Int { hiddenSize }
     /// The same defaults as ``QAT/recommendedDefaults(embedDim:)`` (ternary).
-    public static func recommendedDefaults(embedDim: Int = 256) -> EncoderOptions { QAT.recommendedDefaults(embedDim: embedDim) }
+    public static func recommendedDefaults(embedDim: Int = EncoderConfiguration.Design.width) -> EncoderConfiguration { QAT.recommendedDefaults(embedDim: embedDim) }
 
     static func checkBitMode(_ mode: QuantizationMode) throws {
         guard mode == .binary || mode == .ternary else {

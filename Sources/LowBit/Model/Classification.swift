@@ -44,7 +44,7 @@ extension PackedClassifier {
         let info = try requireInfo()
         var out: [Classification] = []
         out.reserveCapacity(data.count)
-        for (batch, _) in try info.batches(try unlabelled(data, info), windowSize: options.windowSize) {
+        for (batch, _) in try info.batches(try unlabelled(data, info), windowSize: configuration.maxSteps) {
             for p in try probabilities(batch) {
                 let best = p.indices.max { p[$0] < p[$1] }!
                 out.append(Classification(label: info.classNames[best], classNames: info.classNames, probabilities: p))
@@ -73,7 +73,7 @@ extension PackedClassifier {
     /// ranges. See ``calibrate(_:)``.
     public func calibrate(on data: TimeSeriesDataset) throws {
         let info = try requireInfo()
-        try calibrate(try info.batches(try unlabelled(data, info), windowSize: options.windowSize).map(\.batch))
+        try calibrate(try info.batches(try unlabelled(data, info), windowSize: configuration.maxSteps).map(\.batch))
     }
 
     /// `data` under the model's class list with every label 0: for reading series whose

@@ -27,16 +27,16 @@ public final class PackedClassifier {
         try self.init(ensemble: [source], info: info, backend: backend)
     }
 
-    /// Packs every model of `sources`, which must share their options and classes (and
+    /// Packs every model of `sources`, which must share their configuration and classes (and
     /// `info`'s class count, when given).
     public init(ensemble sources: [SequenceClassifier], info: ModelInfo? = nil, backend: KernelsBackend) throws {
         guard let first = sources.first else { throw LowBitError.invalidArgument("an ensemble needs at least one model") }
         // The file format's limit: a larger ensemble would save but not load.
         guard sources.count <= 16 else { throw LowBitError.invalidArgument("an ensemble holds at most 16 models, got \(sources.count)") }
         // The seed only drew the initial weights and dropout masks: the models differ in it.
-        func shape(_ m: SequenceClassifier) -> EncoderOptions { var o = m.options; o.seed = 0; return o }
+        func shape(_ m: SequenceClassifier) -> EncoderConfiguration { var o = m.configuration; o.seed = 0; return o }
         for (i, m) in sources.enumerated() where shape(m) != shape(first) || m.classes != first.classes {
-            throw LowBitError.invalidArgument("model \(i + 1) of the ensemble differs from the first in its options or classes; "
+            throw LowBitError.invalidArgument("model \(i + 1) of the ensemble differs from the first in its configuration or classes; "
                                               + "an ensemble's models must share their shape, inputs and classes")
         }
         if let info, info.classNames.count != first.classes {
@@ -57,8 +57,8 @@ public final class PackedClassifier {
 
     /// Number of classes: the columns of ``logits(_:)``.
     public var classes: Int { members[0].classes }
-    /// The encoder options of the (first) packed model.
-    public var options: EncoderOptions { members[0].options }
+    /// The encoder configuration of the (first) packed model.
+    public var configuration: EncoderConfiguration { members[0].configuration }
     /// How many models are averaged: 1 for a single model.
     public var ensembleSize: Int { members.count }
 
@@ -127,10 +127,10 @@ public final class PackedClassifier {
 }
 
 extension SequenceClassifier {
-    /// A deep copy: same options, per-layer quantization, weights and statistics.
+    /// A deep copy: same configuration, per-layer quantization, weights and statistics.
     public func copy() throws -> SequenceClassifier {
         let rules = encoder.linears.filter(\.quantizable).map { QuantizationRule($0.path, $0.quantization) }
-        let c = try SequenceClassifier(options, classes: classes, rules: rules)
+        let c = try SequenceClassifier(configuration, classes: classes, rules: rules)
         for (a, b) in zip(c.parameters, parameters) { a.value = b.value }
         for (a, b) in zip(c.encoder.linears, encoder.linears) {
             a.statistics = b.statistics

@@ -9,25 +9,25 @@ public final class SequenceClassifier {
     /// Number of output classes (at least 2).
     public let classes: Int
 
-    /// Creates a classifier with freshly initialised weights (drawn from `options.seed`).
+    /// Creates a classifier with freshly initialised weights (drawn from the configuration's seed).
     ///
     /// - Parameters:
-    ///   - options: the encoder's shape, mode and seed.
+    ///   - configuration: the encoder's shape, weight mode and seed.
     ///   - classes: the number of classes, at least 2.
     ///   - rules: quantization rules for the encoder (default: every block layer in
-    ///     `options.quantize`).
-    public init(_ options: EncoderOptions, classes: Int, rules: [QuantizationRule]? = nil) throws {
+    ///     the configuration's weight mode).
+    public init(_ configuration: EncoderConfiguration, classes: Int, rules: [QuantizationRule]? = nil) throws {
         guard classes >= 2 else { throw LowBitError.invalidArgument("a classifier needs at least 2 classes, got \(classes)") }
-        guard classes <= EncoderOptions.Limits.classes else {
-            throw LowBitError.invalidArgument("\(classes) classes exceed the limit of \(EncoderOptions.Limits.classes)")
+        guard classes <= EncoderConfiguration.Limits.classes else {
+            throw LowBitError.invalidArgument("\(classes) classes exceed the limit of \(EncoderConfiguration.Limits.classes)")
         }
-        encoder = try QAT.build(options, rules: rules)
-        head = Linear(path: "head", inputs: options.hiddenSize, outputs: classes, bias: true, quantizable: false, seed: options.seed)
+        encoder = try SequenceEncoder(configuration, rules: rules)
+        head = Linear(path: "head", inputs: configuration.width, outputs: classes, bias: true, quantizable: false, seed: configuration.seed)
         self.classes = classes
     }
 
-    /// The options the encoder was built with.
-    public var options: EncoderOptions { encoder.options }
+    /// The configuration the encoder was built with.
+    public var configuration: EncoderConfiguration { encoder.configuration }
     /// Every trainable parameter: the encoder's, then the head's weight and bias.
     public var parameters: [Parameter] { encoder.parameters + head.parameters }
     /// The quantized layers (those a rule gave a quantization).

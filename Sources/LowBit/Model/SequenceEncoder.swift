@@ -1,12 +1,14 @@
 import Foundation
 
 /// The pre-norm transformer sequence encoder:
-/// input projection (float, only when embedDim ≠ hiddenSize) → optional positional encoding →
-/// numLayers ``TransformerBlock``s → final LayerNorm → the last real step of each sequence →
-/// [batch, hiddenSize].
+/// input projection (float, only when the input width differs from the width) → optional
+/// positional encoding → ``EncoderConfiguration/layerCount`` ``TransformerBlock``s → final
+/// LayerNorm → the last real step of each sequence → [batch, width].
+///
+/// Build one with ``init(_:rules:)`` or with the design's builders, ``QAT`` and ``BitNet``.
 public final class SequenceEncoder {
-    /// The options the encoder was built with, validated.
-    public let options: EncoderOptions
+    /// The configuration the encoder was built with, validated.
+    public let configuration: EncoderConfiguration
     /// The float projection embedDim → hiddenSize at path "input"; nil when they are equal.
     public let inputProjection: Linear?
     /// The transformer blocks, at paths "blocks.0" to "blocks.\(numLayers - 1)".
@@ -16,21 +18,29 @@ public final class SequenceEncoder {
     let dropInput: Dropout
     private var shape: SequenceShape?
 
-    init(options: EncoderOptions) throws {
-        try options.validate()
-        self.options = options
-        let (h, seed) = (options.hiddenSize, options.seed)
-        inputProjection = options.embedDim == h ? nil
-            : Linear(path: "input", inputs: options.embedDim, outputs: h, bias: true, quantizable: false, seed: seed)
-        blocks = (0..<options.numLayers).map {
-            TransformerBlock(path: "blocks.\($0)", hidden: h, heads: options.numHeads, dropout: options.dropout, seed: seed)
+    /// Creates an encoder with freshly initialised weights (drawn from the configuration's
+    /// seed), its block layers quantized by `rules`.
+    ///
+    /// - Parameters:
+    ///   - configuration: the encoder's shape, weight mode and seed; validated here.
+    ///   - rules: which layers to quantize, and how; nil quantizes every block layer in the
+    ///     configuration's ``EncoderConfiguration/weightMode`` (``QAT/defaultRules(_:)``).
+    public init(_ configuration: EncoderConfiguration, rules: [QuantizationRule]? = nil) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        let (h, seed) = (configuration.width, configuration.seed)
+        inputProjection = configuration.inputWidth == h ? nil
+            : Linear(path: "input", inputs: configuration.inputWidth, outputs: h, bias: true, quantizable: false, seed: seed)
+        blocks = (0..<configuration.layerCount).map {
+            TransformerBlock(path: "blocks.\($0)", hidden: h, heads: configuration.headCount, dropout: configuration.dropout, seed: seed)
         }
         finalNorm = LayerNorm(path: "norm", features: h)
-        dropInput = Dropout(path: "drop_input", rate: options.dropout, seed: seed)
+        dropInput = Dropout(path: "drop_input", rate: configuration.dropout, seed: seed)
+        _ = try apply(rules: rules ?? QAT.defaultRules(configuration.weightMode))
     }
 
-    /// Features per output row: `hiddenSize`.
-    public var outputSize: Int { options.hiddenSize }
+    /// Features per output row: the configuration's width.
+    public var outputSize: Int { configuration.width }
 
     /// Every trainable parameter: the input projection's (if any), each block's in order, then
     /// the final norm's.
@@ -44,19 +54,19 @@ public final class SequenceEncoder {
     /// [batch, hiddenSize]: the final-normalized state at each sequence's last real step.
     public func forward(_ batch: SequenceBatch, _ exec: Execution) throws -> Tensor {
         let s = batch.shape
-        guard batch.features == options.embedDim else {
-            throw LowBitError.invalidShape("the encoder takes \(options.embedDim) features per step, got \(batch.features)")
+        guard batch.features == configuration.inputWidth else {
+            throw LowBitError.invalidShape("the encoder takes \(configuration.inputWidth) features per step, got \(batch.features)")
         }
-        guard s.steps <= options.windowSize else {
-            throw LowBitError.invalidShape("sequences of \(s.steps) steps exceed windowSize \(options.windowSize)")
+        guard s.steps <= configuration.maxSteps else {
+            throw LowBitError.invalidShape("sequences of \(s.steps) steps exceed windowSize \(configuration.maxSteps)")
         }
         var h = try inputProjection?.forward(batch.rows, exec) ?? batch.rows
-        if options.positionalEncoding { addPositions(&h, s) }
+        if configuration.usesPositionalEncoding { addPositions(&h, s) }
         h = dropInput.forward(h, exec)
         for block in blocks { h = try block.forward(h, s, exec) }
         h = try finalNorm.forward(h, exec)
         if exec.training { shape = s }
-        let H = options.hiddenSize
+        let H = configuration.width
         var pooled = [Float](repeating: 0, count: s.batch * H)
         for b in 0..<s.batch {
             let row = b * s.steps + s.lengths[b] - 1
@@ -69,7 +79,7 @@ public final class SequenceEncoder {
     @discardableResult
     public func backward(_ dPooled: Tensor, _ exec: Execution) throws -> Tensor {
         guard let s = shape else { throw LowBitError.invalidArgument("encoder backward without a training forward") }
-        let H = options.hiddenSize
+        let H = configuration.width
         guard dPooled.shape == [s.batch, H] else { throw LowBitError.invalidShape("pooled gradient must be [\(s.batch), \(H)], got \(dPooled.shape)") }
         var dh = Tensor(zeros: [s.rows, H])
         for b in 0..<s.batch {
@@ -80,12 +90,12 @@ public final class SequenceEncoder {
         for block in blocks.reversed() { dh = try block.backward(dh, exec) }
         dh = dropInput.backward(dh)
         let dx = try inputProjection?.backward(dh, exec) ?? dh
-        return try Tensor(shape: [s.batch, s.steps, options.embedDim], scalars: dx.scalars)
+        return try Tensor(shape: [s.batch, s.steps, configuration.inputWidth], scalars: dx.scalars)
     }
 
     /// Sinusoidal encoding (Vaswani et al.) of each row's step, added in place.
     private func addPositions(_ h: inout Tensor, _ s: SequenceShape) {
-        let H = options.hiddenSize
+        let H = configuration.width
         h.scalars.withUnsafeMutableBufferPointer { hb in
             positions.withUnsafeBufferPointer { pb in
                 for r in 0..<s.rows {
@@ -99,9 +109,9 @@ public final class SequenceEncoder {
     /// The encoding of every position the window holds, [windowSize, hiddenSize]: computed
     /// once, since sin, cos and pow would otherwise take a few percent of a training step.
     private lazy var positions: [Float] = {
-        let H = options.hiddenSize
-        var table = [Float](repeating: 0, count: options.windowSize * H)
-        for t in 0..<options.windowSize {
+        let H = configuration.width
+        var table = [Float](repeating: 0, count: configuration.maxSteps * H)
+        for t in 0..<configuration.maxSteps {
             for c in 0..<H {
                 let angle = Float(t) / powf(10000, Float(2 * (c / 2)) / Float(H))
                 table[t * H + c] = c % 2 == 0 ? sinf(angle) : cosf(angle)

@@ -41,16 +41,16 @@ public final class ClassifierTraining {
         }
         let (features, tokens) = try TrainingRecipe.tokenShape(channels: train.channels, steps: windowSize ?? train.maxLength,
                                                                 patchLength: settings.patchLength, name: train.name)
-        let options = EncoderOptions(embedDim: features, hiddenSize: settings.hiddenSize, numHeads: settings.numHeads,
-                                     numLayers: settings.numLayers, quantize: settings.mode, dropout: settings.dropout,
-                                     windowSize: tokens,
-                                     positionalEncoding: settings.positionalEncoding, seed: settings.seed)
+        let configuration = EncoderConfiguration(inputWidth: features, width: settings.width, headCount: settings.headCount,
+                                                 layerCount: settings.layerCount, weightMode: settings.mode,
+                                                 dropout: settings.dropout, maxSteps: tokens,
+                                                 usesPositionalEncoding: settings.usesPositionalEncoding, seed: settings.seed)
         let rules = settings.mode.map { mode in
             [QuantizationRule("*", LayerQuantization(mode: mode, backward: settings.quantizedBackward ? .int8 : .float,
                                                      stochasticRoundingSeed: settings.quantizedBackward ? settings.seed : nil))]
         }
         self.settings = settings
-        model = try SequenceClassifier(options, classes: train.classNames.count, rules: rules)
+        model = try SequenceClassifier(configuration, classes: train.classNames.count, rules: rules)
         optimizer = AdamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay)
         standardization = ChannelStandardization(fitting: train)
         classNames = train.classNames
@@ -61,13 +61,13 @@ public final class ClassifierTraining {
     private func start(from source: ClassifierTraining, train: TimeSeriesDataset) throws {
         func refuse(_ why: String) -> LowBitError { .invalidArgument("cannot start \(settings.modeName) from the float model: \(why)") }
         try checkFloatModel(source, train: train, refuse: refuse)
-        let (a, b) = (source.model.options, model.options)
-        guard (a.hiddenSize, a.numHeads, a.numLayers) == (b.hiddenSize, b.numHeads, b.numLayers) else {
-            throw refuse("it has hidden size \(a.hiddenSize), \(a.numHeads) heads and \(a.numLayers) layers; "
-                         + "this run has \(b.hiddenSize), \(b.numHeads) and \(b.numLayers)")
+        let (a, b) = (source.model.configuration, model.configuration)
+        guard (a.width, a.headCount, a.layerCount) == (b.width, b.headCount, b.layerCount) else {
+            throw refuse("it has hidden size \(a.width), \(a.headCount) heads and \(a.layerCount) layers; "
+                         + "this run has \(b.width), \(b.headCount) and \(b.layerCount)")
         }
-        guard a.positionalEncoding == b.positionalEncoding else {
-            throw refuse("it was trained \(a.positionalEncoding ? "with" : "without") a positional encoding, this run is \(b.positionalEncoding ? "with" : "without") one")
+        guard a.usesPositionalEncoding == b.usesPositionalEncoding else {
+            throw refuse("it was trained \(a.usesPositionalEncoding ? "with" : "without") a positional encoding, this run is \(b.usesPositionalEncoding ? "with" : "without") one")
         }
         try copyParameters(from: source.model) { refuse("it has no parameter \($0)") }
     }
@@ -88,9 +88,9 @@ public final class ClassifierTraining {
     private func checkFloatModel(_ source: ClassifierTraining, train: TimeSeriesDataset,
                                  refuse: (String) -> LowBitError) throws {
         guard source.settings.mode == nil else { throw refuse("the model given is \(source.settings.modeName), not float") }
-        let (a, b) = (source.model.options, model.options)
-        guard a.embedDim == b.embedDim else { throw refuse("it has \(a.embedDim) inputs, this run \(b.embedDim)") }
-        guard a.windowSize >= b.windowSize else { throw refuse("it takes sequences up to \(a.windowSize) steps, this run \(b.windowSize)") }
+        let (a, b) = (source.model.configuration, model.configuration)
+        guard a.inputWidth == b.inputWidth else { throw refuse("it has \(a.inputWidth) inputs, this run \(b.inputWidth)") }
+        guard a.maxSteps >= b.maxSteps else { throw refuse("it takes sequences up to \(a.maxSteps) steps, this run \(b.maxSteps)") }
         guard source.classNames == classNames else { throw refuse("its classes differ (\(source.classNames) vs \(classNames))") }
         guard source.standardization == standardization else { throw refuse("it was trained on other data (another standardization)") }
         guard source.isFinished(train) else { throw refuse("its training has not finished") }
@@ -108,7 +108,7 @@ public final class ClassifierTraining {
             try checkFloatModel(teacher, train: train, refuse: refuse)
             var logits: [Float] = []
             logits.reserveCapacity(train.count * classNames.count)
-            for (batch, _) in try info.batches(train, windowSize: model.options.windowSize) {
+            for (batch, _) in try info.batches(train, windowSize: model.configuration.maxSteps) {
                 logits += try teacher.model.forward(batch, Execution(backend: backend, training: false)).scalars
             }
             return logits
@@ -195,13 +195,13 @@ public final class ClassifierTraining {
                     progress: (TrainingProgress) -> Void = { _ in }, shouldStop: () -> Bool = { false }) throws -> Outcome {
         let train = try train.relabelled(to: classNames)
         let evaluation = try evaluation?.relabelled(to: classNames)
-        guard train.channels * settings.patchLength == model.options.embedDim else {
-            throw LowBitError.invalidShape("\(train.name) has \(train.channels) channels, the model takes \(model.options.embedDim / settings.patchLength)")
+        guard train.channels * settings.patchLength == model.configuration.inputWidth else {
+            throw LowBitError.invalidShape("\(train.name) has \(train.channels) channels, the model takes \(model.configuration.inputWidth / settings.patchLength)")
         }
         let perEpoch = stepsPerEpoch(train), total = settings.epochs * perEpoch
         let trainer = Trainer(model: model, backend: backend, optimizer: optimizer, maxGradientNorm: settings.maxGradientNorm)
-        let evalBatches = try evaluation.map { try info.batches($0, windowSize: model.options.windowSize) }
-        let selectionBatches = try selection.map { try info.batches($0.data, windowSize: model.options.windowSize) }
+        let evalBatches = try evaluation.map { try info.batches($0, windowSize: model.configuration.maxSteps) }
+        let selectionBatches = try selection.map { try info.batches($0.data, windowSize: model.configuration.maxSteps) }
         let teacherLogits = try self.teacherLogits(teacher, train: train, backend: backend)
         let classes = classNames.count
         var sessionSteps = 0
@@ -278,7 +278,7 @@ public final class ClassifierTraining {
     /// say so, from draws of (seed, step), so that a resumed run sees the same series.
     func trainingBatch(_ train: TimeSeriesDataset, _ indices: [Int], step: Int) throws -> (batch: SequenceBatch, labels: [Int]) {
         let seed = settings.seed ^ (0xA064_3E47_0000_0000 &+ UInt64(step) &* 0x2545_F491_4F6C_DD1D)
-        return try settings.augmentation.batch(train, indices, info: info, windowSize: model.options.windowSize, seed: seed)
+        return try settings.augmentation.batch(train, indices, info: info, windowSize: model.configuration.maxSteps, seed: seed)
     }
 
     /// Saves the model, optimizer, statistics, settings, history, standardization and class

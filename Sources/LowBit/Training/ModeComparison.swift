@@ -250,7 +250,7 @@ public struct ModeComparison: Sendable {
         }
         var latency: Double?
         if measuresLatency {
-            let one = try runs[0].info.batch(evaluation, [0], windowSize: packed.options.windowSize).batch
+            let one = try runs[0].info.batch(evaluation, [0], windowSize: packed.configuration.maxSteps).batch
             latency = try medianSeconds(budget: 0.3) { _ = try packed.logits(one) }
         }
         return Result(settings: settings, runs: runs, model: packed, modelFile: file, evaluation: scored,
