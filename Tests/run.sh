@@ -9,7 +9,8 @@
 #      ThreadSanitizer: the threaded kernels, models trained side by side, the CLI's
 #      child processes (built with it too). libomp's threads are made visible to TSan
 #      by Archer, the OpenMP tool libomp-dev ships;
-#   4. a smoke run of the fuzzers (Fuzz/run.sh: libFuzzer + ASan, 20 s per reader).
+#   4. a smoke run of the fuzzers (Fuzz/run.sh: libFuzzer + ASan, 20 s per reader);
+#   5. Examples/ClassifySeries, a package that depends on LowBit by version, built and run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/setup --tests
@@ -26,3 +27,5 @@ OMP_TOOL_LIBRARIES=$archer TSAN_OPTIONS="halt_on_error=1 ignore_noninstrumented_
     swift test -c release --sanitize=thread --disable-xctest --scratch-path .build-tsan
 echo "== Fuzz smoke: the .ts, CSV and safetensors readers and the model loaders, 20 s each"
 bash Fuzz/run.sh --seconds 20
+echo "== A package that depends on LowBit by version: Examples/ClassifySeries"
+bash Examples/run.sh
