@@ -26,6 +26,8 @@ typedef struct lowbit_kernel_table {
 #undef LOWBIT_KERNEL
 
 /* Each ISA file overrides the entries it optimises in a table already filled by a lower ISA. */
+void lowbit_table_init_layers_avx2(lowbit_kernel_table *t);
+void lowbit_table_init_layers_avx512(lowbit_kernel_table *t);
 void lowbit_table_init_scalar(lowbit_kernel_table *t);
 void lowbit_table_init_avx2(lowbit_kernel_table *t);
 void lowbit_table_init_avx512(lowbit_kernel_table *t);
@@ -169,6 +171,59 @@ static inline int lowbit_sums_finish(lowbit_sums_state *st, double *sum, double 
     if (sum) *sum = lowbit_reduce16(st->s);
     *abssum = lowbit_reduce16(st->a);
     return !(*abssum <= DBL_MAX);
+}
+
+/*
+ * lowbit_expf: e^x as a fixed sequence of float operations (Cephes' expf: a Cody-Waite
+ * reduction by n = rint(x log2 e), a degree-5 polynomial, then a scale by 2^n built in the
+ * exponent bits), which every ISA repeats lane by lane, so that the float kernels agree
+ * bit for bit. x is clamped to [-87, 88] first: e^-87 (1.6e-38) stands for anything
+ * smaller, and nothing here exponentiates more than 88. Within 2 ulp of e^x on that range.
+ */
+#define LOWBIT_EXP_LO (-87.0f)
+#define LOWBIT_EXP_HI 88.0f
+#define LOWBIT_EXP_LOG2E 1.44269504088896341f
+#define LOWBIT_EXP_C1 0.693359375f
+#define LOWBIT_EXP_C2 (-2.12194440e-4f)
+#define LOWBIT_EXP_P0 1.9875691500e-4f
+#define LOWBIT_EXP_P1 1.3981999507e-3f
+#define LOWBIT_EXP_P2 8.3334519073e-3f
+#define LOWBIT_EXP_P3 4.1665795894e-2f
+#define LOWBIT_EXP_P4 1.6666665459e-1f
+#define LOWBIT_EXP_P5 5.0000001201e-1f
+
+static inline float lowbit_expf(float x) {
+    x = fmaxf(x, LOWBIT_EXP_LO);
+    x = fminf(x, LOWBIT_EXP_HI);
+    const float n = rintf(x * LOWBIT_EXP_LOG2E);
+    float r = fmaf(n, -LOWBIT_EXP_C1, x);
+    r = fmaf(n, -LOWBIT_EXP_C2, r);
+    const float z = r * r;
+    float p = LOWBIT_EXP_P0;
+    p = fmaf(p, r, LOWBIT_EXP_P1);
+    p = fmaf(p, r, LOWBIT_EXP_P2);
+    p = fmaf(p, r, LOWBIT_EXP_P3);
+    p = fmaf(p, r, LOWBIT_EXP_P4);
+    p = fmaf(p, r, LOWBIT_EXP_P5);
+    float y = fmaf(p, z, r);
+    y = y + 1.0f;
+    const uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return y * scale;
+}
+
+/* The canonical 16-lane float sum of the float kernels (see lowbit_kernels.def). */
+static inline float lowbit_sum16(const float *x, int64_t n) {
+    float lane[16] = {0};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++) lane[l] = lane[l] + x[i + l];
+    if (i < n)
+        for (int l = 0; l < 16; l++) lane[l] = lane[l] + (i + l < n ? x[i + l] : 0.0f);
+    for (int w = 8; w >= 1; w /= 2)
+        for (int l = 0; l < w; l++) lane[l] = lane[l] + lane[l + w];
+    return lane[0];
 }
 
 #endif

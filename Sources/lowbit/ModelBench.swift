@@ -23,12 +23,24 @@ struct ModelBenchRow: Codable {
 struct ModelBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
-        abstract: "Time the classifier's forward pass per backend and mode (packed for the kernels backend).")
+        abstract: "Time the classifier's forward pass per backend and mode (packed for the kernels backend); with --train, a whole training step too.")
 
     @OptionGroup var shape: ModelShapeOptions
+    @OptionGroup var training: TrainStepOptions
     @Flag(help: "Print only a JSON array on standard output.") var json = false
 
     func run() throws {
+        if training.train {
+            let rows = try training.measure(shape)
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                printOutput(String(decoding: try encoder.encode(rows), as: UTF8.self))
+            } else {
+                printOutput(trainStepTable(rows), terminator: "")
+            }
+            return
+        }
         let rows = try shape.measure()
         if json {
             let encoder = JSONEncoder()
@@ -40,32 +52,74 @@ struct ModelBench: ParsableCommand {
     }
 }
 
+/// The model shapes `lowbit bench model` knows by name.
+enum ModelShape: String, ExpressibleByArgument, CaseIterable {
+    /// The classifier `lowbit train` builds by default, on JapaneseVowels-sized input.
+    case small
+    /// The design's encoder (EncoderConfiguration.Design) on 256 features, 60 steps, 10 classes.
+    case design
+
+    var defaults: (features: Int, steps: Int, width: Int, layers: Int, heads: Int, positions: Bool) {
+        switch self {
+        case .small:
+            let s = TrainingSettings()
+            return (12, 29, s.width, s.layerCount, s.headCount, s.usesPositionalEncoding)
+        case .design:
+            typealias D = EncoderConfiguration.Design
+            return (256, D.maxSteps, D.width, D.layerCount, D.headCount, false)
+        }
+    }
+}
+
 struct ModelShapeOptions: ParsableArguments {
     @Option(help: "Modes: all, or a comma-separated list of float, int8, int4, ternary, binary.") var modes = "all"
-    @Option(help: "Backends, comma-separated (reference,blas,kernels).") var backends = "reference,blas,kernels"
-    @Option(help: "Sequences per forward pass, comma-separated.") var batch = "1,64"
-    @Option(help: "Steps per sequence.") var steps = 29
-    @Option(help: "Features per step.") var features = 12
-    // The classifier that `lowbit train` builds by default.
-    @Option(help: "Hidden size.") var hiddenSize = TrainingSettings().width
-    @Option(help: "Transformer blocks.") var layers = TrainingSettings().layerCount
-    @Option(help: "Attention heads.") var heads = TrainingSettings().headCount
-    @Flag(inversion: .prefixedNo, help: "Sinusoidal positional encoding (default: on, as in `lowbit train`).")
-    var positionalEncoding = TrainingSettings().usesPositionalEncoding
+    @Option(help: "Backends, comma-separated (reference,blas,kernels). Default: all three; kernels,blas with --train.")
+    var backends: String?
+    @Option(help: "Sequences per forward pass, comma-separated (without --train).") var batch = "1,64"
+    @Option(help: "small (the model `lowbit train` builds by default: 12 features, 29 steps, hidden 64, 3 layers, positions on) or design (256 features, 60 steps, hidden 256, 4 heads, 4 layers, 10 classes).")
+    var shape = ModelShape.small
+    @Option(help: "Steps per sequence (default: the shape's).") var steps: Int?
+    @Option(help: "Features per step (default: the shape's).") var features: Int?
+    @Option(help: "Hidden size (default: the shape's).") var hiddenSize: Int?
+    @Option(help: "Transformer blocks (default: the shape's).") var layers: Int?
+    @Option(help: "Attention heads (default: the shape's).") var heads: Int?
+    @Flag(inversion: .prefixedNo, help: "Sinusoidal positional encoding (default: the shape's).")
+    var positionalEncoding: Bool?
     @Option(help: "Time budget per case, in seconds.") var seconds = 0.3
+
+    /// The encoder these options describe, in `mode`, without dropout (a benchmark times the
+    /// arithmetic; the peers it is compared with have none).
+    func configuration(_ mode: QuantizationMode?) throws -> EncoderConfiguration {
+        let d = shape.defaults
+        let c = EncoderConfiguration(inputWidth: features ?? d.features, width: hiddenSize ?? d.width, headCount: heads ?? d.heads,
+                                     layerCount: layers ?? d.layers, weightMode: mode, dropout: 0, maxSteps: steps ?? d.steps,
+                                     usesPositionalEncoding: positionalEncoding ?? d.positions, seed: 1)
+        do { try c.validate() } catch { throw ValidationError("\(error)") }
+        return c
+    }
+
+    func backendKinds(default text: String) throws -> [BackendKind] {
+        try (backends ?? text).split(separator: ",").map {
+            try BackendKind(parsing: String($0).trimmingCharacters(in: .whitespaces), variable: "--backends")
+        }
+    }
+
+    /// Random input [batch, maxSteps, inputWidth], every sequence full length.
+    static func input(_ c: EncoderConfiguration, batch: Int) throws -> SequenceBatch {
+        var rng = SeededGenerator(seed: 3)
+        let x = Tensor(shape: [batch, c.maxSteps, c.inputWidth]) { _ in rng.signedUnit() }
+        return try SequenceBatch(values: x, lengths: Array(repeating: c.maxSteps, count: batch))
+    }
 
     func measure() throws -> [ModelBenchRow] {
         let config = try runtimeConfiguration()
         let modeList = try parseModes(modes)
-        let kinds = try backends.split(separator: ",").map { try BackendKind(parsing: String($0).trimmingCharacters(in: .whitespaces), variable: "--backends") }
+        let kinds = try backendKinds(default: "reference,blas,kernels")
         let batches = try parseList(batch, "--batch")
-        guard steps > 0, features > 0 else { throw ValidationError("--steps and --features must be positive") }
         guard seconds > 0, seconds <= 60 else { throw ValidationError("--seconds must be in (0, 60]") }
         var rows: [ModelBenchRow] = []
         for mode in modeList {
-            let configuration = EncoderConfiguration(inputWidth: features, width: hiddenSize, headCount: heads, layerCount: layers,
-                                                     weightMode: mode, dropout: 0, maxSteps: steps,
-                                                     usesPositionalEncoding: positionalEncoding, seed: 1)
+            let configuration = try configuration(mode)
             let model = try SequenceClassifier(configuration, classes: 10)
             for kind in kinds {
                 var c = config
@@ -73,14 +127,12 @@ struct ModelShapeOptions: ParsableArguments {
                 let backend = try c.makeBackend()
                 let packed = kind == .kernels ? try PackedClassifier(model, backend: backend as! KernelsBackend) : nil
                 for b in batches {
-                    var rng = SeededGenerator(seed: 3)
-                    let x = Tensor(shape: [b, steps, features]) { _ in rng.signedUnit() }
-                    let input = try SequenceBatch(values: x, lengths: Array(repeating: steps, count: b))
+                    let input = try Self.input(configuration, batch: b)
                     let sec = try medianSeconds(budget: seconds) {
                         if let packed { _ = try packed.logits(input) } else { _ = try model.forward(input, Execution(backend: backend, training: false)) }
                     }
-                    rows.append(ModelBenchRow(mode: mode?.rawValue ?? "float", backend: kind.rawValue, batch: b, steps: steps,
-                                              hiddenSize: hiddenSize, layers: layers, threads: config.threads,
+                    rows.append(ModelBenchRow(mode: mode?.rawValue ?? "float", backend: kind.rawValue, batch: b, steps: configuration.maxSteps,
+                                              hiddenSize: configuration.width, layers: configuration.layerCount, threads: config.threads,
                                               ms: (sec * 1e7).rounded() / 1e4, sequencesPerSecond: (Double(b) / sec).rounded()))
                     printError("  model \(rows.last!.mode) \(kind.rawValue) batch \(b): " + String(format: "%.3f ms", sec * 1e3))
                 }
@@ -117,7 +169,7 @@ struct AllBench: ParsableCommand {
         let config = try runtimeConfiguration()
         let ns = try parseList(n, "--n")
         guard size > 0, size <= 65536 else { throw ValidationError("--size must be in 1...65536") }
-        let kinds = try shape.backends.split(separator: ",").map { try BackendKind(parsing: String($0).trimmingCharacters(in: .whitespaces), variable: "--backends") }
+        let kinds = try shape.backendKinds(default: "reference,blas,kernels")
         var rng = SeededGenerator(seed: 7)
         let w = Tensor(shape: [size, size]) { _ in rng.signedUnit() }
         var matmul: [BenchRow] = []

@@ -243,6 +243,115 @@ static void test_kernel_dot_b2(const lowbit_kernel_table *t) { test_dot(t, 2); }
 static void test_kernel_dot_b4(const lowbit_kernel_table *t) { test_dot(t, 4); }
 static void test_kernel_dot_b8(const lowbit_kernel_table *t) { test_dot(t, 8); }
 
+
+/* ---- the float kernels: bit for bit the scalar twin's ---- */
+
+static int same_floats(const float *a, const float *b, int64_t n) { return memcmp(a, b, (size_t)n * sizeof *a) == 0; }
+
+static void test_kernel_softmax(const lowbit_kernel_table *t) {
+    for (int s = 0; s < NSIZES; s++) {
+        const int64_t n = sizes[s];
+        float *a = xmalloc(n * sizeof *a), *b = xmalloc(n * sizeof *b);
+        fill_floats(a, n, 30.0f);
+        a[rand_int(0, (int)n - 1)] = 200.0f; /* one score far above: the others underflow towards 0 */
+        memcpy(b, a, n * sizeof *a);
+        t->softmax(a, n, 0.125f);
+        lowbit_softmax_scalar(b, n, 0.125f);
+        double total = 0;
+        for (int64_t i = 0; i < n; i++) total += a[i];
+        CHECK(same_floats(a, b, n), "softmax n=%lld differs", (long long)n);
+        CHECK(fabs(total - 1) < 1e-5, "softmax n=%lld sums to %.9g", (long long)n, total);
+        free(a), free(b);
+    }
+}
+
+static void test_kernel_silu(const lowbit_kernel_table *t) {
+    for (int s = 0; s < NSIZES; s++) {
+        const int64_t n = sizes[s];
+        float *u = xmalloc(n * sizeof *u), *a = xmalloc(n * sizeof *a), *b = xmalloc(n * sizeof *b);
+        fill_floats(u, n, 12.0f);
+        u[0] = 0.0f, u[n - 1] = n > 1 ? -100.0f : u[n - 1];
+        t->silu(u, n, a);
+        lowbit_silu_scalar(u, n, b);
+        CHECK(same_floats(a, b, n), "silu n=%lld differs", (long long)n);
+        free(u), free(a), free(b);
+    }
+}
+
+static void test_kernel_silu_backward(const lowbit_kernel_table *t) {
+    for (int s = 0; s < NSIZES; s++) {
+        const int64_t n = sizes[s];
+        float *u = xmalloc(n * sizeof *u), *a = xmalloc(n * sizeof *a), *b = xmalloc(n * sizeof *b);
+        fill_floats(u, n, 12.0f);
+        fill_floats(a, n, 2.0f);
+        memcpy(b, a, n * sizeof *a);
+        t->silu_backward(u, n, a);
+        lowbit_silu_backward_scalar(u, n, b);
+        CHECK(same_floats(a, b, n), "silu_backward n=%lld differs", (long long)n);
+        free(u), free(a), free(b);
+    }
+}
+
+static void test_kernel_layernorm(const lowbit_kernel_table *t) {
+    for (int s = 0; s < NSIZES; s++) {
+        const int64_t d = sizes[s];
+        float *x = xmalloc(d * sizeof *x), *g = xmalloc(d * sizeof *g), *be = xmalloc(d * sizeof *be);
+        float *y1 = xmalloc(d * sizeof *y1), *y2 = xmalloc(d * sizeof *y2), *h1 = xmalloc(d * sizeof *h1),
+              *h2 = xmalloc(d * sizeof *h2);
+        fill_floats(x, d, 5.0f), fill_floats(g, d, 1.5f), fill_floats(be, d, 0.5f);
+        for (int64_t i = 0; i < d; i++) x[i] += 3.0f; /* a mean away from 0 */
+        float r1 = -1, r2 = -2;
+        t->layernorm(x, d, g, be, 1e-5f, y1, h1, &r1);
+        lowbit_layernorm_scalar(x, d, g, be, 1e-5f, y2, h2, &r2);
+        CHECK(same_floats(y1, y2, d) && same_floats(h1, h2, d) && r1 == r2, "layernorm d=%lld differs", (long long)d);
+        t->layernorm(x, d, g, be, 1e-5f, y1, NULL, &r1);
+        CHECK(same_floats(y1, y2, d) && r1 == r2, "layernorm d=%lld without xhat differs", (long long)d);
+        free(x), free(g), free(be), free(y1), free(y2), free(h1), free(h2);
+    }
+}
+
+static void test_kernel_scores(const lowbit_kernel_table *t) {
+    static const int64_t widths[] = {1, 7, 16, 33, 64};
+    for (int s = 0; s < NSIZES && sizes[s] <= 257; s++)
+        for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++) {
+            const int64_t count = sizes[s], width = widths[w], ldk = count + rand_int(0, 5);
+            float *q = xmalloc(width * sizeof *q), *kt = xmalloc(width * ldk * sizeof *kt);
+            float *a = xmalloc(count * sizeof *a), *b = xmalloc(count * sizeof *b);
+            fill_floats(q, width, 2.0f), fill_floats(kt, width * ldk, 2.0f);
+            t->scores(q, kt, ldk, width, count, a);
+            lowbit_scores_scalar(q, kt, ldk, width, count, b);
+            CHECK(same_floats(a, b, count), "scores count=%lld width=%lld differs", (long long)count, (long long)width);
+            free(q), free(kt), free(a), free(b);
+        }
+}
+
+static void test_kernel_axpy(const lowbit_kernel_table *t) {
+    for (int s = 0; s < NSIZES; s++) {
+        const int64_t n = sizes[s];
+        float *x = xmalloc(n * sizeof *x), *a = xmalloc(n * sizeof *a), *b = xmalloc(n * sizeof *b);
+        fill_floats(x, n, 3.0f), fill_floats(a, n, 3.0f);
+        memcpy(b, a, n * sizeof *a);
+        t->axpy(-0.7f, x, n, a);
+        lowbit_axpy_scalar(-0.7f, x, n, b);
+        CHECK(same_floats(a, b, n), "axpy n=%lld differs", (long long)n);
+        free(x), free(a), free(b);
+    }
+}
+
+/* lowbit_expf against the C library's, and its clamps */
+static void test_expf(void) {
+    double worst = 0;
+    for (int i = 0; i <= 200000; i++) {
+        const float x = -87.0f + 175.0f * (float)i / 200000.0f;
+        const double want = exp((double)x), got = lowbit_expf(x);
+        const double err = fabs(got - want) / want;
+        worst = err > worst ? err : worst;
+    }
+    CHECK(worst < 2.5e-7, "lowbit_expf relative error %.3g (2 ulp is 2.4e-7)", worst);
+    CHECK(lowbit_expf(0.0f) == 1.0f && lowbit_expf(-1000.0f) == lowbit_expf(-87.0f) && lowbit_expf(1000.0f) == lowbit_expf(88.0f),
+          "lowbit_expf at 0 and past its clamps");
+}
+
 typedef void (*kernel_test)(const lowbit_kernel_table *);
 static const kernel_test kernel_tests[] = {
 #define LOWBIT_KERNEL(name, ret, params) test_kernel_##name,
@@ -460,6 +569,131 @@ static void test_gemm(const lowbit_context *ctx) {
             }
 }
 
+
+/* ---- the float layers through their drivers ---- */
+
+/* attention in double, the defining formulas */
+static void naive_attention(const float *qkv, int64_t B, int64_t T, int64_t H, int64_t heads, const int64_t *len,
+                            float scale, double *att) {
+    const int64_t hd = H / heads;
+    double *p = xmalloc(T * sizeof *p);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < heads; h++)
+            for (int64_t i = 0; i < T; i++) {
+                const int64_t count = (i < len[b] - 1 ? i : len[b] - 1) + 1;
+                double m = -INFINITY, total = 0;
+                for (int64_t j = 0; j < count; j++) {
+                    double d = 0;
+                    for (int64_t c = 0; c < hd; c++) d += (double)qkv[(b * T + i) * 3 * H + h * hd + c] * qkv[(b * T + j) * 3 * H + H + h * hd + c];
+                    p[j] = d * scale;
+                    m = p[j] > m ? p[j] : m;
+                }
+                for (int64_t j = 0; j < count; j++) total += p[j] = exp(p[j] - m);
+                for (int64_t c = 0; c < hd; c++) {
+                    double o = 0;
+                    for (int64_t j = 0; j < count; j++) o += p[j] / total * qkv[(b * T + j) * 3 * H + 2 * H + h * hd + c];
+                    att[(b * T + i) * H + h * hd + c] = o;
+                }
+            }
+    free(p);
+}
+
+static void test_layers(const lowbit_context *ctx) {
+    lowbit_context one;
+    lowbit_context_init(&one, ctx->isa, 1);
+    /* batch, steps, hidden, heads; lengths drawn in 1..steps */
+    static const int64_t shapes[][4] = {{1, 1, 4, 1}, {2, 5, 8, 2}, {3, 17, 48, 3}, {4, 60, 64, 4}, {2, 33, 96, 2}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t B = shapes[s][0], T = shapes[s][1], H = shapes[s][2], heads = shapes[s][3], rows = B * T;
+        int64_t len[8];
+        for (int64_t b = 0; b < B; b++) len[b] = b == 0 ? T : rand_int(1, (int)T);
+        const float scale = 1.0f / sqrtf((float)(H / heads));
+        const size_t ws = lowbit_attention_workspace_size(B, T, H, heads);
+        float *qkv = xmalloc(rows * 3 * H * sizeof(float)), *datt = xmalloc(rows * H * sizeof(float));
+        float *att[3], *probs[3], *dqkv[3];
+        void *work = xmalloc(ws);
+        fill_floats(qkv, rows * 3 * H, 1.5f), fill_floats(datt, rows * H, 1.0f);
+        const lowbit_context *ctxs[3] = {ctx, &one, &scalar_ctx};
+        for (int c = 0; c < 3; c++) {
+            att[c] = xmalloc(rows * H * sizeof(float)), probs[c] = xmalloc(B * heads * T * T * sizeof(float));
+            dqkv[c] = xmalloc(rows * 3 * H * sizeof(float));
+            CHECK(lowbit_attention_forward(ctxs[c], qkv, B, T, H, heads, len, scale, att[c], probs[c], work) == LOWBIT_OK,
+                  "attention forward status");
+            CHECK(lowbit_attention_backward(ctxs[c], qkv, probs[c], datt, B, T, H, heads, len, scale, dqkv[c], work) == LOWBIT_OK,
+                  "attention backward status");
+        }
+        /* the same bits on 2 threads, on 1, and from the scalar twins */
+        for (int c = 1; c < 3; c++)
+            CHECK(same_floats(att[0], att[c], rows * H) && same_floats(probs[0], probs[c], B * heads * T * T) &&
+                      same_floats(dqkv[0], dqkv[c], rows * 3 * H),
+                  "attention %lldx%lldx%lld/%lld differs from %s", (long long)B, (long long)T, (long long)H,
+                  (long long)heads, c == 1 ? "one thread" : "scalar");
+        double *want = xmalloc(rows * H * sizeof *want), worst = 0;
+        naive_attention(qkv, B, T, H, heads, len, scale, want);
+        for (int64_t i = 0; i < rows * H; i++) worst = fmax(worst, fabs(att[0][i] - want[i]));
+        CHECK(worst < 1e-5, "attention %lldx%lldx%lld off the formula by %g", (long long)B, (long long)T, (long long)H, worst);
+        /* the backward against central differences of sum(att * datt), a few entries */
+        for (int probe = 0; probe < 6; probe++) {
+            const int64_t at = rand_int(0, (int)(rows * 3 * H - 1));
+            const float keep = qkv[at], hstep = 1e-2f;
+            double f[2];
+            for (int side = 0; side < 2; side++) {
+                qkv[at] = keep + (side ? hstep : -hstep);
+                naive_attention(qkv, B, T, H, heads, len, scale, want);
+                f[side] = 0;
+                for (int64_t i = 0; i < rows * H; i++) f[side] += want[i] * datt[i];
+            }
+            qkv[at] = keep;
+            const double numeric = (f[1] - f[0]) / (2 * hstep);
+            CHECK(fabs(numeric - dqkv[0][at]) < 2e-3 * (1 + fabs(numeric)), "attention gradient at %lld: %g vs %g",
+                  (long long)at, dqkv[0][at], numeric);
+        }
+        /* layer norm and SiLU over the same rows: thread counts and scalar agree; the formula holds */
+        float *y[3], *xhat[3], *rstd[3], *a[3];
+        const float *x = qkv;
+        float *g = xmalloc(3 * H * sizeof *g), *be = xmalloc(3 * H * sizeof *be);
+        fill_floats(g, 3 * H, 1.0f), fill_floats(be, 3 * H, 1.0f);
+        for (int c = 0; c < 3; c++) {
+            y[c] = xmalloc(rows * 3 * H * sizeof(float)), xhat[c] = xmalloc(rows * 3 * H * sizeof(float));
+            rstd[c] = xmalloc(rows * sizeof(float)), a[c] = xmalloc(rows * 3 * H * sizeof(float));
+            CHECK(lowbit_layernorm_forward(ctxs[c], x, rows, 3 * H, g, be, 1e-5f, y[c], xhat[c], rstd[c]) == LOWBIT_OK, "layernorm status");
+            CHECK(lowbit_silu_forward(ctxs[c], x, rows * 3 * H, a[c]) == LOWBIT_OK, "silu status");
+        }
+        for (int c = 1; c < 3; c++)
+            CHECK(same_floats(y[0], y[c], rows * 3 * H) && same_floats(xhat[0], xhat[c], rows * 3 * H) &&
+                      same_floats(rstd[0], rstd[c], rows) && same_floats(a[0], a[c], rows * 3 * H),
+                  "layernorm or silu differs from %s", c == 1 ? "one thread" : "scalar");
+        for (int64_t r = 0; r < rows; r++) {
+            double mean = 0, var = 0;
+            for (int64_t i = 0; i < 3 * H; i++) mean += x[r * 3 * H + i];
+            mean /= (double)(3 * H);
+            for (int64_t i = 0; i < 3 * H; i++) var += (x[r * 3 * H + i] - mean) * (x[r * 3 * H + i] - mean);
+            const double rs = 1 / sqrt(var / (double)(3 * H) + 1e-5);
+            for (int64_t i = 0; i < 3 * H; i++) {
+                const double want_y = (x[r * 3 * H + i] - mean) * rs * g[i] + be[i];
+                CHECK(fabs(y[0][r * 3 * H + i] - want_y) < 1e-5 * (1 + fabs(want_y)), "layernorm [%lld,%lld] %g vs %g",
+                      (long long)r, (long long)i, y[0][r * 3 * H + i], want_y);
+                const double u = x[r * 3 * H + i], want_a = u / (1 + exp(-u));
+                CHECK(fabs(a[0][r * 3 * H + i] - want_a) < 1e-6 * (1 + fabs(want_a)), "silu(%g) = %g, want %g", u, a[0][r * 3 * H + i], want_a);
+            }
+        }
+        CHECK(lowbit_attention_forward(ctx, qkv, B, T, H, H + 1, len, scale, att[0], NULL, work) == LOWBIT_ERR_SHAPE,
+              "heads not dividing hidden accepted");
+        len[0] = T + 1;
+        CHECK(lowbit_attention_forward(ctx, qkv, B, T, H, heads, len, scale, att[0], NULL, work) == LOWBIT_ERR_SHAPE,
+              "a length past the steps accepted");
+        len[0] = 0;
+        CHECK(lowbit_attention_forward(ctx, qkv, B, T, H, heads, len, scale, att[0], NULL, work) == LOWBIT_ERR_SHAPE,
+              "a zero length accepted");
+        for (int c = 0; c < 3; c++) free(att[c]), free(probs[c]), free(dqkv[c]), free(y[c]), free(xhat[c]), free(rstd[c]), free(a[c]);
+        free(qkv), free(datt), free(work), free(want), free(g), free(be);
+    }
+    float one_value = 1.0f, out;
+    CHECK(lowbit_layernorm_forward(ctx, &one_value, 0, 1, &one_value, &one_value, 1e-5f, &out, NULL, &out) == LOWBIT_ERR_SHAPE,
+          "layernorm of no rows accepted");
+    CHECK(lowbit_silu_forward(ctx, &one_value, 0, &out) == LOWBIT_ERR_SHAPE, "silu of nothing accepted");
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) rng_state = strtoull(argv[1], NULL, 10) | 1;
     lowbit_context_init(&scalar_ctx, LOWBIT_ISA_SCALAR, 1);
@@ -479,9 +713,11 @@ int main(int argc, char **argv) {
         test_pack_and_matmul(&ctx);
         test_linear_and_threads(&ctx);
         test_gemm(&ctx);
+        test_layers(&ctx);
         printf("%-11s %s\n", current_isa, failed == before ? "ok" : "FAILED");
         ran++;
     }
+    test_expf();
     CHECK(ran >= 1, "no ISA ran");
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

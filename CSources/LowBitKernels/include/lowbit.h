@@ -231,6 +231,49 @@ lowbit_status lowbit_gemm_s8(const lowbit_context *ctx, int trans_a, int trans_b
                              int64_t n, int64_t k, const int8_t *a, int64_t lda, const int8_t *b,
                              int64_t ldb, int32_t *c, int64_t ldc, void *workspace);
 
+/* ---------------------------------------------------------------- float layers
+ * The model's passes besides its matmuls, on the ISA's float kernels (whose contracts are in
+ * lowbit_kernels.def): every ISA gives the same bits, and so does every thread count (the
+ * work splits by rows, or by sequence and head, never inside a sum). All float inputs must be
+ * finite; these do not check (the callers' inputs come out of checked layers).
+ */
+
+/** Layer norm of n rows of d: y = (x - mean) / sqrt(var + eps) * gamma + beta per row, with
+ *  xhat (NULL: not kept) the normalized rows and rstd[n] the reciprocal deviations. */
+lowbit_status lowbit_layernorm_forward(const lowbit_context *ctx, const float *x, int64_t n, int64_t d,
+                                       const float *gamma, const float *beta, float eps, float *y,
+                                       float *xhat, float *rstd);
+
+/** a = u * sigmoid(u), n values. */
+lowbit_status lowbit_silu_forward(const lowbit_context *ctx, const float *u, int64_t n, float *a);
+/** g *= silu'(u), n values: the gradient of the SiLU's output becomes its input's. */
+lowbit_status lowbit_silu_backward(const lowbit_context *ctx, const float *u, int64_t n, float *g);
+
+/** Scratch bytes either attention pass needs for `batch` sequences of `steps` rows of `hidden` in `heads` heads (as many floats as the rows plus a row of scores per sequence and head). */
+size_t lowbit_attention_workspace_size(int64_t batch, int64_t steps, int64_t hidden, int64_t heads);
+
+/**
+ * Causal self-attention over qkv [batch * steps, 3 * hidden] (each row Q, K, V side by side;
+ * head h owns columns h*hd..(h+1)*hd of each, hd = hidden / heads): for each sequence b, head
+ * h and step i, p = softmax(scale * (q_i . k_j) for j <= min(i, lengths[b] - 1)), and
+ * att[b, i, head h] = sum_j p_j v_j (in order of j, each an fma). probs (NULL: not kept)
+ * receives p as [batch, heads, steps, steps], zero past the visible keys. lengths in 1..steps.
+ */
+lowbit_status lowbit_attention_forward(const lowbit_context *ctx, const float *qkv, int64_t batch, int64_t steps,
+                                       int64_t hidden, int64_t heads, const int64_t *lengths, float scale,
+                                       float *att, float *probs, void *workspace);
+
+/**
+ * The gradient of lowbit_attention_forward: from the forward's qkv and probs and datt (the
+ * gradient of att), writes dqkv [batch * steps, 3 * hidden]:
+ * dv_j += p_ij do_i; ds_ij = p_ij (do_i . v_j - sum_j' p_ij' do_i . v_j') scale;
+ * dq_i += ds_ij k_j; dk_j += ds_ij q_i, for each i in order, then j in order.
+ */
+lowbit_status lowbit_attention_backward(const lowbit_context *ctx, const float *qkv, const float *probs,
+                                        const float *datt, int64_t batch, int64_t steps, int64_t hidden,
+                                        int64_t heads, const int64_t *lengths, float scale, float *dqkv,
+                                        void *workspace);
+
 #ifdef __cplusplus
 }
 #endif

@@ -30,6 +30,20 @@ public protocol Backend: Sendable {
 
     /// Exact int8 product op(a) · op(b) with int32 results, [rows of op(a), cols of op(b)].
     func gemmInt8(_ a: Int8Matrix, _ b: Int8Matrix, transposeA: Bool, transposeB: Bool) throws -> [Int32]
+
+    // The model's float passes (FloatLayers.swift has the reference versions, which every
+    // backend gets unless it has its own).
+
+    /// Layer norm of the rows of `x` [n, d] with scale `gamma` and shift `beta` ([d] each).
+    func layerNorm(_ x: Tensor, gamma: [Float], beta: [Float], epsilon: Float, keepingNormalized: Bool) throws -> LayerNormResult
+    /// u · sigmoid(u), elementwise.
+    func silu(_ u: [Float]) -> [Float]
+    /// Multiplies `gradient` by SiLU's derivative at `u`, elementwise.
+    func siluBackward(_ u: [Float], gradient: inout [Float])
+    /// Causal self-attention over `qkv` [batch · steps, 3 · hidden] laid out by `shape`.
+    func attention(_ qkv: Tensor, shape: SequenceShape, heads: Int, keepingProbabilities: Bool) throws -> AttentionResult
+    /// The gradient of ``attention(_:shape:heads:keepingProbabilities:)`` with respect to its `qkv`.
+    func attentionBackward(_ qkv: Tensor, probabilities: [Float], gradient: Tensor, shape: SequenceShape, heads: Int) throws -> Tensor
 }
 
 /// The three implementations, as `LOWBIT_BACKEND` names them.

@@ -31,7 +31,7 @@ public final class FeedForward {
         let u = try up.forward(x, exec)
         preActivation = exec.training ? u : nil
         var a = u
-        a.scalars = u.scalars.map(silu)
+        a.scalars = exec.backend.silu(u.scalars)
         return try down.forward(dropout.forward(a, exec), exec)
     }
 
@@ -42,18 +42,7 @@ public final class FeedForward {
     public func backward(_ dy: Tensor, _ exec: Execution) throws -> Tensor {
         guard let u = preActivation else { throw LowBitError.invalidArgument("\(path): backward without a training forward") }
         var da = dropout.backward(try down.backward(dy, exec))
-        u.scalars.withUnsafeBufferPointer { u in
-            da.scalars.withUnsafeMutableBufferPointer { da in
-                for i in 0..<da.count { da[i] *= siluDerivative(u[i]) }
-            }
-        }
+        exec.backend.siluBackward(u.scalars, gradient: &da.scalars)
         return try up.backward(da, exec)
     }
-}
-
-@inline(__always) func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }
-@inline(__always) func silu(_ x: Float) -> Float { x * sigmoid(x) }
-@inline(__always) func siluDerivative(_ x: Float) -> Float {
-    let s = sigmoid(x)
-    return s * (1 + x * (1 - s))
 }

@@ -31,33 +31,12 @@ public final class LayerNorm {
     ///
     /// Throws ``LowBitError/invalidShape(_:)`` unless `x` is a matrix of `features` columns.
     public func forward(_ x: Tensor, _ exec: Execution) throws -> Tensor {
-        let (n, d) = try x.matrixShape("\(path) input")
+        let (_, d) = try x.matrixShape("\(path) input")
         guard d == features else { throw LowBitError.invalidShape("\(path) normalizes \(features) features, got \(d)") }
-        var y = [Float](repeating: 0, count: n * d)
-        var xhat = [Float](repeating: 0, count: n * d), rstd = [Float](repeating: 0, count: n)
-        let (g, b, eps) = (gamma.value, beta.value, epsilon)
-        x.scalars.withUnsafeBufferPointer { x in
-            y.withUnsafeMutableBufferPointer { y in
-                xhat.withUnsafeMutableBufferPointer { xhat in
-                    for i in 0..<n {
-                        var mean: Float = 0
-                        for c in 0..<d { mean += x[i * d + c] }
-                        mean /= Float(d)
-                        var variance: Float = 0
-                        for c in 0..<d { variance += (x[i * d + c] - mean) * (x[i * d + c] - mean) }
-                        let r = 1 / (variance / Float(d) + eps).squareRoot()
-                        rstd[i] = r
-                        for c in 0..<d {
-                            let h = (x[i * d + c] - mean) * r
-                            xhat[i * d + c] = h
-                            y[i * d + c] = h * g[c] + b[c]
-                        }
-                    }
-                }
-            }
-        }
-        (normalized, reciprocalStd) = exec.training ? (xhat, rstd) : ([], [])
-        return try Tensor(shape: [n, d], scalars: y)
+        let result = try exec.backend.layerNorm(x, gamma: gamma.value, beta: beta.value, epsilon: epsilon,
+                                                keepingNormalized: exec.training)
+        (normalized, reciprocalStd) = exec.training ? (result.normalized, result.reciprocalDeviations) : ([], [])
+        return result.output
     }
 
     /// Takes dL/d(output) for the last training forward, returns dL/d(input) [n, features],

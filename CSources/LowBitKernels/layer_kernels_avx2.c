@@ -1,0 +1,173 @@
+/* AVX2 + FMA float kernels: the contracts of lowbit_kernels.def, 8 lanes at a time; the
+ * canonical 16-lane sums keep their 16 partials in two registers (lanes 0-7 and 8-15). */
+#include "lowbit_internal.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#pragma clang fp contract(off)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* the first `left` lanes (0..8) */
+INLINE __m256i tail_mask(int64_t left) {
+    const int n = left >= 8 ? 8 : left <= 0 ? 0 : (int)left;
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+INLINE __m256 load(const float *p, int64_t left) {
+    return left >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, tail_mask(left));
+}
+INLINE void store(float *p, int64_t left, __m256 v) {
+    if (left >= 8) _mm256_storeu_ps(p, v);
+    else if (left > 0) _mm256_maskstore_ps(p, tail_mask(left), v);
+}
+INLINE __m256 zero_past(__m256 v, int64_t left) {
+    return left >= 8 ? v : _mm256_and_ps(v, _mm256_castsi256_ps(tail_mask(left)));
+}
+
+/* lowbit_expf, lane by lane */
+INLINE __m256 exp8(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(LOWBIT_EXP_LO));
+    x = _mm256_min_ps(x, _mm256_set1_ps(LOWBIT_EXP_HI));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOWBIT_EXP_LOG2E)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-LOWBIT_EXP_C1), x);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(-LOWBIT_EXP_C2), r);
+    const __m256 z = _mm256_mul_ps(r, r);
+    __m256 p = _mm256_set1_ps(LOWBIT_EXP_P0);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LOWBIT_EXP_P1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LOWBIT_EXP_P2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LOWBIT_EXP_P3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LOWBIT_EXP_P4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LOWBIT_EXP_P5));
+    __m256 y = _mm256_fmadd_ps(p, z, r);
+    y = _mm256_add_ps(y, _mm256_set1_ps(1.0f));
+    const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
+}
+
+/* partials lo (lanes 0-7) and hi (8-15): lane l += lane l + w for w = 8, 4, 2, 1 */
+INLINE float fold16(__m256 lo, __m256 hi) {
+    const __m256 a = _mm256_add_ps(lo, hi);
+    const __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    const __m128 c = _mm_add_ps(b, _mm_movehl_ps(b, b));
+    const __m128 d = _mm_add_ss(c, _mm_movehdup_ps(c));
+    return _mm_cvtss_f32(d);
+}
+
+static float sum16_avx2(const float *x, int64_t n) {
+    __m256 lo = _mm256_setzero_ps(), hi = lo;
+    for (int64_t i = 0; i < n; i += 16) {
+        lo = _mm256_add_ps(lo, load(x + i, n - i));
+        hi = _mm256_add_ps(hi, load(x + i + 8, n - i - 8));
+    }
+    return fold16(lo, hi);
+}
+
+static void softmax_avx2(float *restrict x, int64_t n, float scale) {
+    const __m256 s = _mm256_set1_ps(scale);
+    float m = -INFINITY;
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    for (int64_t i = 0; i < n; i += 8) {
+        const __m256 v = _mm256_mul_ps(load(x + i, n - i), s);
+        store(x + i, n - i, v);
+        const __m256 keep = _mm256_castsi256_ps(tail_mask(n - i));
+        mv = _mm256_max_ps(mv, _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), v, keep));
+    }
+    float lanes[8];
+    _mm256_storeu_ps(lanes, mv);
+    for (int l = 0; l < 8; l++) m = lanes[l] > m ? lanes[l] : m;
+    const __m256 mx = _mm256_set1_ps(m);
+    __m256 lo = _mm256_setzero_ps(), hi = lo;
+    for (int64_t i = 0; i < n; i += 16) {
+        const __m256 e0 = zero_past(exp8(_mm256_sub_ps(load(x + i, n - i), mx)), n - i);
+        const __m256 e1 = zero_past(exp8(_mm256_sub_ps(load(x + i + 8, n - i - 8), mx)), n - i - 8);
+        store(x + i, n - i, e0);
+        store(x + i + 8, n - i - 8, e1);
+        lo = _mm256_add_ps(lo, e0);
+        hi = _mm256_add_ps(hi, e1);
+    }
+    const __m256 total = _mm256_set1_ps(fold16(lo, hi));
+    for (int64_t i = 0; i < n; i += 8) store(x + i, n - i, _mm256_div_ps(load(x + i, n - i), total));
+}
+
+INLINE __m256 sigmoid8(__m256 u) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256 e = exp8(_mm256_xor_ps(u, _mm256_set1_ps(-0.0f)));  /* -u, as the scalar twin */
+    return _mm256_div_ps(one, _mm256_add_ps(one, e));
+}
+
+static void silu_avx2(const float *restrict u, int64_t n, float *restrict a) {
+    for (int64_t i = 0; i < n; i += 8) {
+        const __m256 v = load(u + i, n - i);
+        store(a + i, n - i, _mm256_mul_ps(v, sigmoid8(v)));
+    }
+}
+
+static void silu_backward_avx2(const float *restrict u, int64_t n, float *restrict g) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (int64_t i = 0; i < n; i += 8) {
+        const __m256 v = load(u + i, n - i), s = sigmoid8(v);
+        const __m256 f = _mm256_mul_ps(s, _mm256_add_ps(one, _mm256_mul_ps(v, _mm256_sub_ps(one, s))));
+        store(g + i, n - i, _mm256_mul_ps(load(g + i, n - i), f));
+    }
+}
+
+static void layernorm_avx2(const float *restrict x, int64_t d, const float *restrict gamma, const float *restrict beta,
+                           float eps, float *restrict y, float *restrict xhat, float *restrict rstd) {
+    const float mean = sum16_avx2(x, d) / (float)d;
+    const __m256 mv = _mm256_set1_ps(mean);
+    __m256 lo = _mm256_setzero_ps(), hi = lo;
+    for (int64_t i = 0; i < d; i += 16) {
+        const __m256 t0 = zero_past(_mm256_sub_ps(load(x + i, d - i), mv), d - i);
+        const __m256 t1 = zero_past(_mm256_sub_ps(load(x + i + 8, d - i - 8), mv), d - i - 8);
+        lo = _mm256_add_ps(lo, _mm256_mul_ps(t0, t0));
+        hi = _mm256_add_ps(hi, _mm256_mul_ps(t1, t1));
+    }
+    const float r = 1.0f / sqrtf(fold16(lo, hi) / (float)d + eps);
+    const __m256 rv = _mm256_set1_ps(r);
+    for (int64_t i = 0; i < d; i += 8) {
+        const __m256 h = _mm256_mul_ps(_mm256_sub_ps(load(x + i, d - i), mv), rv);
+        if (xhat) store(xhat + i, d - i, h);
+        store(y + i, d - i, _mm256_fmadd_ps(h, load(gamma + i, d - i), load(beta + i, d - i)));
+    }
+    *rstd = r;
+}
+
+/* 32 keys per pass over q: four accumulators share each broadcast of q[c] */
+static void scores_avx2(const float *restrict q, const float *restrict kt, int64_t ldk, int64_t width, int64_t count,
+                        float *restrict out) {
+    for (int64_t j = 0; j < count; j += 32) {
+        const int64_t left = count - j;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t c = 0; c < width; c++) {
+            const __m256 qc = _mm256_set1_ps(q[c]);
+            const float *row = kt + c * ldk + j;
+            a0 = _mm256_fmadd_ps(qc, load(row, left), a0);
+            if (left > 8) a1 = _mm256_fmadd_ps(qc, load(row + 8, left - 8), a1);
+            if (left > 16) a2 = _mm256_fmadd_ps(qc, load(row + 16, left - 16), a2);
+            if (left > 24) a3 = _mm256_fmadd_ps(qc, load(row + 24, left - 24), a3);
+        }
+        store(out + j, left, a0);
+        store(out + j + 8, left - 8, a1);
+        store(out + j + 16, left - 16, a2);
+        store(out + j + 24, left - 24, a3);
+    }
+}
+
+static void axpy_avx2(float a, const float *restrict x, int64_t n, float *restrict y) {
+    const __m256 av = _mm256_set1_ps(a);
+    for (int64_t i = 0; i < n; i += 8) store(y + i, n - i, _mm256_fmadd_ps(av, load(x + i, n - i), load(y + i, n - i)));
+}
+
+#pragma clang attribute pop
+
+void lowbit_table_init_layers_avx2(lowbit_kernel_table *t) {
+#define SET(name)            \
+    t->name = name##_avx2;   \
+    t->name##_isa = LOWBIT_ISA_AVX2;
+    SET(softmax) SET(silu) SET(silu_backward) SET(layernorm) SET(scores) SET(axpy)
+#undef SET
+}
+#endif

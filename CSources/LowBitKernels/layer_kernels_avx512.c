@@ -1,0 +1,161 @@
+/* AVX-512F float kernels: the contracts of lowbit_kernels.def, 16 lanes at a time, with the
+ * scalar twins' operations in the same order (masked loads pad tails with +0.0). */
+#include "lowbit_internal.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#pragma clang fp contract(off)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))), apply_to = function)
+
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE __mmask16 tail_mask(int64_t left) {
+    return left >= 16 ? (__mmask16)0xffff : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+}
+
+/* lowbit_expf, lane by lane */
+INLINE __m512 exp16(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(LOWBIT_EXP_LO));
+    x = _mm512_min_ps(x, _mm512_set1_ps(LOWBIT_EXP_HI));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(LOWBIT_EXP_LOG2E)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-LOWBIT_EXP_C1), x);
+    r = _mm512_fmadd_ps(n, _mm512_set1_ps(-LOWBIT_EXP_C2), r);
+    const __m512 z = _mm512_mul_ps(r, r);
+    __m512 p = _mm512_set1_ps(LOWBIT_EXP_P0);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LOWBIT_EXP_P1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LOWBIT_EXP_P2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LOWBIT_EXP_P3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LOWBIT_EXP_P4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LOWBIT_EXP_P5));
+    __m512 y = _mm512_fmadd_ps(p, z, r);
+    y = _mm512_add_ps(y, _mm512_set1_ps(1.0f));
+    const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(y, _mm512_castsi512_ps(bits));
+}
+
+/* lane l += lane l + w for w = 8, 4, 2, 1 */
+INLINE float fold16(__m512 v) {
+    const __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    const __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    const __m128 c = _mm_add_ps(b, _mm_movehl_ps(b, b));
+    const __m128 d = _mm_add_ss(c, _mm_movehdup_ps(c));
+    return _mm_cvtss_f32(d);
+}
+
+static float sum16_avx512(const float *x, int64_t n) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(tail_mask(n - i), x + i));
+    return fold16(acc);
+}
+
+static void softmax_avx512(float *restrict x, int64_t n, float scale) {
+    const __m512 s = _mm512_set1_ps(scale);
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 k = tail_mask(n - i);
+        const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), s);
+        _mm512_mask_storeu_ps(x + i, k, v);
+        m = _mm512_mask_max_ps(m, k, m, v);
+    }
+    const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(m));
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 k = tail_mask(n - i);
+        const __m512 e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), mx)));
+        _mm512_mask_storeu_ps(x + i, k, e);
+        acc = _mm512_add_ps(acc, e);
+    }
+    const __m512 total = _mm512_set1_ps(fold16(acc));
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 k = tail_mask(n - i);
+        _mm512_mask_storeu_ps(x + i, k, _mm512_div_ps(_mm512_maskz_loadu_ps(k, x + i), total));
+    }
+}
+
+INLINE __m512 sigmoid16(__m512 u) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512 e = exp16(_mm512_xor_ps(u, _mm512_set1_ps(-0.0f)));  /* -u, as the scalar twin */
+    return _mm512_div_ps(one, _mm512_add_ps(one, e));
+}
+
+static void silu_avx512(const float *restrict u, int64_t n, float *restrict a) {
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 k = tail_mask(n - i);
+        const __m512 v = _mm512_maskz_loadu_ps(k, u + i);
+        _mm512_mask_storeu_ps(a + i, k, _mm512_mul_ps(v, sigmoid16(v)));
+    }
+}
+
+static void silu_backward_avx512(const float *restrict u, int64_t n, float *restrict g) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 k = tail_mask(n - i);
+        const __m512 v = _mm512_maskz_loadu_ps(k, u + i), s = sigmoid16(v);
+        const __m512 f = _mm512_mul_ps(s, _mm512_add_ps(one, _mm512_mul_ps(v, _mm512_sub_ps(one, s))));
+        _mm512_mask_storeu_ps(g + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, g + i), f));
+    }
+}
+
+static void layernorm_avx512(const float *restrict x, int64_t d, const float *restrict gamma, const float *restrict beta,
+                             float eps, float *restrict y, float *restrict xhat, float *restrict rstd) {
+    const float mean = sum16_avx512(x, d) / (float)d;
+    const __m512 mv = _mm512_set1_ps(mean);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < d; i += 16) {
+        const __mmask16 k = tail_mask(d - i);
+        const __m512 t = _mm512_maskz_mov_ps(k, _mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), mv));
+        acc = _mm512_add_ps(acc, _mm512_mul_ps(t, t));
+    }
+    const float r = 1.0f / sqrtf(fold16(acc) / (float)d + eps);
+    const __m512 rv = _mm512_set1_ps(r);
+    for (int64_t i = 0; i < d; i += 16) {
+        const __mmask16 k = tail_mask(d - i);
+        const __m512 h = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), mv), rv);
+        if (xhat) _mm512_mask_storeu_ps(xhat + i, k, h);
+        _mm512_mask_storeu_ps(y + i, k, _mm512_fmadd_ps(h, _mm512_maskz_loadu_ps(k, gamma + i), _mm512_maskz_loadu_ps(k, beta + i)));
+    }
+    *rstd = r;
+}
+
+/* 64 keys per pass over q: four accumulators share each broadcast of q[c] */
+static void scores_avx512(const float *restrict q, const float *restrict kt, int64_t ldk, int64_t width, int64_t count,
+                          float *restrict out) {
+    for (int64_t j = 0; j < count; j += 64) {
+        const __mmask16 k0 = tail_mask(count - j), k1 = tail_mask(count - j - 16), k2 = tail_mask(count - j - 32),
+                        k3 = tail_mask(count - j - 48);
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t c = 0; c < width; c++) {
+            const __m512 qc = _mm512_set1_ps(q[c]);
+            const float *row = kt + c * ldk + j;
+            a0 = _mm512_fmadd_ps(qc, _mm512_maskz_loadu_ps(k0, row), a0);
+            if (k1) a1 = _mm512_fmadd_ps(qc, _mm512_maskz_loadu_ps(k1, row + 16), a1);
+            if (k2) a2 = _mm512_fmadd_ps(qc, _mm512_maskz_loadu_ps(k2, row + 32), a2);
+            if (k3) a3 = _mm512_fmadd_ps(qc, _mm512_maskz_loadu_ps(k3, row + 48), a3);
+        }
+        _mm512_mask_storeu_ps(out + j, k0, a0);
+        _mm512_mask_storeu_ps(out + j + 16, k1, a1);
+        _mm512_mask_storeu_ps(out + j + 32, k2, a2);
+        _mm512_mask_storeu_ps(out + j + 48, k3, a3);
+    }
+}
+
+static void axpy_avx512(float a, const float *restrict x, int64_t n, float *restrict y) {
+    const __m512 av = _mm512_set1_ps(a);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 k = tail_mask(n - i);
+        _mm512_mask_storeu_ps(y + i, k, _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(k, x + i), _mm512_maskz_loadu_ps(k, y + i)));
+    }
+}
+
+#pragma clang attribute pop
+
+void lowbit_table_init_layers_avx512(lowbit_kernel_table *t) {
+#define SET(name)              \
+    t->name = name##_avx512;   \
+    t->name##_isa = LOWBIT_ISA_AVX512;
+    SET(softmax) SET(silu) SET(silu_backward) SET(layernorm) SET(scores) SET(axpy)
+#undef SET
+}
+#endif

@@ -1,0 +1,65 @@
+/* Scalar twins of the float kernels (softmax, SiLU, layer norm, attention scores, axpy): the
+ * operations of the contracts in lowbit_kernels.def, one lane at a time. */
+#include "lowbit_internal.h"
+
+/* Only what the contracts fuse is fused (fmaf): a multiply and an add stay two roundings. */
+#pragma clang fp contract(off)
+
+void lowbit_softmax_scalar(float *restrict x, int64_t n, float scale) {
+    float m = -INFINITY;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = x[i] * scale;
+        m = x[i] > m ? x[i] : m;
+    }
+    for (int64_t i = 0; i < n; i++) x[i] = lowbit_expf(x[i] - m);
+    const float total = lowbit_sum16(x, n);
+    for (int64_t i = 0; i < n; i++) x[i] = x[i] / total;
+}
+
+static inline float sigmoid(float u) { return 1.0f / (1.0f + lowbit_expf(-u)); }
+
+void lowbit_silu_scalar(const float *restrict u, int64_t n, float *restrict a) {
+    for (int64_t i = 0; i < n; i++) a[i] = u[i] * sigmoid(u[i]);
+}
+
+void lowbit_silu_backward_scalar(const float *restrict u, int64_t n, float *restrict g) {
+    for (int64_t i = 0; i < n; i++) {
+        const float s = sigmoid(u[i]);
+        const float f = s * (1.0f + u[i] * (1.0f - s));
+        g[i] = g[i] * f;
+    }
+}
+
+void lowbit_layernorm_scalar(const float *restrict x, int64_t d, const float *restrict gamma, const float *restrict beta,
+                             float eps, float *restrict y, float *restrict xhat, float *restrict rstd) {
+    const float mean = lowbit_sum16(x, d) / (float)d;
+    float lane[16] = {0};
+    for (int64_t i = 0; i < d; i++) {
+        const float t = x[i] - mean;
+        lane[i % 16] = lane[i % 16] + t * t;
+    }
+    /* the padded tail adds +0.0 to the lanes past d % 16, as the vector code does */
+    for (int64_t i = d; i % 16; i++) lane[i % 16] = lane[i % 16] + 0.0f;
+    for (int w = 8; w >= 1; w /= 2)
+        for (int l = 0; l < w; l++) lane[l] = lane[l] + lane[l + w];
+    const float r = 1.0f / sqrtf(lane[0] / (float)d + eps);
+    for (int64_t i = 0; i < d; i++) {
+        const float h = (x[i] - mean) * r;
+        if (xhat) xhat[i] = h;
+        y[i] = fmaf(h, gamma[i], beta[i]);
+    }
+    *rstd = r;
+}
+
+void lowbit_scores_scalar(const float *restrict q, const float *restrict kt, int64_t ldk, int64_t width, int64_t count,
+                          float *restrict out) {
+    for (int64_t j = 0; j < count; j++) {
+        float acc = 0.0f;
+        for (int64_t c = 0; c < width; c++) acc = fmaf(q[c], kt[c * ldk + j], acc);
+        out[j] = acc;
+    }
+}
+
+void lowbit_axpy_scalar(float a, const float *restrict x, int64_t n, float *restrict y) {
+    for (int64_t i = 0; i < n; i++) y[i] = fmaf(a, x[i], y[i]);
+}

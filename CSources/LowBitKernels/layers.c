@@ -1,0 +1,192 @@
+/* The model's float passes (layer norm, SiLU, causal attention): blocking and threading written
+ * once over the ISA's float kernels. Work splits by rows, or by (sequence, head) units whose
+ * outputs are disjoint, so every thread count gives the same bits. */
+#include "lowbit_internal.h"
+
+#pragma clang fp contract(off)
+
+/* Multiply-adds (or values) each thread must get before a call splits. */
+#define LAYER_GRAIN ((int64_t)1 << 15)
+
+/* ---- layer norm ---- */
+
+typedef struct {
+    const lowbit_kernel_table *t;
+    const float *x, *gamma, *beta;
+    int64_t d;
+    float eps;
+    float *y, *xhat, *rstd;
+} norm_job;
+
+static void norm_rows(void *p, int64_t begin, int64_t end) {
+    const norm_job *j = p;
+    for (int64_t r = begin; r < end; r++)
+        j->t->layernorm(j->x + r * j->d, j->d, j->gamma, j->beta, j->eps, j->y + r * j->d,
+                        j->xhat ? j->xhat + r * j->d : NULL, j->rstd + r);
+}
+
+lowbit_status lowbit_layernorm_forward(const lowbit_context *ctx, const float *x, int64_t n, int64_t d,
+                                       const float *gamma, const float *beta, float eps, float *y, float *xhat,
+                                       float *rstd) {
+    if (!ctx || !x || !gamma || !beta || !y || !rstd) return LOWBIT_ERR_ARGUMENT;
+    if (n <= 0 || d <= 0) return LOWBIT_ERR_SHAPE;
+    if (!(eps > 0.0f)) return LOWBIT_ERR_ARGUMENT;
+    norm_job j = {ctx->table, x, gamma, beta, d, eps, y, xhat, rstd};
+    lowbit_parallel_for(lowbit_threads_for_work(ctx->threads, n * d, LAYER_GRAIN), n, norm_rows, &j);
+    return LOWBIT_OK;
+}
+
+/* ---- SiLU ---- */
+
+#define SILU_BLOCK 1024 /* values per unit of work */
+
+typedef struct {
+    const lowbit_kernel_table *t;
+    const float *u;
+    int64_t n;
+    float *out;
+    int backward;
+} silu_job;
+
+static void silu_blocks(void *p, int64_t begin, int64_t end) {
+    const silu_job *j = p;
+    for (int64_t b = begin; b < end; b++) {
+        const int64_t at = b * SILU_BLOCK, len = j->n - at < SILU_BLOCK ? j->n - at : SILU_BLOCK;
+        if (j->backward) j->t->silu_backward(j->u + at, len, j->out + at);
+        else j->t->silu(j->u + at, len, j->out + at);
+    }
+}
+
+static lowbit_status silu_run(const lowbit_context *ctx, const float *u, int64_t n, float *out, int backward) {
+    if (!ctx || !u || !out) return LOWBIT_ERR_ARGUMENT;
+    if (n <= 0) return LOWBIT_ERR_SHAPE;
+    silu_job j = {ctx->table, u, n, out, backward};
+    const int64_t blocks = (n + SILU_BLOCK - 1) / SILU_BLOCK;
+    lowbit_parallel_for(lowbit_threads_for_work(ctx->threads, n, LAYER_GRAIN), blocks, silu_blocks, &j);
+    return LOWBIT_OK;
+}
+
+lowbit_status lowbit_silu_forward(const lowbit_context *ctx, const float *u, int64_t n, float *a) {
+    return silu_run(ctx, u, n, a, 0);
+}
+
+lowbit_status lowbit_silu_backward(const lowbit_context *ctx, const float *u, int64_t n, float *g) {
+    return silu_run(ctx, u, n, g, 1);
+}
+
+/* ---- causal self-attention ---- */
+
+size_t lowbit_attention_workspace_size(int64_t batch, int64_t steps, int64_t hidden, int64_t heads) {
+    if (batch <= 0 || steps <= 0 || hidden <= 0 || heads <= 0) return 0;
+    /* per (sequence, head): hd x steps transposed keys (or values), then a row of steps */
+    return (size_t)(batch * heads) * (size_t)(hidden / heads * steps + steps) * sizeof(float);
+}
+
+typedef struct {
+    const lowbit_kernel_table *t;
+    const float *qkv, *probs, *datt;
+    const int64_t *lengths;
+    int64_t steps, hidden, heads;
+    float scale;
+    float *att, *probs_out, *dqkv, *workspace;
+} attention_job;
+
+/* The unit's keys (offset `part` = hidden) or values (2 * hidden) of its head, transposed:
+ * kt[c * steps + j] for the visible rows j. */
+static void transpose_head(const attention_job *j, int64_t b, int64_t h, int64_t part, int64_t len, float *kt) {
+    const int64_t T = j->steps, H = j->hidden, hd = H / j->heads;
+    for (int64_t r = 0; r < len; r++) {
+        const float *src = j->qkv + (b * T + r) * 3 * H + part + h * hd;
+        for (int64_t c = 0; c < hd; c++) kt[c * T + r] = src[c];
+    }
+}
+
+static void attention_units(void *p, int64_t begin, int64_t end) {
+    const attention_job *j = p;
+    const int64_t T = j->steps, H = j->hidden, hd = H / j->heads, ld = 3 * H;
+    for (int64_t u = begin; u < end; u++) {
+        const int64_t b = u / j->heads, h = u % j->heads, len = j->lengths[b];
+        float *kt = j->workspace + u * (hd * T + T), *s = kt + hd * T;
+        transpose_head(j, b, h, H, len, kt);
+        for (int64_t i = 0; i < T; i++) {
+            const int64_t count = (i < len - 1 ? i : len - 1) + 1;
+            j->t->scores(j->qkv + (b * T + i) * ld + h * hd, kt, T, hd, count, s);
+            j->t->softmax(s, count, j->scale);
+            float *o = j->att + (b * T + i) * H + h * hd;
+            memset(o, 0, (size_t)hd * sizeof *o);
+            for (int64_t k = 0; k < count; k++) j->t->axpy(s[k], j->qkv + (b * T + k) * ld + 2 * H + h * hd, hd, o);
+            if (j->probs_out) {
+                float *row = j->probs_out + ((b * j->heads + h) * T + i) * T;
+                memcpy(row, s, (size_t)count * sizeof *row);
+                memset(row + count, 0, (size_t)(T - count) * sizeof *row);
+            }
+        }
+    }
+}
+
+static void attention_backward_units(void *p, int64_t begin, int64_t end) {
+    const attention_job *j = p;
+    const int64_t T = j->steps, H = j->hidden, hd = H / j->heads, ld = 3 * H;
+    for (int64_t u = begin; u < end; u++) {
+        const int64_t b = u / j->heads, h = u % j->heads, len = j->lengths[b];
+        float *vt = j->workspace + u * (hd * T + T), *dp = vt + hd * T;
+        transpose_head(j, b, h, 2 * H, len, vt);
+        for (int64_t r = 0; r < T; r++)
+            for (int64_t part = 0; part < 3; part++) memset(j->dqkv + (b * T + r) * ld + part * H + h * hd, 0, (size_t)hd * sizeof(float));
+        for (int64_t i = 0; i < T; i++) {
+            const int64_t count = (i < len - 1 ? i : len - 1) + 1;
+            const float *pr = j->probs + ((b * j->heads + h) * T + i) * T;
+            const float *d_o = j->datt + (b * T + i) * H + h * hd;
+            j->t->scores(d_o, vt, T, hd, count, dp);
+            float weighted = 0.0f;
+            for (int64_t k = 0; k < count; k++) {
+                j->t->axpy(pr[k], d_o, hd, j->dqkv + (b * T + k) * ld + 2 * H + h * hd);
+                weighted = weighted + pr[k] * dp[k];
+            }
+            const float *q = j->qkv + (b * T + i) * ld + h * hd;
+            float *dq = j->dqkv + (b * T + i) * ld + h * hd;
+            for (int64_t k = 0; k < count; k++) {
+                const float ds = pr[k] * (dp[k] - weighted) * j->scale;
+                j->t->axpy(ds, j->qkv + (b * T + k) * ld + H + h * hd, hd, dq);
+                j->t->axpy(ds, q, hd, j->dqkv + (b * T + k) * ld + H + h * hd);
+            }
+        }
+    }
+}
+
+static lowbit_status attention_check(const lowbit_context *ctx, const float *qkv, int64_t batch, int64_t steps,
+                                     int64_t hidden, int64_t heads, const int64_t *lengths, const void *workspace) {
+    if (!ctx || !qkv || !lengths || !workspace) return LOWBIT_ERR_ARGUMENT;
+    if (batch <= 0 || steps <= 0 || hidden <= 0 || heads <= 0 || hidden % heads) return LOWBIT_ERR_SHAPE;
+    for (int64_t b = 0; b < batch; b++)
+        if (lengths[b] < 1 || lengths[b] > steps) return LOWBIT_ERR_SHAPE;
+    return LOWBIT_OK;
+}
+
+lowbit_status lowbit_attention_forward(const lowbit_context *ctx, const float *qkv, int64_t batch, int64_t steps,
+                                       int64_t hidden, int64_t heads, const int64_t *lengths, float scale, float *att,
+                                       float *probs, void *workspace) {
+    const lowbit_status st = attention_check(ctx, qkv, batch, steps, hidden, heads, lengths, workspace);
+    if (st != LOWBIT_OK) return st;
+    if (!att) return LOWBIT_ERR_ARGUMENT;
+    attention_job j = {.t = ctx->table, .qkv = qkv, .lengths = lengths, .steps = steps, .hidden = hidden,
+                       .heads = heads, .scale = scale, .att = att, .probs_out = probs, .workspace = workspace};
+    const int64_t units = batch * heads;
+    lowbit_parallel_for(lowbit_threads_for_work(ctx->threads, units * steps * steps * (hidden / heads), LAYER_GRAIN * 4),
+                        units, attention_units, &j);
+    return LOWBIT_OK;
+}
+
+lowbit_status lowbit_attention_backward(const lowbit_context *ctx, const float *qkv, const float *probs,
+                                        const float *datt, int64_t batch, int64_t steps, int64_t hidden, int64_t heads,
+                                        const int64_t *lengths, float scale, float *dqkv, void *workspace) {
+    const lowbit_status st = attention_check(ctx, qkv, batch, steps, hidden, heads, lengths, workspace);
+    if (st != LOWBIT_OK) return st;
+    if (!probs || !datt || !dqkv) return LOWBIT_ERR_ARGUMENT;
+    attention_job j = {.t = ctx->table, .qkv = qkv, .probs = probs, .datt = datt, .lengths = lengths, .steps = steps,
+                       .hidden = hidden, .heads = heads, .scale = scale, .dqkv = dqkv, .workspace = workspace};
+    const int64_t units = batch * heads;
+    lowbit_parallel_for(lowbit_threads_for_work(ctx->threads, units * steps * steps * (hidden / heads), LAYER_GRAIN * 4),
+                        units, attention_backward_units, &j);
+    return LOWBIT_OK;
+}
