@@ -63,3 +63,14 @@ void lowbit_scores_scalar(const float *restrict q, const float *restrict kt, int
 void lowbit_axpy_scalar(float a, const float *restrict x, int64_t n, float *restrict y) {
     for (int64_t i = 0; i < n; i++) y[i] = fmaf(a, x[i], y[i]);
 }
+
+void lowbit_quantize_stochastic_scalar(const float *restrict x, int64_t n, float inv, uint64_t state, int64_t first,
+                                       int8_t *restrict q) {
+    for (int64_t i = 0; i < n; i++) {
+        const uint64_t bits = lowbit_splitmix(state + (uint64_t)(first + i + 1) * LOWBIT_SPLITMIX_INCREMENT);
+        const float u = (float)(bits >> 40) * 0x1p-24f;
+        float r = floorf(x[i] * inv + u);
+        r = r < -127.0f ? -127.0f : (r > 127.0f ? 127.0f : r);
+        q[i] = (int8_t)r;
+    }
+}

@@ -226,4 +226,12 @@ static inline float lowbit_sum16(const float *x, int64_t n) {
     return lane[0];
 }
 
+/* SplitMix64's output function and step: the generator of the stochastic rounding. */
+#define LOWBIT_SPLITMIX_INCREMENT 0x9E3779B97F4A7C15ull
+static inline uint64_t lowbit_splitmix(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
 #endif

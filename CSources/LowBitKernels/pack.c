@@ -6,21 +6,30 @@ static int value_ok(const lowbit_format_traits *f, int v) {
     return v >= f->qmin && v <= f->qmax && (f->step == 1 || (v + f->zero_point) % f->step == 0);
 }
 
-/* Element (row, col) of the source is q[row * rs + col * cs]. */
+/* Element (row, col) of the source is q[row * rs + col * cs]. Each row's codes are gathered
+ * a chunk (4 bytes: chunk_k codes) at a time and stored once; the layout is that of
+ * lowbit_code_offset: code kk of a chunk in byte kk % 4 at bit (kk / 4) * bits. */
 lowbit_status lowbit_pack_strided(lowbit_format format, const int8_t *q, int64_t m, int64_t k, int64_t rs,
                                   int64_t cs, uint8_t *out) {
     const lowbit_format_traits *f = lowbit_format_get(format);
     if (!f || !q || !out) return LOWBIT_ERR_ARGUMENT;
     if (m <= 0 || k <= 0) return LOWBIT_ERR_SHAPE;
     const int64_t kpad = lowbit_padded_k(k);
+    const int bits = f->bits, chunk_k = 32 / bits, halve = f->step == 2;
+    const int64_t chunks = kpad / chunk_k;
     memset(out, 0, lowbit_packed_size(format, m, k));
     for (int64_t r = 0; r < m; r++) {
-        for (int64_t c = 0; c < k; c++) {
-            const int v = q[r * rs + c * cs];
-            if (!value_ok(f, v)) return LOWBIT_ERR_ARGUMENT;
-            int shift;
-            const size_t at = lowbit_code_offset(f->bits, kpad, r, c, &shift);
-            out[at] |= (uint8_t)(((v + f->zero_point) / f->step) << shift);
+        uint8_t *row = out + (r / LOWBIT_PANEL_ROWS) * chunks * LOWBIT_CHUNK_BYTES + (r % LOWBIT_PANEL_ROWS) * 4;
+        const int8_t *src = q + r * rs;
+        for (int64_t ch = 0; ch * chunk_k < k; ch++) {
+            const int64_t c0 = ch * chunk_k, n = k - c0 < chunk_k ? k - c0 : chunk_k;
+            uint8_t bytes[4] = {0, 0, 0, 0};
+            for (int64_t kk = 0; kk < n; kk++) {
+                const int v = src[(c0 + kk) * cs];
+                if (!value_ok(f, v)) return LOWBIT_ERR_ARGUMENT;
+                bytes[kk % 4] |= (uint8_t)(((v + f->zero_point) >> halve) << ((kk / 4) * bits));
+            }
+            memcpy(row + ch * LOWBIT_CHUNK_BYTES, bytes, 4);
         }
     }
     return LOWBIT_OK;

@@ -141,3 +141,55 @@ lowbit_status lowbit_quantize_activations(const lowbit_context *ctx, const float
                                           int8_t *q, int64_t ldq, float *scales) {
     return run(ctx, KIND_ABSMAX, x, n, k, k, 127, 127.0f, q, ldq, scales);
 }
+
+/* ---- stochastic rounding (the quantized gradients of QT) ---- */
+
+typedef struct {
+    const lowbit_kernel_table *t;
+    const float *x;
+    int64_t cols, ldq;
+    uint64_t state;
+    int8_t *q;
+    float *scales; /* the rows' absmax after the first pass, their scales after the second */
+    int bad;
+} stochastic_job;
+
+static void stochastic_absmax(void *p, int64_t begin, int64_t end) {
+    stochastic_job *j = p;
+    int bad = 0;
+    for (int64_t r = begin; r < end; r++) bad |= j->t->absmax(j->x + r * j->cols, j->cols, j->scales + r);
+    if (bad) __atomic_store_n(&j->bad, 1, __ATOMIC_RELAXED);
+}
+
+static void stochastic_rows(void *p, int64_t begin, int64_t end) {
+    stochastic_job *j = p;
+    /* draws are taken in row order, one per value of each non-zero row */
+    int64_t first = 0;
+    for (int64_t r = 0; r < begin; r++) first += j->scales[r] > 0.0f ? j->cols : 0;
+    for (int64_t r = begin; r < end; r++) {
+        const float absmax = j->scales[r];
+        int8_t *q = j->q + r * j->ldq;
+        memset(q + j->cols, 0, (size_t)(j->ldq - j->cols));
+        j->scales[r] = absmax / 127.0f;
+        if (!(absmax > 0.0f)) {
+            memset(q, 0, (size_t)j->cols);
+            continue;
+        }
+        float inv = 127.0f / absmax;
+        inv = inv <= FLT_MAX ? inv : FLT_MAX;
+        j->t->quantize_stochastic(j->x + r * j->cols, j->cols, inv, j->state, first, q);
+        first += j->cols;
+    }
+}
+
+lowbit_status lowbit_quantize_stochastic(const lowbit_context *ctx, const float *x, int64_t rows, int64_t cols,
+                                         uint64_t seed, int8_t *q, int64_t ldq, float *scales) {
+    if (!ctx || !x || !q || !scales) return LOWBIT_ERR_ARGUMENT;
+    if (rows <= 0 || cols <= 0 || ldq < cols) return LOWBIT_ERR_SHAPE;
+    stochastic_job j = {.t = ctx->table, .x = x, .cols = cols, .ldq = ldq, .state = seed, .q = q, .scales = scales};
+    const int threads = lowbit_threads_for_work(ctx->threads, rows * cols, QUANTIZE_GRAIN);
+    lowbit_parallel_for(threads, rows, stochastic_absmax, &j);
+    if (j.bad) return LOWBIT_ERR_NONFINITE;
+    lowbit_parallel_for(threads, rows, stochastic_rows, &j);
+    return LOWBIT_OK;
+}

@@ -338,6 +338,26 @@ static void test_kernel_axpy(const lowbit_kernel_table *t) {
     }
 }
 
+static void test_kernel_quantize_stochastic(const lowbit_kernel_table *t) {
+    for (int s = 0; s < NSIZES; s++) {
+        const int64_t n = sizes[s], first = rand_int(0, 1000);
+        float *x = xmalloc(n * sizeof *x);
+        int8_t *a = xmalloc(n), *b = xmalloc(n);
+        fill_floats(x, n, 1.0f);
+        x[0] = 1.0f, x[n - 1] = -1.0f; /* the ends of the range */
+        const uint64_t state = next_u64();
+        t->quantize_stochastic(x, n, 127.0f, state, first, a);
+        lowbit_quantize_stochastic_scalar(x, n, 127.0f, state, first, b);
+        CHECK(memcmp(a, b, n) == 0, "quantize_stochastic n=%lld differs", (long long)n);
+        /* the first draw of SplitMix64 seeded 0 is 0xE220A8397B1DCDAF: u = 0xE220A8 / 2^24 */
+        float half = 0.5f;
+        int8_t q;
+        t->quantize_stochastic(&half, 1, 1.0f, 0, 0, &q);
+        CHECK(q == (0.5f + (float)0xE220A8 * 0x1p-24f >= 1.0f ? 1 : 0), "quantize_stochastic's first draw");
+        free(x), free(a), free(b);
+    }
+}
+
 /* lowbit_expf against the C library's, and its clamps */
 static void test_expf(void) {
     double worst = 0;
@@ -687,6 +707,29 @@ static void test_layers(const lowbit_context *ctx) {
               "a zero length accepted");
         for (int c = 0; c < 3; c++) free(att[c]), free(probs[c]), free(dqkv[c]), free(y[c]), free(xhat[c]), free(rstd[c]), free(a[c]);
         free(qkv), free(datt), free(work), free(want), free(g), free(be);
+    }
+    /* stochastic rounding: the scalar twins' bits on every thread count, unbiased, zero rows */
+    {
+        const int64_t rows = 37, cols = 70, ldq = 96;
+        float *x = xmalloc(rows * cols * sizeof *x), s1[37], s2[37];
+        int8_t *q1 = xmalloc(rows * ldq), *q2 = xmalloc(rows * ldq);
+        fill_floats(x, rows * cols, 3.0f);
+        memset(x + 5 * cols, 0, cols * sizeof *x); /* a zero row takes no draws */
+        memset(q1, 7, rows * ldq), memset(q2, 9, rows * ldq);
+        CHECK(lowbit_quantize_stochastic(ctx, x, rows, cols, 42, q1, ldq, s1) == LOWBIT_OK &&
+                  lowbit_quantize_stochastic(&scalar_ctx, x, rows, cols, 42, q2, ldq, s2) == LOWBIT_OK,
+              "quantize_stochastic status");
+        CHECK(memcmp(q1, q2, rows * ldq) == 0 && memcmp(s1, s2, sizeof s1) == 0, "quantize_stochastic differs from scalar");
+        double bias = 0;
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t c = 0; c < cols; c++) bias += q1[r * ldq + c] * s1[r] - x[r * cols + c];
+        CHECK(fabs(bias / (rows * cols)) < 2e-3, "stochastic rounding biased: %g per value", bias / (rows * cols));
+        int zero = s1[5] == 0;
+        for (int64_t c = 0; c < ldq; c++) zero &= q1[5 * ldq + c] == 0 && (c < cols || q1[ldq + c] == 0);
+        CHECK(zero, "a zero row or the padding is not zero");
+        x[100] = NAN;
+        CHECK(lowbit_quantize_stochastic(ctx, x, rows, cols, 42, q1, ldq, s1) == LOWBIT_ERR_NONFINITE, "NaN accepted");
+        free(x), free(q1), free(q2);
     }
     float one_value = 1.0f, out;
     CHECK(lowbit_layernorm_forward(ctx, &one_value, 0, 1, &one_value, &one_value, 1e-5f, &out, NULL, &out) == LOWBIT_ERR_SHAPE,

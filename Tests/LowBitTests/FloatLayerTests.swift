@@ -81,6 +81,22 @@ struct FloatLayerTests {
         }
     }
 
+    @Test("stochastic rounding on the kernels is the reference's, bit for bit, on every ISA and thread count")
+    func stochasticRounding() throws {
+        for (rows, cols) in [(1, 1), (3, 17), (40, 70), (7, 257)] {
+            var x = random(rows * cols, seed: UInt64(rows), scale: 5)
+            if rows > 2 { for c in 0..<cols { x[cols + c] = 0 } }   // a zero row takes no draws
+            let t = try Tensor(shape: [rows, cols], scalars: x)
+            let want = try ReferenceQuantizer.quantizeStochastic(rows: t, seed: 99)
+            for backend in try backends() {
+                #expect(try backend.quantizeStochastic(rows: t, seed: 99) == want, "\(backend.identity) \(rows)×\(cols)")
+            }
+        }
+        var bad = [Float](repeating: 1, count: 6)
+        bad[4] = .infinity
+        #expect(throws: LowBitError.self) { try KernelsBackend(threads: 1).quantizeStochastic(rows: Tensor(shape: [2, 3], scalars: bad), seed: 1) }
+    }
+
     @Test("the kernels backend refuses shapes that do not fit")
     func refusals() throws {
         let backend = try KernelsBackend(threads: 1)

@@ -231,6 +231,16 @@ lowbit_status lowbit_gemm_s8(const lowbit_context *ctx, int trans_a, int trans_b
                              int64_t n, int64_t k, const int8_t *a, int64_t lda, const int8_t *b,
                              int64_t ldb, int32_t *c, int64_t ldc, void *workspace);
 
+/**
+ * Int8 absmax per row with stochastic rounding, for gradients: scale = absmax / 127 and
+ * q = clamp(floor(x * (127 / absmax) + u), -127, 127), u uniform in [0, 1) from SplitMix64
+ * seeded with `seed`, one draw per value of each non-zero row in row order (the sequence of
+ * LowBit's Swift SeededGenerator); a zero row gives zeros. Rows of q are ldq apart, the
+ * padding past cols zeroed. Fails with LOWBIT_ERR_NONFINITE for NaN or infinity in x.
+ */
+lowbit_status lowbit_quantize_stochastic(const lowbit_context *ctx, const float *x, int64_t rows, int64_t cols,
+                                         uint64_t seed, int8_t *q, int64_t ldq, float *scales);
+
 /* ---------------------------------------------------------------- float layers
  * The model's passes besides its matmuls, on the ISA's float kernels (whose contracts are in
  * lowbit_kernels.def): every ISA gives the same bits, and so does every thread count (the

@@ -31,6 +31,10 @@ public protocol Backend: Sendable {
     /// Exact int8 product op(a) · op(b) with int32 results, [rows of op(a), cols of op(b)].
     func gemmInt8(_ a: Int8Matrix, _ b: Int8Matrix, transposeA: Bool, transposeB: Bool) throws -> [Int32]
 
+    /// Int8 absmax per row with stochastic rounding (the gradients of QT), as
+    /// ``ReferenceQuantizer/quantizeStochastic(rows:seed:)`` gives it, bit for bit.
+    func quantizeStochastic(rows: Tensor, seed: UInt64) throws -> QuantizedActivations
+
     // The model's float passes (FloatLayers.swift has the reference versions, which every
     // backend gets unless it has its own).
 
@@ -87,7 +91,7 @@ extension Backend {
             throw LowBitError.invalidShape("activations have \(x.cols) columns, weights [\(w.quantized.rows), \(w.quantized.cols)] need \(w.quantized.cols)")
         }
         guard x.cols <= maxK else { throw LowBitError.invalidShape("K = \(x.cols) exceeds the largest supported K, \(maxK)") }
-        try checkSymmetric(rows: x.tokens, cols: x.cols, stride: x.stride, values: x.values, "activations")
+        if !x.isKnownSymmetric { try checkSymmetric(rows: x.tokens, cols: x.cols, stride: x.stride, values: x.values, "activations") }
         if let bias {
             guard bias.shape == [w.quantized.rows] else {
                 throw LowBitError.invalidShape("bias must have shape [\(w.quantized.rows)], got \(bias.shape)")
@@ -116,7 +120,9 @@ extension Backend {
         guard k == k2 else { throw LowBitError.invalidShape("inner dimensions differ: op(a) is [\(m), \(k)], op(b) is [\(k2), \(n)]") }
         guard m > 0, n > 0, k > 0 else { throw LowBitError.invalidShape("empty int8 GEMM [\(m), \(k)] x [\(k2), \(n)]") }
         guard k <= maxK else { throw LowBitError.invalidShape("K = \(k) exceeds the largest supported K, \(maxK)") }
-        try checkSymmetric(rows: a.rows, cols: a.cols, stride: a.stride, values: a.values, "the left operand of the int8 GEMM")
+        if !a.isKnownSymmetric {
+            try checkSymmetric(rows: a.rows, cols: a.cols, stride: a.stride, values: a.values, "the left operand of the int8 GEMM")
+        }
         return (m, n, k)
     }
 

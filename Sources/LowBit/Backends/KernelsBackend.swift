@@ -107,7 +107,24 @@ public struct KernelsBackend: Backend {
             lowbit_quantize_activations(ctx, x.scalars, Int64(n), Int64(k), &q, Int64(stride), &scales)
         }
         try check(status, "activations")
-        return QuantizedActivations(tokens: n, cols: k, stride: stride, values: q, scales: scales)
+        return QuantizedActivations(quantized: n, cols: k, stride: stride, values: q, scales: scales)
+    }
+
+    /// Stochastic rounding per row by the C kernels: the reference's values and scales, bit for bit.
+    ///
+    /// - Throws: ``LowBitError/invalidShape(_:)`` unless `x` is a non-empty matrix;
+    ///   ``LowBitError/nonFinite(_:)`` for NaN or infinity.
+    public func quantizeStochastic(rows x: Tensor, seed: UInt64) throws -> QuantizedActivations {
+        let (n, k) = try x.matrixShape("gradient")
+        guard n > 0, k > 0 else { throw LowBitError.invalidShape("gradient must be non-empty, got \(x.shape)") }
+        let stride = ReferenceQuantizer.paddedLength(k)
+        var q = [Int8](repeating: 0, count: n * stride)
+        var scales = [Float](repeating: 0, count: n)
+        let status = withUnsafePointer(to: context) { ctx in
+            lowbit_quantize_stochastic(ctx, x.scalars, Int64(n), Int64(k), seed, &q, Int64(stride), &scales)
+        }
+        try check(status, "gradient")
+        return QuantizedActivations(quantized: n, cols: k, stride: stride, values: q, scales: scales)
     }
 
     /// Packs the values once into the layout of `lowbit.h` (rows in panels of 16, K in 64-byte

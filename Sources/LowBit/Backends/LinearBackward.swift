@@ -20,9 +20,14 @@ public struct LinearGradients: Sendable {
 }
 
 extension Backend {
+    /// ``ReferenceQuantizer/quantizeStochastic(rows:seed:)``.
+    public func quantizeStochastic(rows: Tensor, seed: UInt64) throws -> QuantizedActivations {
+        try ReferenceQuantizer.quantizeStochastic(rows: rows, seed: seed)
+    }
+
     /// Per-row int8 quantization of a gradient: nearest (this backend's quantizer) or stochastic.
     func quantizeGradient(_ g: Tensor, seed: UInt64?) throws -> QuantizedActivations {
-        if let seed { return try ReferenceQuantizer.quantizeStochastic(rows: g, seed: seed) }
+        if let seed { return try quantizeStochastic(rows: g, seed: seed) }
         return try quantize(activations: g)
     }
 
@@ -44,8 +49,7 @@ extension Backend {
         }
         try g.checkFinite("output gradient")
         let (n, m, k) = (x.tokens, q.rows, q.cols)
-        var gradBias = [Float](repeating: 0, count: m)
-        for i in 0..<n { for j in 0..<m { gradBias[j] += g.scalars[i * m + j] } }
+        let gradBias = columnSums(g).scalars
 
         switch precision {
         case .float:
@@ -55,21 +59,54 @@ extension Backend {
                 bias: try Tensor(shape: [m], scalars: gradBias))
         case .int8:
             var gradInput = [Float](repeating: 0, count: n * k)
-            for c0 in stride(from: 0, to: k, by: q.groupLength) {
-                let c1 = min(c0 + q.groupLength, k)
-                let folded = Tensor(shape: [n, m]) { i in g.scalars[i] * q.scale(row: i % m, col: c0) }
-                let gq = try quantizeGradient(folded, seed: stochasticRoundingSeed.map { $0 &+ UInt64(c0) })
-                var slice = [Int8](repeating: 0, count: m * (c1 - c0))
-                for r in 0..<m { for c in c0..<c1 { slice[r * (c1 - c0) + c - c0] = q.values[r * k + c] } }
-                let prod = try gemmInt8(gq.matrix, Int8Matrix(rows: m, cols: c1 - c0, values: slice),
-                                        transposeA: false, transposeB: false)
-                for i in 0..<n { for c in c0..<c1 { gradInput[i * k + c] = Float(prod[i * (c1 - c0) + c - c0]) * gq.scales[i] } }
+            let scales = q.scalesPerRow, groups = q.groupsPerRow, length = q.groupLength
+            for group in 0..<groups {
+                let c0 = group * length, c1 = min(c0 + length, k), width = c1 - c0
+                // the weight scales of this group folded into the gradient's columns
+                var folded = g.scalars
+                folded.withUnsafeMutableBufferPointer { f in
+                    for i in 0..<n { for j in 0..<m { f[i * m + j] *= scales[j * groups + group] } }
+                }
+                let gq = try quantizeGradient(Tensor(shape: [n, m], scalars: folded), seed: stochasticRoundingSeed.map { $0 &+ UInt64(c0) })
+                let slice: Int8Matrix
+                if groups == 1 {
+                    slice = Int8Matrix(rows: m, cols: k, values: q.values)
+                } else {
+                    var values = [Int8](repeating: 0, count: m * width)
+                    for r in 0..<m { for c in 0..<width { values[r * width + c] = q.values[r * k + c0 + c] } }
+                    slice = Int8Matrix(rows: m, cols: width, values: values)
+                }
+                let prod = try gemmInt8(gq.matrix, slice, transposeA: false, transposeB: false)
+                prod.withUnsafeBufferPointer { p in
+                    gradInput.withUnsafeMutableBufferPointer { out in
+                        for i in 0..<n {
+                            let s = gq.scales[i]
+                            for c in 0..<width { out[i * k + c0 + c] = Float(p[i * width + c]) * s }
+                        }
+                    }
+                }
             }
             // per output channel: quantize the rows of (g · diag(sx))ᵀ
-            let foldedT = Tensor(shape: [m, n]) { i in g.scalars[(i % n) * m + i / n] * x.scales[i % n] }
-            let gqT = try quantizeGradient(foldedT, seed: stochasticRoundingSeed.map { $0 ^ 0x5bd1_e995 })
+            var foldedT = [Float](repeating: 0, count: m * n)
+            g.scalars.withUnsafeBufferPointer { gs in
+                foldedT.withUnsafeMutableBufferPointer { t in
+                    for i in 0..<n {
+                        let s = x.scales[i]
+                        for j in 0..<m { t[j * n + i] = gs[i * m + j] * s }
+                    }
+                }
+            }
+            let gqT = try quantizeGradient(Tensor(shape: [m, n], scalars: foldedT), seed: stochasticRoundingSeed.map { $0 ^ 0x5bd1_e995 })
             let prod = try gemmInt8(gqT.matrix, x.matrix, transposeA: false, transposeB: false)
-            let gradWeight = (0..<(m * k)).map { Float(prod[$0]) * gqT.scales[$0 / k] }
+            var gradWeight = [Float](repeating: 0, count: m * k)
+            prod.withUnsafeBufferPointer { p in
+                gradWeight.withUnsafeMutableBufferPointer { out in
+                    for j in 0..<m {
+                        let s = gqT.scales[j]
+                        for c in 0..<k { out[j * k + c] = Float(p[j * k + c]) * s }
+                    }
+                }
+            }
             return LinearGradients(
                 input: try Tensor(shape: [n, k], scalars: gradInput),
                 weight: try Tensor(shape: [m, k], scalars: gradWeight),

@@ -101,7 +101,13 @@ public final class Linear {
         if (exec.training || exec.calibrating) && !usesStaticRange {
             try x.checkFinite("\(path) input")
             var total = 0.0
-            for i in 0..<n { total += Double(x.scalars[(i * k)..<((i + 1) * k)].reduce(Float(0)) { max($0, $1.magnitude) }) }
+            x.scalars.withUnsafeBufferPointer { x in
+                for i in 0..<n {
+                    var m: Float = 0
+                    for c in 0..<k { m = max(m, x[i * k + c].magnitude) }
+                    total += Double(m)
+                }
+            }
             statistics.count += 1
             statistics.sumOfAbsmax += total / Double(n)
         }

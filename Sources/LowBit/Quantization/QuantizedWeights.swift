@@ -72,7 +72,17 @@ public struct QuantizedWeights: Sendable, Equatable {
     /// The float weights the forward pass uses: value * scale.
     public func dequantized() -> Tensor {
         var out = [Float](repeating: 0, count: rows * cols)
-        for r in 0..<rows { for c in 0..<cols { out[r * cols + c] = Float(values[r * cols + c]) * scale(row: r, col: c) } }
+        let perRow = scalesPerRow, groups = (cols + groupLength - 1) / groupLength
+        values.withUnsafeBufferPointer { v in
+            out.withUnsafeMutableBufferPointer { o in
+                for r in 0..<rows {
+                    for g in 0..<groups {
+                        let s = perRow[r * groups + g]
+                        for c in (g * groupLength)..<min((g + 1) * groupLength, cols) { o[r * cols + c] = Float(v[r * cols + c]) * s }
+                    }
+                }
+            }
+        }
         return try! Tensor(shape: [rows, cols], scalars: out)
     }
 }
@@ -88,7 +98,10 @@ public struct QuantizedActivations: Sendable, Equatable {
     /// to a multiple of 32.
     public let stride: Int
     /// [tokens, stride]; columns cols..<stride are zero.
-    public var values: [Int8]
+    public var values: [Int8] { didSet { isKnownSymmetric = false } }
+    /// Set by LowBit's quantizers, which never write -128, so that the backends need not scan
+    /// for it on every product; any change to `values` clears it.
+    var isKnownSymmetric = false
     /// One scale per token: absmax / 127.
     public var scales: [Float]
 
@@ -107,16 +120,40 @@ public struct QuantizedActivations: Sendable, Equatable {
         self.scales = scales
     }
 
+    /// LowBit's own quantizers' results: values known to be in [-127, 127].
+    init(quantized tokens: Int, cols: Int, stride: Int, values: [Int8], scales: [Float]) {
+        self.init(tokens: tokens, cols: cols, stride: stride, values: values, scales: scales)
+        isKnownSymmetric = true
+    }
+
     /// Returns the int8 value of column `col` of token `token`, reading through the row stride.
     @inline(__always)
     public func value(token: Int, col: Int) -> Int8 { values[token * stride + col] }
 
     /// The int8 values as a matrix (for the int8 GEMM of the quantized backward pass).
-    public var matrix: Int8Matrix { Int8Matrix(rows: tokens, cols: cols, stride: stride, values: values) }
+    public var matrix: Int8Matrix {
+        var m = Int8Matrix(rows: tokens, cols: cols, stride: stride, values: values)
+        m.isKnownSymmetric = isKnownSymmetric
+        return m
+    }
 
     /// scale * value, [tokens, cols].
     public func dequantized() -> Tensor {
-        Tensor(shape: [tokens, cols]) { i in Float(values[(i / cols) * stride + i % cols]) * scales[i / cols] }
+        var out = [Float](repeating: 0, count: tokens * cols)
+        values.withUnsafeBufferPointer { v in
+            out.withUnsafeMutableBufferPointer { o in
+                for t in 0..<tokens {
+                    let s = scales[t]
+                    for c in 0..<cols { o[t * cols + c] = Float(v[t * stride + c]) * s }
+                }
+            }
+        }
+        return try! Tensor(shape: [tokens, cols], scalars: out)
+    }
+
+    /// Equal when they hold the same tokens, values and scales.
+    public static func == (a: QuantizedActivations, b: QuantizedActivations) -> Bool {
+        a.tokens == b.tokens && a.cols == b.cols && a.stride == b.stride && a.values == b.values && a.scales == b.scales
     }
 }
 
@@ -130,7 +167,15 @@ public struct Int8Matrix: Sendable, Equatable {
     public let stride: Int
     /// The elements, row `r` starting at `r * stride`: at least `(rows - 1) * stride + cols`
     /// of them, since the last row need not be padded.
-    public var values: [Int8]
+    public var values: [Int8] { didSet { isKnownSymmetric = false } }
+    /// Values known to be in [-127, 127] (quantized activations of LowBit's quantizers); any
+    /// change to `values` clears it.
+    var isKnownSymmetric = false
+
+    /// Equal when they hold the same shape and values.
+    public static func == (a: Int8Matrix, b: Int8Matrix) -> Bool {
+        a.rows == b.rows && a.cols == b.cols && a.stride == b.stride && a.values == b.values
+    }
 
     /// Creates a matrix over `values` with rows `stride` elements apart (`cols` when `stride`
     /// is nil).

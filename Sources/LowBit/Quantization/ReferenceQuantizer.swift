@@ -140,7 +140,7 @@ public enum ReferenceQuantizer {
             scales[i] = try quantizeScope(x.scalars[(i * k)..<((i + 1) * k)], mode: .int8, bound: 127, into: &row, at: 0)
             for c in 0..<k { q[i * s + c] = row[c] }
         }
-        return QuantizedActivations(tokens: n, cols: k, stride: s, values: q, scales: scales)
+        return QuantizedActivations(quantized: n, cols: k, stride: s, values: q, scales: scales)
     }
 
     /// The row length the packed matmul reads: K rounded up to 32.
@@ -158,7 +158,7 @@ extension ReferenceQuantizer {
         var q = [Int8](repeating: 0, count: n * s)
         let inv = absmax == 0 ? 0 : finiteInverse(127, absmax)
         for i in 0..<n { for c in 0..<k { q[i * s + c] = round(x.scalars[i * k + c], inverse: inv, qmax: 127) } }
-        return QuantizedActivations(tokens: n, cols: k, stride: s, values: q, scales: [Float](repeating: absmax / 127, count: n))
+        return QuantizedActivations(quantized: n, cols: k, stride: s, values: q, scales: [Float](repeating: absmax / 127, count: n))
     }
 
     /// Int8 absmax per row with stochastic rounding (floor(v + u), u uniform in [0, 1),
@@ -167,20 +167,30 @@ extension ReferenceQuantizer {
         let (n, k) = try x.matrixShape("gradient")
         try x.checkFinite("gradient")
         let s = paddedLength(k)
-        var rng = SeededGenerator(seed: seed)
+        let rng = SeededGenerator(seed: seed)
         var q = [Int8](repeating: 0, count: n * s)
         var scales = [Float](repeating: 0, count: n)
-        for i in 0..<n {
-            let row = x.scalars[(i * k)..<((i + 1) * k)]
-            let absmax = row.reduce(Float(0)) { max($0, $1.magnitude) }
-            scales[i] = absmax / 127
-            guard absmax > 0 else { continue }
-            let inv = finiteInverse(127, absmax)
-            for (c, v) in row.enumerated() {
-                let r = (v * inv + rng.unit()).rounded(.down)
-                q[i * s + c] = Int8(min(max(r, -127), 127))
+        // The draws are the generator's in sequence (one per value of each non-zero row), each
+        // computed from its index so that the loop carries no chain; floor by truncation (no
+        // libm call): |v · inv + u| < 129.
+        var drawn = 0
+        x.scalars.withUnsafeBufferPointer { x in
+            q.withUnsafeMutableBufferPointer { q in
+                for i in 0..<n {
+                    var absmax: Float = 0
+                    for c in 0..<k { absmax = max(absmax, x[i * k + c].magnitude) }
+                    scales[i] = absmax / 127
+                    guard absmax > 0 else { continue }
+                    let inv = finiteInverse(127, absmax)
+                    for c in 0..<k {
+                        let r = x[i * k + c] * inv + rng.unit(ahead: drawn + c)
+                        let t = Float(Int32(r)), down = t > r ? t - 1 : t
+                        q[i * s + c] = Int8(min(max(down, -127), 127))
+                    }
+                    drawn += k
+                }
             }
         }
-        return QuantizedActivations(tokens: n, cols: k, stride: s, values: q, scales: scales)
+        return QuantizedActivations(quantized: n, cols: k, stride: s, values: q, scales: scales)
     }
 }
