@@ -161,13 +161,34 @@ static void axpy_avx2(float a, const float *restrict x, int64_t n, float *restri
     for (int64_t i = 0; i < n; i += 8) store(y + i, n - i, _mm256_fmadd_ps(av, load(x + i, n - i), load(y + i, n - i)));
 }
 
+/* 32 columns per pass over the rows: four accumulators */
+static void combine_avx2(const float *restrict p, const float *restrict v, int64_t ldv, int64_t count, int64_t width,
+                         float *restrict out) {
+    for (int64_t c = 0; c < width; c += 32) {
+        const int64_t left = width - c;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t j = 0; j < count; j++) {
+            const __m256 pj = _mm256_set1_ps(p[j]);
+            const float *row = v + j * ldv + c;
+            a0 = _mm256_fmadd_ps(pj, load(row, left), a0);
+            if (left > 8) a1 = _mm256_fmadd_ps(pj, load(row + 8, left - 8), a1);
+            if (left > 16) a2 = _mm256_fmadd_ps(pj, load(row + 16, left - 16), a2);
+            if (left > 24) a3 = _mm256_fmadd_ps(pj, load(row + 24, left - 24), a3);
+        }
+        store(out + c, left, a0);
+        store(out + c + 8, left - 8, a1);
+        store(out + c + 16, left - 16, a2);
+        store(out + c + 24, left - 24, a3);
+    }
+}
+
 #pragma clang attribute pop
 
 void lowbit_table_init_layers_avx2(lowbit_kernel_table *t) {
 #define SET(name)            \
     t->name = name##_avx2;   \
     t->name##_isa = LOWBIT_ISA_AVX2;
-    SET(softmax) SET(silu) SET(silu_backward) SET(layernorm) SET(scores) SET(axpy)
+    SET(softmax) SET(silu) SET(silu_backward) SET(layernorm) SET(scores) SET(axpy) SET(combine)
 #undef SET
 }
 #endif

@@ -149,6 +149,28 @@ static void axpy_avx512(float a, const float *restrict x, int64_t n, float *rest
     }
 }
 
+/* 64 columns per pass over the rows: four accumulators */
+static void combine_avx512(const float *restrict p, const float *restrict v, int64_t ldv, int64_t count, int64_t width,
+                           float *restrict out) {
+    for (int64_t c = 0; c < width; c += 64) {
+        const __mmask16 k0 = tail_mask(width - c), k1 = tail_mask(width - c - 16), k2 = tail_mask(width - c - 32),
+                        k3 = tail_mask(width - c - 48);
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t j = 0; j < count; j++) {
+            const __m512 pj = _mm512_set1_ps(p[j]);
+            const float *row = v + j * ldv + c;
+            a0 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(k0, row), a0);
+            if (k1) a1 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(k1, row + 16), a1);
+            if (k2) a2 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(k2, row + 32), a2);
+            if (k3) a3 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(k3, row + 48), a3);
+        }
+        _mm512_mask_storeu_ps(out + c, k0, a0);
+        _mm512_mask_storeu_ps(out + c + 16, k1, a1);
+        _mm512_mask_storeu_ps(out + c + 32, k2, a2);
+        _mm512_mask_storeu_ps(out + c + 48, k3, a3);
+    }
+}
+
 INLINE __m512i splitmix8(__m512i z) {
     z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)), _mm512_set1_epi64((long long)0xBF58476D1CE4E5B9ull));
     z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)), _mm512_set1_epi64((long long)0x94D049BB133111EBull));
@@ -182,7 +204,7 @@ void lowbit_table_init_layers_avx512(lowbit_kernel_table *t) {
 #define SET(name)              \
     t->name = name##_avx512;   \
     t->name##_isa = LOWBIT_ISA_AVX512;
-    SET(softmax) SET(silu) SET(silu_backward) SET(layernorm) SET(scores) SET(axpy) SET(quantize_stochastic)
+    SET(softmax) SET(silu) SET(silu_backward) SET(layernorm) SET(scores) SET(axpy) SET(quantize_stochastic) SET(combine)
 #undef SET
 }
 #endif

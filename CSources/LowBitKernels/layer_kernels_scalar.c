@@ -74,3 +74,12 @@ void lowbit_quantize_stochastic_scalar(const float *restrict x, int64_t n, float
         q[i] = (int8_t)r;
     }
 }
+
+void lowbit_combine_scalar(const float *restrict p, const float *restrict v, int64_t ldv, int64_t count, int64_t width,
+                           float *restrict out) {
+    for (int64_t c = 0; c < width; c++) {
+        float acc = 0.0f;
+        for (int64_t j = 0; j < count; j++) acc = fmaf(p[j], v[j * ldv + c], acc);
+        out[c] = acc;
+    }
+}

@@ -112,9 +112,7 @@ static void attention_units(void *p, int64_t begin, int64_t end) {
             const int64_t count = (i < len - 1 ? i : len - 1) + 1;
             j->t->scores(j->qkv + (b * T + i) * ld + h * hd, kt, T, hd, count, s);
             j->t->softmax(s, count, j->scale);
-            float *o = j->att + (b * T + i) * H + h * hd;
-            memset(o, 0, (size_t)hd * sizeof *o);
-            for (int64_t k = 0; k < count; k++) j->t->axpy(s[k], j->qkv + (b * T + k) * ld + 2 * H + h * hd, hd, o);
+            j->t->combine(s, j->qkv + b * T * ld + 2 * H + h * hd, ld, count, hd, j->att + (b * T + i) * H + h * hd);
             if (j->probs_out) {
                 float *row = j->probs_out + ((b * j->heads + h) * T + i) * T;
                 memcpy(row, s, (size_t)count * sizeof *row);
@@ -143,13 +141,13 @@ static void attention_backward_units(void *p, int64_t begin, int64_t end) {
                 j->t->axpy(pr[k], d_o, hd, j->dqkv + (b * T + k) * ld + 2 * H + h * hd);
                 weighted = weighted + pr[k] * dp[k];
             }
+            /* ds_ik into dp, then dq_i in one weighted sum (dq_i is written only here) */
             const float *q = j->qkv + (b * T + i) * ld + h * hd;
-            float *dq = j->dqkv + (b * T + i) * ld + h * hd;
             for (int64_t k = 0; k < count; k++) {
-                const float ds = pr[k] * (dp[k] - weighted) * j->scale;
-                j->t->axpy(ds, j->qkv + (b * T + k) * ld + H + h * hd, hd, dq);
-                j->t->axpy(ds, q, hd, j->dqkv + (b * T + k) * ld + H + h * hd);
+                dp[k] = pr[k] * (dp[k] - weighted) * j->scale;
+                j->t->axpy(dp[k], q, hd, j->dqkv + (b * T + k) * ld + H + h * hd);
             }
+            j->t->combine(dp, j->qkv + b * T * ld + H + h * hd, ld, count, hd, j->dqkv + (b * T + i) * ld + h * hd);
         }
     }
 }

@@ -338,6 +338,24 @@ static void test_kernel_axpy(const lowbit_kernel_table *t) {
     }
 }
 
+static void test_kernel_combine(const lowbit_kernel_table *t) {
+    static const int64_t counts[] = {1, 2, 7, 60, 61};
+    for (int s = 0; s < NSIZES && sizes[s] <= 257; s++)
+        for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++) {
+            const int64_t width = sizes[s], count = counts[ci], ldv = width + rand_int(0, 5);
+            float *p = xmalloc(count * sizeof *p), *v = xmalloc(count * ldv * sizeof *v);
+            float *a = xmalloc(width * sizeof *a), *b = xmalloc(width * sizeof *b), *c = xmalloc(width * sizeof *c);
+            fill_floats(p, count, 1.0f), fill_floats(v, count * ldv, 2.0f);
+            t->combine(p, v, ldv, count, width, a);
+            lowbit_combine_scalar(p, v, ldv, count, width, b);
+            memset(c, 0, width * sizeof *c);
+            for (int64_t j = 0; j < count; j++) lowbit_axpy_scalar(p[j], v + j * ldv, width, c);
+            CHECK(same_floats(a, b, width) && same_floats(a, c, width), "combine width=%lld count=%lld differs",
+                  (long long)width, (long long)count);
+            free(p), free(v), free(a), free(b), free(c);
+        }
+}
+
 static void test_kernel_quantize_stochastic(const lowbit_kernel_table *t) {
     for (int s = 0; s < NSIZES; s++) {
         const int64_t n = sizes[s], first = rand_int(0, 1000);

@@ -277,7 +277,7 @@ lowbit_status lowbit_attention_forward(const lowbit_context *ctx, const float *q
  * The gradient of lowbit_attention_forward: from the forward's qkv and probs and datt (the
  * gradient of att), writes dqkv [batch * steps, 3 * hidden]:
  * dv_j += p_ij do_i; ds_ij = p_ij (do_i . v_j - sum_j' p_ij' do_i . v_j') scale;
- * dq_i += ds_ij k_j; dk_j += ds_ij q_i, for each i in order, then j in order.
+ * dk_j += ds_ij q_i, for each i in order, then j in order; dq_i = sum_j ds_ij k_j.
  */
 lowbit_status lowbit_attention_backward(const lowbit_context *ctx, const float *qkv, const float *probs,
                                         const float *datt, int64_t batch, int64_t steps, int64_t hidden,
