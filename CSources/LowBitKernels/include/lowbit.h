@@ -131,6 +131,12 @@ typedef struct lowbit_context {
  * LOWBIT_ERR_UNSUPPORTED_ISA if the CPU cannot run `isa`.
  */
 lowbit_status lowbit_context_init(lowbit_context *ctx, lowbit_isa isa, int threads);
+/**
+ * Makes glibc's malloc keep freed memory (blocks up to 32 MB, and up to 256 MB at the top of
+ * the heap) instead of returning it to the OS on every free: the model's per-pass buffers
+ * then come back without page faults. Process-wide; returns 1 if set (glibc), else 0.
+ */
+int lowbit_retain_freed_memory(void);
 /** The number of online CPUs. */
 int lowbit_cpu_count(void);
 /** 1 if a parallel runtime (OpenMP) is linked, else 0 and everything runs serially. */

@@ -1,0 +1,18 @@
+/* The allocator policy the kernels backend sets: the model's per-pass buffers are megabytes
+ * each, which glibc's malloc would hand back to the OS on every free (by munmap, or by trimming
+ * the heap) and fault back in as zeroed pages on the next pass: at the design's size that was
+ * a third of a forward pass. Keeping up to 256 MB of freed memory in the process removes it. */
+#include "lowbit.h"
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+int lowbit_retain_freed_memory(void) {
+#if defined(__GLIBC__)
+    /* 32 MB: glibc's largest mmap threshold on 64-bit; larger blocks still map and unmap */
+    return mallopt(M_MMAP_THRESHOLD, 32 << 20) && mallopt(M_TRIM_THRESHOLD, 256 << 20);
+#else
+    return 0;
+#endif
+}
