@@ -193,3 +193,28 @@ lowbit_status lowbit_quantize_stochastic(const lowbit_context *ctx, const float 
     lowbit_parallel_for(threads, rows, stochastic_rows, &j);
     return LOWBIT_OK;
 }
+
+/* ---- max |x| per row (the static-range statistics) ---- */
+
+typedef struct {
+    const lowbit_kernel_table *t;
+    const float *x;
+    int64_t cols;
+    float *out;
+    int bad;
+} absmax_job;
+
+static void absmax_rows(void *p, int64_t begin, int64_t end) {
+    absmax_job *j = p;
+    int bad = 0;
+    for (int64_t r = begin; r < end; r++) bad |= j->t->absmax(j->x + r * j->cols, j->cols, j->out + r);
+    if (bad) __atomic_store_n(&j->bad, 1, __ATOMIC_RELAXED);
+}
+
+lowbit_status lowbit_absmax_rows(const lowbit_context *ctx, const float *x, int64_t rows, int64_t cols, float *out) {
+    if (!ctx || !x || !out) return LOWBIT_ERR_ARGUMENT;
+    if (rows <= 0 || cols <= 0) return LOWBIT_ERR_SHAPE;
+    absmax_job j = {.t = ctx->table, .x = x, .cols = cols, .out = out};
+    lowbit_parallel_for(lowbit_threads_for_work(ctx->threads, rows * cols, QUANTIZE_GRAIN), rows, absmax_rows, &j);
+    return j.bad ? LOWBIT_ERR_NONFINITE : LOWBIT_OK;
+}

@@ -745,8 +745,17 @@ static void test_layers(const lowbit_context *ctx) {
         int zero = s1[5] == 0;
         for (int64_t c = 0; c < ldq; c++) zero &= q1[5 * ldq + c] == 0 && (c < cols || q1[ldq + c] == 0);
         CHECK(zero, "a zero row or the padding is not zero");
+        CHECK(lowbit_absmax_rows(ctx, x, rows, cols, s1) == LOWBIT_OK, "absmax_rows status");
+        int exact = 1;
+        for (int64_t r = 0; r < rows; r++) {
+            float m = 0;
+            for (int64_t c = 0; c < cols; c++) m = fmaxf(m, fabsf(x[r * cols + c]));
+            exact &= s1[r] == m;
+        }
+        CHECK(exact, "absmax_rows differs from the row maxima");
         x[100] = NAN;
         CHECK(lowbit_quantize_stochastic(ctx, x, rows, cols, 42, q1, ldq, s1) == LOWBIT_ERR_NONFINITE, "NaN accepted");
+        CHECK(lowbit_absmax_rows(ctx, x, rows, cols, s1) == LOWBIT_ERR_NONFINITE, "absmax_rows accepts NaN");
         free(x), free(q1), free(q2);
     }
     float one_value = 1.0f, out;

@@ -92,8 +92,13 @@ struct FloatLayerTests {
                 #expect(try backend.quantizeStochastic(rows: t, seed: 99) == want, "\(backend.identity) \(rows)×\(cols)")
             }
         }
+        for (rows, cols) in [(1, 1), (5, 17), (9, 300)] {
+            let t = try Tensor(shape: [rows, cols], scalars: random(rows * cols, seed: 8, scale: 3))
+            for backend in try backends() { #expect(try backend.rowAbsmax(t) == ReferenceBackend().rowAbsmax(t)) }
+        }
         var bad = [Float](repeating: 1, count: 6)
         bad[4] = .infinity
+        #expect(throws: LowBitError.self) { try KernelsBackend(threads: 1).rowAbsmax(Tensor(shape: [2, 3], scalars: bad)) }
         #expect(throws: LowBitError.self) { try KernelsBackend(threads: 1).quantizeStochastic(rows: Tensor(shape: [2, 3], scalars: bad), seed: 1) }
     }
 

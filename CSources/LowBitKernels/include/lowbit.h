@@ -237,6 +237,9 @@ lowbit_status lowbit_gemm_s8(const lowbit_context *ctx, int trans_a, int trans_b
                              int64_t n, int64_t k, const int8_t *a, int64_t lda, const int8_t *b,
                              int64_t ldb, int32_t *c, int64_t ldc, void *workspace);
 
+/** out[r] = max |x[r, c]| over the row, for rows of cols floats; LOWBIT_ERR_NONFINITE for NaN or infinity. */
+lowbit_status lowbit_absmax_rows(const lowbit_context *ctx, const float *x, int64_t rows, int64_t cols, float *out);
+
 /**
  * Int8 absmax per row with stochastic rounding, for gradients: scale = absmax / 127 and
  * q = clamp(floor(x * (127 / absmax) + u), -127, 127), u uniform in [0, 1) from SplitMix64

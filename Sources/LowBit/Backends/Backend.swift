@@ -31,6 +31,9 @@ public protocol Backend: Sendable {
     /// Exact int8 product op(a) · op(b) with int32 results, [rows of op(a), cols of op(b)].
     func gemmInt8(_ a: Int8Matrix, _ b: Int8Matrix, transposeA: Bool, transposeB: Bool) throws -> [Int32]
 
+    /// max |x| of each row of `x` (the static-range statistics).
+    func rowAbsmax(_ x: Tensor) throws -> [Float]
+
     /// Int8 absmax per row with stochastic rounding (the gradients of QT), as
     /// ``ReferenceQuantizer/quantizeStochastic(rows:seed:)`` gives it, bit for bit.
     func quantizeStochastic(rows: Tensor, seed: UInt64) throws -> QuantizedActivations

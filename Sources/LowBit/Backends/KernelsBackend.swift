@@ -117,6 +117,19 @@ public struct KernelsBackend: Backend {
         return QuantizedActivations(quantized: n, cols: k, stride: stride, values: q, scales: scales)
     }
 
+    /// max |x| per row by the C kernels (threaded).
+    ///
+    /// - Throws: ``LowBitError/invalidShape(_:)`` unless `x` is a non-empty matrix;
+    ///   ``LowBitError/nonFinite(_:)`` for NaN or infinity.
+    public func rowAbsmax(_ x: Tensor) throws -> [Float] {
+        let (n, k) = try x.matrixShape("rows")
+        guard n > 0, k > 0 else { throw LowBitError.invalidShape("rows must be non-empty, got \(x.shape)") }
+        var out = [Float](repeating: 0, count: n)
+        let status = withUnsafePointer(to: context) { lowbit_absmax_rows($0, x.scalars, Int64(n), Int64(k), &out) }
+        try check(status, "rows")
+        return out
+    }
+
     /// Stochastic rounding per row by the C kernels: the reference's values and scales, bit for bit.
     ///
     /// - Throws: ``LowBitError/invalidShape(_:)`` unless `x` is a non-empty matrix;

@@ -20,6 +20,13 @@ public struct LinearGradients: Sendable {
 }
 
 extension Backend {
+    /// max |x| of each row of `x`, a row at a time.
+    public func rowAbsmax(_ x: Tensor) throws -> [Float] {
+        let (n, k) = try x.matrixShape("rows")
+        try x.checkFinite("rows")
+        return (0..<n).map { i in x.scalars[(i * k)..<((i + 1) * k)].reduce(Float(0)) { max($0, $1.magnitude) } }
+    }
+
     /// ``ReferenceQuantizer/quantizeStochastic(rows:seed:)``.
     public func quantizeStochastic(rows: Tensor, seed: UInt64) throws -> QuantizedActivations {
         try ReferenceQuantizer.quantizeStochastic(rows: rows, seed: seed)

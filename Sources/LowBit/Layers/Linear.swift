@@ -100,14 +100,7 @@ public final class Linear {
         let w = try preparedWeights(exec.backend)
         if (exec.training || exec.calibrating) && !usesStaticRange {
             try x.checkFinite("\(path) input")
-            var total = 0.0
-            x.scalars.withUnsafeBufferPointer { x in
-                for i in 0..<n {
-                    var m: Float = 0
-                    for c in 0..<k { m = max(m, x[i * k + c].magnitude) }
-                    total += Double(m)
-                }
-            }
+            let total = try exec.backend.rowAbsmax(x).reduce(0.0) { $0 + Double($1) }
             statistics.count += 1
             statistics.sumOfAbsmax += total / Double(n)
         }
