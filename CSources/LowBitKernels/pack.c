@@ -18,18 +18,33 @@ lowbit_status lowbit_pack_strided(lowbit_format format, const int8_t *q, int64_t
     const int bits = f->bits, chunk_k = 32 / bits, halve = f->step == 2;
     const int64_t chunks = kpad / chunk_k;
     memset(out, 0, lowbit_packed_size(format, m, k));
-    for (int64_t r = 0; r < m; r++) {
-        uint8_t *row = out + (r / LOWBIT_PANEL_ROWS) * chunks * LOWBIT_CHUNK_BYTES + (r % LOWBIT_PANEL_ROWS) * 4;
-        const int8_t *src = q + r * rs;
-        for (int64_t ch = 0; ch * chunk_k < k; ch++) {
+    if (bits == 8) { /* every int8 is a code: code = v + 128, four to a chunk's row */
+        for (int64_t ch = 0; ch < chunks && ch * 4 < k; ch++) {
+            const int64_t c0 = ch * 4, n = k - c0 < 4 ? k - c0 : 4;
+            for (int64_t r = 0; r < m; r++) {
+                uint8_t *dst = out + ((r / LOWBIT_PANEL_ROWS) * chunks + ch) * LOWBIT_CHUNK_BYTES + (r % LOWBIT_PANEL_ROWS) * 4;
+                const int8_t *src = q + r * rs + c0 * cs;
+                for (int64_t kk = 0; kk < n; kk++) dst[kk] = (uint8_t)(src[kk * cs] ^ 0x80);
+            }
+        }
+        return LOWBIT_OK;
+    }
+    /* Rows outer when a row is contiguous in the source (cs = 1); chunks outer otherwise, so
+     * that a chunk's few source rows are read along their length (a transposed source). */
+    const int rows_outer = cs == 1;
+    const int64_t outer = rows_outer ? m : (k + chunk_k - 1) / chunk_k, inner = rows_outer ? (k + chunk_k - 1) / chunk_k : m;
+    for (int64_t a = 0; a < outer; a++) {
+        for (int64_t b = 0; b < inner; b++) {
+            const int64_t r = rows_outer ? a : b, ch = rows_outer ? b : a;
             const int64_t c0 = ch * chunk_k, n = k - c0 < chunk_k ? k - c0 : chunk_k;
+            const int8_t *src = q + r * rs + c0 * cs;
             uint8_t bytes[4] = {0, 0, 0, 0};
             for (int64_t kk = 0; kk < n; kk++) {
-                const int v = src[(c0 + kk) * cs];
+                const int v = src[kk * cs];
                 if (!value_ok(f, v)) return LOWBIT_ERR_ARGUMENT;
                 bytes[kk % 4] |= (uint8_t)(((v + f->zero_point) >> halve) << ((kk / 4) * bits));
             }
-            memcpy(row + ch * LOWBIT_CHUNK_BYTES, bytes, 4);
+            memcpy(out + ((r / LOWBIT_PANEL_ROWS) * chunks + ch) * LOWBIT_CHUNK_BYTES + (r % LOWBIT_PANEL_ROWS) * 4, bytes, 4);
         }
     }
     return LOWBIT_OK;
