@@ -5,7 +5,7 @@ import LowBit
 /// `lowbit bench`: throughput measurements.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure throughput, and accuracy on a dataset panel.", subcommands: [AllBench.self, KernelsBench.self, QuantizeBench.self, ModelBench.self, AccuracyBench.self], defaultSubcommand: AllBench.self)
+        abstract: "Measure throughput, and accuracy on a dataset panel.", subcommands: [AllBench.self, KernelsBench.self, QuantizeBench.self, ModelBench.self, PeakBench.self, AccuracyBench.self], defaultSubcommand: AllBench.self)
 }
 
 /// One measurement, with the keys `../shared/peers/ort_matmul.py` uses too.
@@ -19,6 +19,16 @@ struct BenchRow: Codable {
     var threads: Int
     var gops: Double
     var ms: Double
+    /// With `--peak`, one-thread rows of the kernels: the limit that binds this shape and mode
+    /// on this machine ("int8" compute, or "L3" / "DRAM" bandwidth), its GOP/s, and the
+    /// result as a percentage of it.
+    var bound: String?
+    var boundGOPs: Double?
+    var percentOfBound: Double?
+    enum CodingKeys: String, CodingKey {
+        case mode, backend, isa, m, k, n, threads, gops, ms, bound
+        case boundGOPs = "bound_gops", percentOfBound = "pct_of_bound"
+    }
 }
 
 /// `lowbit bench kernels`: packed low-bit matmul per mode against OpenBLAS sgemm, same shapes, one run.
@@ -38,10 +48,13 @@ struct KernelsBench: ParsableCommand {
     @Option(help: "Tokens N, comma-separated.") var n = KernelBenchmarkCases.tokens.map(String.init).joined(separator: ",")
     @Option(help: "Thread counts, comma-separated (default: LOWBIT_THREADS or every CPU).") var threads: String?
     @Option(help: "Time budget per case, in seconds.") var seconds = 0.5
+    @Flag(help: "Measure this machine's limits first (lowbit bench peak) and give each one-thread kernels result as a percentage of the limit that binds it: int8 compute, or reading the packed weights, activations and output from L3 (or DRAM when the weights do not fit in L3).")
+    var peak = false
     @Flag(help: "Print only a JSON array on standard output.") var json = false
 
     func run() throws {
         let config = try runtimeConfiguration()
+        let machine = peak ? MachinePeak.measure(seconds: 0.3) : nil
         let modeList = try modes.split(separator: ",").map { try QuantizationMode(parsing: String($0)) }
         let ms = try parseList(m, "--m"), ks = try parseList(k, "--k"), ns = try parseList(n, "--n")
         let threadList = try threads.map { try parseList($0, "--threads") } ?? [config.threads]
@@ -67,7 +80,11 @@ struct KernelsBench: ParsableCommand {
                                 try medianSeconds(budget: seconds) { try layer(xp, tokens: nn, into: yp) }
                             }
                         }
-                        rows.append(row(mode.rawValue, "kernels", config.isa.rawValue, mm, kk, nn, t, sec))
+                        var r = row(mode.rawValue, "kernels", config.isa.rawValue, mm, kk, nn, t, sec)
+                        if t == 1, let b = machine?.bound(mode: mode, isa: backend.isa.rawValue, m: mm, k: kk, n: nn) {
+                            (r.bound, r.boundGOPs, r.percentOfBound) = (b.limit, (b.gops * 10).rounded() / 10, (r.gops / b.gops * 1000).rounded() / 10)
+                        }
+                        rows.append(r)
                         progress(rows.last!)
                     }
                 }
@@ -109,11 +126,11 @@ struct KernelsBench: ParsableCommand {
     }
 
     func printTable(_ rows: [BenchRow]) {
-        print("mode     backend   isa          M      K      N    threads  GOP/s     ms        × f32")
+        print("mode     backend   isa          M      K      N    threads  GOP/s     ms        × f32   bound")
         for r in rows {
             let base = rows.first { $0.mode == "f32" && $0.m == r.m && $0.k == r.k && $0.n == r.n && $0.threads == r.threads }
             let ratio = base.map { String(format: "%.1f×", r.gops / $0.gops) } ?? ""
-            print("\(pad(r.mode, 8)) \(pad(r.backend, 9)) \(pad(r.isa, 10)) \(pad(String(r.m), 6)) \(pad(String(r.k), 6)) \(pad(String(r.n), 4)) \(pad(String(r.threads), 8)) \(pad(String(format: "%.1f", r.gops), 9)) \(pad(String(format: "%.3f", r.ms), 9)) \(ratio)")
+            print("\(pad(r.mode, 8)) \(pad(r.backend, 9)) \(pad(r.isa, 10)) \(pad(String(r.m), 6)) \(pad(String(r.k), 6)) \(pad(String(r.n), 4)) \(pad(String(r.threads), 8)) \(pad(String(format: "%.1f", r.gops), 9)) \(pad(String(format: "%.3f", r.ms), 9)) \(pad(ratio, 7))\(r.percentOfBound.map { String(format: " %.0f%% of %@ %.0f", $0, r.bound!, r.boundGOPs!) } ?? "")")
         }
     }
 }

@@ -137,6 +137,16 @@ lowbit_status lowbit_context_init(lowbit_context *ctx, lowbit_isa isa, int threa
  * then come back without page faults. Process-wide; returns 1 if set (glibc), else 0.
  */
 int lowbit_retain_freed_memory(void);
+/**
+ * This machine's limits (lowbit bench peak): lowbit_peak_int8 runs `iterations` rounds of 12
+ * independent int8 dot-product accumulations in the instructions of `isa`'s matmul kernels
+ * (vpdpbusd; or vpmaddubsw, vpmaddwd, vpaddd), lowbit_peak_fp32 of 12 independent FMAs, and
+ * lowbit_read_bytes reads `bytes` of `buffer` `passes` times. Each returns the operations or
+ * bytes done (time the call), or 0 where this build or CPU lacks the ISA (and on aarch64).
+ */
+int64_t lowbit_peak_int8(lowbit_isa isa, int64_t iterations);
+int64_t lowbit_peak_fp32(lowbit_isa isa, int64_t iterations);
+int64_t lowbit_read_bytes(const void *buffer, int64_t bytes, int64_t passes);
 /** The number of online CPUs. */
 int lowbit_cpu_count(void);
 /** 1 if a parallel runtime (OpenMP) is linked, else 0 and everything runs serially. */

@@ -1,0 +1,103 @@
+import ArgumentParser
+import Foundation
+import LowBit
+import LowBitKernels
+
+/// This machine's limits, measured: the int8 dot-product and fp32 FMA throughput of one core
+/// per ISA, and one core's read bandwidth from L3 and from DRAM. Results of `lowbit bench
+/// kernels` are quoted against them, so that they compare across machines.
+struct MachinePeak: Codable {
+    struct Compute: Codable {
+        var isa: String
+        var int8GOPs: Double
+        var fp32GFLOPs: Double
+        enum CodingKeys: String, CodingKey { case isa, int8GOPs = "int8_gops", fp32GFLOPs = "fp32_gflops" }
+    }
+    var compute: [Compute]
+    /// Read bandwidth of one core, GB/s: a buffer half the L3's size, and one far larger.
+    var l3GBs: Double
+    var dramGBs: Double
+    /// The L3 size the bandwidth used (bytes; 32 MB when the system does not say).
+    var l3Bytes: Int
+    enum CodingKeys: String, CodingKey { case compute, l3GBs = "l3_gbs", dramGBs = "dram_gbs", l3Bytes = "l3_bytes" }
+
+    static func measure(seconds: Double) -> MachinePeak {
+        var compute: [Compute] = []
+        for isa in ISA.supported where [.avx2, .avx512, .avx512vnni].contains(isa) {
+            let raw = lowbit_isa(rawValue: UInt32(ISA.allCases.firstIndex(of: isa)!))
+            let iterations: Int64 = 1 << 18
+            let int8 = medianSeconds(budget: seconds) { _ = lowbit_peak_int8(raw, iterations) }
+            let fp32 = medianSeconds(budget: seconds) { _ = lowbit_peak_fp32(raw, iterations) }
+            compute.append(Compute(isa: isa.rawValue, int8GOPs: round1(Double(lowbit_peak_int8(raw, 1)) * Double(iterations) / int8 / 1e9),
+                                   fp32GFLOPs: round1(Double(lowbit_peak_fp32(raw, 1)) * Double(iterations) / fp32 / 1e9)))
+        }
+        let l3 = l3Size() ?? 32 << 20
+        func bandwidth(_ bytes: Int, passes: Int64) -> Double {
+            var buffer = [UInt8](repeating: 0, count: bytes)
+            for i in stride(from: 0, to: bytes, by: 64) { buffer[i] = UInt8(truncatingIfNeeded: i / 64) }
+            return buffer.withUnsafeBytes { b in
+                let sec = medianSeconds(budget: seconds) { _ = lowbit_read_bytes(b.baseAddress, Int64(bytes), passes) }
+                return round1(Double(lowbit_read_bytes(b.baseAddress, Int64(bytes), 1)) * Double(passes) / sec / 1e9)
+            }
+        }
+        let l3Buffer = l3 / 2, dramBuffer = max(256 << 20, 8 * l3)
+        return MachinePeak(compute: compute, l3GBs: bandwidth(l3Buffer, passes: Int64(max(1, (64 << 20) / l3Buffer))),
+                           dramGBs: bandwidth(dramBuffer, passes: 1), l3Bytes: l3)
+    }
+
+    /// The L3 size Linux reports for CPU 0 ("32768K"), in bytes.
+    static func l3Size() -> Int? {
+        guard let text = try? String(contentsOfFile: "/sys/devices/system/cpu/cpu0/cache/index3/size", encoding: .utf8) else { return nil }
+        let t = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let unit = t.last.map { ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30][String($0)] ?? 1 } ?? 1
+        return Int(t.filter(\.isNumber)).map { $0 * unit }
+    }
+
+    /// The int8 throughput of `isa`'s kernels on one core, GOP/s.
+    func int8(_ isa: String) -> Double? { compute.first { $0.isa == isa }?.int8GOPs }
+
+    /// What binds a packed matmul of `mode` on [m, k] weights and n tokens, on one thread:
+    /// int8 compute, or moving the packed weights, the float activations and the output at
+    /// L3 bandwidth (weights that fit in L3) or DRAM bandwidth. GOP/s.
+    func bound(mode: QuantizationMode, isa: String, m: Int, k: Int, n: Int) -> (gops: Double, limit: String)? {
+        guard let compute = int8(isa) else { return nil }
+        let format: lowbit_format = switch mode {
+        case .binary: LOWBIT_FORMAT_BINARY
+        case .ternary: LOWBIT_FORMAT_TERNARY
+        case .int4: LOWBIT_FORMAT_INT4
+        case .int8: LOWBIT_FORMAT_INT8
+        }
+        let weightBytes = Double(lowbit_packed_size(format, Int64(m), Int64(k)))
+        let bytes = weightBytes + Double(n * k * 4) + Double(n * m * 4)
+        let (bw, level) = weightBytes <= Double(l3Bytes) ? (l3GBs, "L3") : (dramGBs, "DRAM")
+        let memory = 2 * Double(m) * Double(k) * Double(n) / (bytes / (bw * 1e9)) / 1e9
+        return memory < compute ? (memory, level) : (compute, "int8")
+    }
+}
+
+private func round1(_ x: Double) -> Double { (x * 10).rounded() / 10 }
+
+/// `lowbit bench peak`: this machine's limits.
+struct PeakBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "peak",
+        abstract: "Measure this machine's limits on one core: int8 dot and fp32 FMA throughput per ISA, L3 and DRAM read bandwidth.")
+
+    @Option(help: "Time budget per measurement, in seconds.") var seconds = 0.3
+    @Flag(help: "Print only JSON on standard output.") var json = false
+
+    func run() throws {
+        guard seconds > 0, seconds <= 60 else { throw ValidationError("--seconds must be in (0, 60]") }
+        let peak = MachinePeak.measure(seconds: seconds)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(peak), as: UTF8.self))
+            return
+        }
+        print("isa          int8 GOP/s  fp32 GFLOP/s   (one core)")
+        for c in peak.compute { print(pad(c.isa, 12) + " " + pad(String(format: "%.1f", c.int8GOPs), 11) + " " + String(format: "%.1f", c.fp32GFLOPs)) }
+        if peak.compute.isEmpty { print("(no x86 SIMD ISA here: compute peaks are measured on AVX2 and AVX-512)") }
+        print(String(format: "read bandwidth, one core: L3 %.1f GB/s (a %d MB buffer), DRAM %.1f GB/s", peak.l3GBs, (peak.l3Bytes / 2) >> 20, peak.dramGBs))
+    }
+}
