@@ -361,4 +361,39 @@ struct CommandLineTests {
         let missing = try LowBitProcess.run(["bench", "accuracy", "--panel", panel, "--datasets", "Nope"])
         #expect(missing.status != 0 && missing.err.contains("Nope_TRAIN.ts does not exist"), "\(missing.err)")
     }
+
+    @Test("bench peak, bench kernels --peak and bench model --train: the measurements and the JSON keys the docs quote")
+    func benchmarks() throws {
+        let peak = try LowBitProcess.run(["bench", "peak", "--seconds", "0.02", "--json"])
+        #expect(peak.status == 0, "\(peak.err)")
+        let machine = try JSONSerialization.jsonObject(with: Data(peak.out.utf8)) as! [String: Any]
+        #expect((machine["l3_gbs"] as? Double ?? 0) > 0 && (machine["dram_gbs"] as? Double ?? 0) > 0)
+        let compute = machine["compute"] as! [[String: Any]]
+        #expect(compute.map { $0["isa"] as! String } == ISA.supported.map(\.rawValue).filter { ["avx2", "avx512", "avx512vnni"].contains($0) })
+        #expect(compute.allSatisfy { ($0["int8_gops"] as! Double) > 0 && ($0["fp32_gflops"] as! Double) > 0 })
+
+        let kernels = try LowBitProcess.run(["bench", "kernels", "--peak", "--modes", "ternary,int8", "--m", "64", "--k", "96", "--n", "1,8",
+                                             "--threads", "1", "--seconds", "0.02", "--json"])
+        #expect(kernels.status == 0, "\(kernels.err)")
+        let rows = try JSONSerialization.jsonObject(with: Data(kernels.out.utf8)) as! [[String: Any]]
+        #expect(rows.count == 6)
+        for row in rows where row["backend"] as? String == "kernels" && !compute.isEmpty {
+            #expect((row["pct_of_bound"] as? Double ?? 0) > 0 && ["int8", "L3", "DRAM"].contains(row["bound"] as? String ?? ""), "\(row)")
+        }
+
+        let model = try LowBitProcess.run(["bench", "model", "--train", "--threads", "1", "--modes", "float,ternary", "--backends", "kernels,reference",
+                                           "--hidden-size", "16", "--layers", "1", "--heads", "2", "--steps", "5", "--features", "3",
+                                           "--train-batch", "4", "--seconds", "0.01", "--json"])
+        #expect(model.status == 0, "\(model.err)")
+        let steps = try JSONSerialization.jsonObject(with: Data(model.out.utf8)) as! [[String: Any]]
+        #expect(steps.map { "\($0["mode"]!)/\($0["backend"]!)" } == ["float/kernels", "float/reference", "ternary/kernels", "ternary/reference"])
+        for row in steps {
+            for key in ["train_step_ms", "fwd_b32_ms", "fwd_b1_ms", "peak_rss_mb", "state_mb"] {
+                #expect((row[key] as? Double ?? 0) > 0, "\(key) in \(row)")
+            }
+            #expect(row["qt"] as? Bool == false && row["threads"] as? Int == 1)
+        }
+        let qt = try LowBitProcess.run(["bench", "model", "--train", "--qt", "--modes", "float", "--json"])
+        #expect(qt.status != 0 && qt.err.contains("--qt needs a quantized mode"), "\(qt.err)")
+    }
 }
