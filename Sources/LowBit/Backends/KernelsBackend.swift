@@ -84,8 +84,8 @@ public struct KernelsBackend: Backend {
         guard rows > 0, cols > 0 else { throw LowBitError.invalidShape("weights must be non-empty, got \(w.shape)") }
         try ReferenceQuantizer.validate(granularity, mode: mode, cols: cols)
         let group = Int64(granularity.groupLength(cols: cols))
-        var q = [Int8](repeating: 0, count: rows * cols)
-        var scales = [Float](repeating: 0, count: granularity.scaleCount(rows: rows, cols: cols))
+        var q = kernelOutput(Int8.self, rows * cols)
+        var scales = kernelOutput(Float.self, granularity.scaleCount(rows: rows, cols: cols))
         let status = withUnsafePointer(to: context) { ctx in
             switch mode {
             case .binary: lowbit_quantize_sign(ctx, w.scalars, Int64(rows), Int64(cols), group, &q, &scales)
@@ -108,8 +108,8 @@ public struct KernelsBackend: Backend {
         let (n, k) = try x.matrixShape("activations")
         guard n > 0, k > 0 else { throw LowBitError.invalidShape("activations must be non-empty, got \(x.shape)") }
         let stride = ReferenceQuantizer.paddedLength(k)
-        var q = [Int8](repeating: 0, count: n * stride)
-        var scales = [Float](repeating: 0, count: n)
+        var q = kernelOutput(Int8.self, n * stride)
+        var scales = kernelOutput(Float.self, n)
         let status = withUnsafePointer(to: context) { ctx in
             lowbit_quantize_activations(ctx, x.scalars, Int64(n), Int64(k), &q, Int64(stride), &scales)
         }
@@ -124,7 +124,7 @@ public struct KernelsBackend: Backend {
     public func rowAbsmax(_ x: Tensor) throws -> [Float] {
         let (n, k) = try x.matrixShape("rows")
         guard n > 0, k > 0 else { throw LowBitError.invalidShape("rows must be non-empty, got \(x.shape)") }
-        var out = [Float](repeating: 0, count: n)
+        var out = kernelOutput(Float.self, n)
         let status = withUnsafePointer(to: context) { lowbit_absmax_rows($0, x.scalars, Int64(n), Int64(k), &out) }
         try check(status, "rows")
         return out
@@ -138,8 +138,8 @@ public struct KernelsBackend: Backend {
         let (n, k) = try x.matrixShape("gradient")
         guard n > 0, k > 0 else { throw LowBitError.invalidShape("gradient must be non-empty, got \(x.shape)") }
         let stride = ReferenceQuantizer.paddedLength(k)
-        var q = [Int8](repeating: 0, count: n * stride)
-        var scales = [Float](repeating: 0, count: n)
+        var q = kernelOutput(Int8.self, n * stride)
+        var scales = kernelOutput(Float.self, n)
         let status = withUnsafePointer(to: context) { ctx in
             lowbit_quantize_stochastic(ctx, x.scalars, Int64(n), Int64(k), seed, &q, Int64(stride), &scales)
         }
@@ -176,7 +176,7 @@ public struct KernelsBackend: Backend {
             throw LowBitError.invalidArgument("weights were not prepared by the kernels backend")
         }
         let w = weights.quantized
-        var y = [Float](repeating: 0, count: x.tokens * w.rows)
+        var y = kernelOutput(Float.self, x.tokens * w.rows)
         let status = packed.withWeights { pw in
             withUnsafePointer(to: context) { ctx in
                 lowbit_matmul_f32(ctx, pw, x.values, Int64(x.tokens), Int64(x.stride), x.scales, bias?.scalars, &y, Int64(w.rows))
@@ -194,8 +194,8 @@ public struct KernelsBackend: Backend {
     ///   int8 range).
     public func gemmInt8(_ a: Int8Matrix, _ b: Int8Matrix, transposeA: Bool, transposeB: Bool) throws -> [Int32] {
         let (m, n, k) = try checkGemm(a, b, transposeA: transposeA, transposeB: transposeB)
-        var c = [Int32](repeating: 0, count: m * n)
-        var workspace = [UInt8](repeating: 0, count: lowbit_gemm_s8_workspace_size(Int64(m), Int64(n), Int64(k)))
+        var c = kernelOutput(Int32.self, m * n)
+        var workspace = kernelOutput(UInt8.self, lowbit_gemm_s8_workspace_size(Int64(m), Int64(n), Int64(k)))
         let status = withUnsafePointer(to: context) { ctx in
             lowbit_gemm_s8(ctx, transposeA ? 1 : 0, transposeB ? 1 : 0, Int64(m), Int64(n), Int64(k), a.values,
                            Int64(a.stride), b.values, Int64(b.stride), &c, Int64(n), &workspace)
@@ -203,6 +203,14 @@ public struct KernelsBackend: Backend {
         try check(status, "int8 GEMM")
         return c
     }
+}
+
+/// An array for a C kernel to fill: its `count` elements are not zeroed first (the kernels
+/// behind every use write each element, padding included, before anything reads it; zeroing
+/// the megabytes of a forward pass's outputs cost more than some of the kernels).
+@inline(__always)
+func kernelOutput<T: BitwiseCopyable>(_ type: T.Type, _ count: Int) -> [T] {
+    Array(unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
 }
 
 struct ContextBox: @unchecked Sendable {
@@ -221,7 +229,7 @@ final class PackedStorage: @unchecked Sendable {
         rows = w.rows
         cols = w.cols
         group = w.groupLength
-        bytes = [UInt8](repeating: 0, count: lowbit_packed_size(w.mode.format, Int64(w.rows), Int64(w.cols)))
+        bytes = kernelOutput(UInt8.self, lowbit_packed_size(w.mode.format, Int64(w.rows), Int64(w.cols)))
         scales = w.scalesPerRow
     }
 

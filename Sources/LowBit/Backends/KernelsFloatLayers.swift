@@ -10,8 +10,8 @@ extension KernelsBackend {
         guard gamma.count == d, beta.count == d else {
             throw LowBitError.invalidShape("layer norm of \(d) features takes \(d) scales and shifts, got \(gamma.count) and \(beta.count)")
         }
-        var y = [Float](repeating: 0, count: n * d)
-        var xhat = [Float](repeating: 0, count: keepingNormalized ? n * d : 0), rstd = [Float](repeating: 0, count: n)
+        var y = kernelOutput(Float.self, n * d)
+        var xhat = kernelOutput(Float.self, keepingNormalized ? n * d : 0), rstd = kernelOutput(Float.self, n)
         let status = withUnsafePointer(to: context) { ctx in
             xhat.withUnsafeMutableBufferPointer { xh in
                 lowbit_layernorm_forward(ctx, x.scalars, Int64(n), Int64(d), gamma, beta, epsilon, &y,
@@ -25,7 +25,7 @@ extension KernelsBackend {
     /// SiLU by `lowbit_silu_forward`.
     public func silu(_ u: [Float]) -> [Float] {
         guard !u.isEmpty else { return [] }
-        var a = [Float](repeating: 0, count: u.count)
+        var a = kernelOutput(Float.self, u.count)
         _ = withUnsafePointer(to: context) { lowbit_silu_forward($0, u, Int64(u.count), &a) }
         return a
     }
@@ -40,9 +40,9 @@ extension KernelsBackend {
     /// Attention by `lowbit_attention_forward`.
     public func attention(_ qkv: Tensor, shape s: SequenceShape, heads: Int, keepingProbabilities: Bool) throws -> AttentionResult {
         let H = try attentionWidth(qkv, s, heads)
-        var att = [Float](repeating: 0, count: s.rows * H)
-        var probs = [Float](repeating: 0, count: keepingProbabilities ? s.batch * heads * s.steps * s.steps : 0)
-        var workspace = [Float](repeating: 0, count: lowbit_attention_workspace_size(Int64(s.batch), Int64(s.steps), Int64(H), Int64(heads)) / 4)
+        var att = kernelOutput(Float.self, s.rows * H)
+        var probs = kernelOutput(Float.self, keepingProbabilities ? s.batch * heads * s.steps * s.steps : 0)
+        var workspace = kernelOutput(Float.self, lowbit_attention_workspace_size(Int64(s.batch), Int64(s.steps), Int64(H), Int64(heads)) / 4)
         let lengths = s.lengths.map(Int64.init)
         let status = withUnsafePointer(to: context) { ctx in
             probs.withUnsafeMutableBufferPointer { p in
@@ -62,8 +62,8 @@ extension KernelsBackend {
         guard probabilities.count == s.batch * heads * s.steps * s.steps, gradient.shape == [s.rows, H] else {
             throw LowBitError.invalidShape("attention backward: probabilities or gradient do not match the forward")
         }
-        var dqkv = [Float](repeating: 0, count: s.rows * 3 * H)
-        var workspace = [Float](repeating: 0, count: lowbit_attention_workspace_size(Int64(s.batch), Int64(s.steps), Int64(H), Int64(heads)) / 4)
+        var dqkv = kernelOutput(Float.self, s.rows * 3 * H)
+        var workspace = kernelOutput(Float.self, lowbit_attention_workspace_size(Int64(s.batch), Int64(s.steps), Int64(H), Int64(heads)) / 4)
         let lengths = s.lengths.map(Int64.init)
         let status = withUnsafePointer(to: context) { ctx in
             lowbit_attention_backward(ctx, qkv.scalars, probabilities, gradient.scalars, Int64(s.batch), Int64(s.steps), Int64(H),
