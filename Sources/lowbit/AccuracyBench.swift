@@ -71,9 +71,7 @@ struct AccuracyBench: ParsableCommand {
             if !json { printError(AccuracyRow.table(rows.filter { $0.dataset == name }), terminator: "") }
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            printOutput(String(decoding: try encoder.encode(rows), as: UTF8.self))
+            try printJSON(rows)
         } else {
             printOutput(AccuracyRow.table(rows), terminator: "")
         }

@@ -45,11 +45,9 @@ struct Calibrate: ParsableCommand {
         try packed.save(to: URL(fileURLWithPath: path))
         let ranges = packed.staticRanges
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
             let report = CalibrationReport(model: model, out: path, sequences: used.count, dynamicAccuracy: before.accuracy,
                                            staticAccuracy: after.accuracy, ranges: Dictionary(uniqueKeysWithValues: ranges))
-            printOutput(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(report)
             return
         }
         printOutput("calibrated \(ranges.count) layers on \(used.count) sequences (\((used.count + 63) / 64) batches):")

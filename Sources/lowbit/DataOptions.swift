@@ -37,6 +37,13 @@ func printOutput(_ text: String, terminator: String = "\n") {
     FileHandle.standardOutput.write(Data((text + terminator).utf8))
 }
 
+/// Writes `value` as one line of JSON with sorted keys to standard output.
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    printOutput(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
 /// Writes to standard error.
 func printError(_ text: String, terminator: String = "\n") {
     FileHandle.standardError.write(Data((text + terminator).utf8))

@@ -30,12 +30,10 @@ struct Eval: ParsableCommand {
         let evaluation = Evaluation(classNames: info.classNames, confusion: confusion)
         if let predictions { try Prediction.csv(rows, classNames: info.classNames).write(toFile: predictions, atomically: true, encoding: .utf8) }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
             let report = EvalReport(model: model, data: data ?? "embedded JapaneseVowels_TEST", mode: info.modeName,
                                     accuracy: evaluation.accuracy, correct: evaluation.correct, count: evaluation.count,
                                     classes: evaluation.classNames, confusion: evaluation.confusion, predictions: rows)
-            printOutput(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(report)
             return
         }
         printOutput("\(model) (\(info.modeName)) on \(data ?? "embedded JapaneseVowels_TEST"): "

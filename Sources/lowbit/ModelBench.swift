@@ -33,9 +33,7 @@ struct ModelBench: ParsableCommand {
         if training.train {
             let rows = try training.measure(shape)
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                printOutput(String(decoding: try encoder.encode(rows), as: UTF8.self))
+                try printJSON(rows)
             } else {
                 printOutput(trainStepTable(rows), terminator: "")
             }
@@ -43,9 +41,7 @@ struct ModelBench: ParsableCommand {
         }
         let rows = try shape.measure()
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            printOutput(String(decoding: try encoder.encode(rows), as: UTF8.self))
+            try printJSON(rows)
         } else {
             printOutput(modelTable(rows), terminator: "")
         }
@@ -195,9 +191,7 @@ struct AllBench: ParsableCommand {
         }
         let model = try shape.measure()
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            printOutput(String(decoding: try encoder.encode(AllBenchReport(matmul: matmul, model: model)), as: UTF8.self))
+            try printJSON(AllBenchReport(matmul: matmul, model: model))
             return
         }
         printOutput("matmul y = x·Wᵀ (activations quantized inside the call; float: sgemm / reference matmul)")

@@ -90,9 +90,7 @@ struct PeakBench: ParsableCommand {
         guard seconds > 0, seconds <= 60 else { throw ValidationError("--seconds must be in (0, 60]") }
         let peak = MachinePeak.measure(seconds: seconds)
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(peak), as: UTF8.self))
+            try printJSON(peak)
             return
         }
         print("isa          int8 GOP/s  fp32 GFLOP/s   (one core)")

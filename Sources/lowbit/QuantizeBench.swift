@@ -84,9 +84,7 @@ struct QuantizeBench: ParsableCommand {
             }
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            printOutput(String(decoding: try encoder.encode(out), as: UTF8.self))
+            try printJSON(out)
         } else {
             printOutput("kernel             isa          rows   cols   threads  GB/s     ms       of read")
             for r in out {

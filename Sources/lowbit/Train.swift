@@ -149,9 +149,7 @@ struct Train: ParsableCommand {
     func run() throws {
         let (results, evaluationName, total) = try trainModes()
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            printOutput(String(decoding: try encoder.encode(results), as: UTF8.self))
+            try printJSON(results)
         }
         let table = TrainResult.table(results, evaluationName: evaluationName)
         json ? printError(table) : printOutput(table)
