@@ -10,6 +10,9 @@ struct TrainStepRow: Codable {
     var backend: String
     var qt: Bool
     var threads: Int
+    /// Workers the step's batch is split over (Trainer's `workers`): with `--data-parallel`,
+    /// as many as threads, each on one thread; otherwise 1, on `threads` threads.
+    var workers: Int
     var batch: Int
     var steps: Int
     var hiddenSize: Int
@@ -25,7 +28,7 @@ struct TrainStepRow: Codable {
     /// Weights, gradients and AdamW's two moments: 16 bytes per parameter.
     var stateMB: Double
     enum CodingKeys: String, CodingKey {
-        case mode, backend, qt, threads, batch, steps, layers
+        case mode, backend, qt, threads, workers, batch, steps, layers
         case hiddenSize = "hidden_size", trainStepMs = "train_step_ms", forwardBatch32Ms = "fwd_b32_ms"
         case forwardBatch1Ms = "fwd_b1_ms", peakRSSMB = "peak_rss_mb", rssGrowthMB = "rss_growth_mb", stateMB = "state_mb"
     }
@@ -37,6 +40,8 @@ struct TrainStepOptions: ParsableArguments {
     @Flag(help: "With --train: quantized (int8) backward matmuls, QT, for the quantized modes.") var qt = false
     @Option(help: "With --train: thread counts, comma-separated (default: LOWBIT_THREADS or every CPU).") var threads: String?
     @Option(help: "With --train: sequences per training step.") var trainBatch = 32
+    @Flag(help: "With --train: split each step's sequences over as many model copies as threads, one thread each (Trainer's workers), instead of threading inside each kernel.")
+    var dataParallel = false
 
     func measure(_ shape: ModelShapeOptions) throws -> [TrainStepRow] {
         let config = try runtimeConfiguration()
@@ -55,7 +60,7 @@ struct TrainStepOptions: ParsableArguments {
                     (c.backend, c.threads) = (kind, t)
                     rows.append(try measureOne(shape, mode: mode, backend: c.makeBackend(), threads: t))
                     let r = rows.last!
-                    printError("  train \(r.mode)\(qt ? "+qt" : "") \(r.backend) \(t) thread(s): step "
+                    printError("  train \(r.mode)\(qt ? "+qt" : "") \(r.backend) \(t) thread(s), \(r.workers) worker(s): step "
                                + String(format: "%.1f ms, forward b32 %.2f ms, b1 %.3f ms", r.trainStepMs, r.forwardBatch32Ms, r.forwardBatch1Ms))
                 }
             }
@@ -68,7 +73,7 @@ struct TrainStepOptions: ParsableArguments {
         let rules = mode.map { [QuantizationRule("*", LayerQuantization(mode: $0, backward: qt ? .int8 : .float,
                                                                           stochasticRoundingSeed: qt ? 1 : nil))] }
         let model = try SequenceClassifier(configuration, classes: 10, rules: rules)
-        let trainer = Trainer(model: model, backend: backend, optimizer: AdamW(learningRate: 1e-3))
+        let trainer = try Trainer(model: model, backend: backend, optimizer: AdamW(learningRate: 1e-3), workers: dataParallel ? threads : 1)
         let batch = try ModelShapeOptions.input(configuration, batch: trainBatch)
         var rng = SeededGenerator(seed: 5)
         let labels = (0..<trainBatch).map { _ in Int(rng.next() % 10) }
@@ -91,6 +96,7 @@ struct TrainStepOptions: ParsableArguments {
         }
         func ms(_ s: Double) -> Double { (s * 1e6).rounded() / 1e3 }
         return TrainStepRow(mode: mode?.rawValue ?? "float", backend: backend.kind.rawValue, qt: qt && mode != nil, threads: threads,
+                            workers: dataParallel ? threads : 1,
                             batch: trainBatch, steps: configuration.maxSteps, hiddenSize: configuration.width,
                             layers: configuration.layerCount, trainStepMs: ms(step), forwardBatch32Ms: ms(try forward(32)),
                             forwardBatch1Ms: ms(try forward(1)), peakRSSMB: peak.map { ($0 * 10).rounded() / 10 },
@@ -105,10 +111,10 @@ private func zip2(_ a: Double?, _ b: Double?) -> (Double, Double)? {
 }
 
 func trainStepTable(_ rows: [TrainStepRow]) -> String {
-    var s = "mode        backend  threads  batch  train step ms  fwd b32 ms  fwd b1 ms  peak RSS MB  state MB\n"
+    var s = "mode        backend  threads  workers  batch  train step ms  fwd b32 ms  fwd b1 ms  peak RSS MB  state MB\n"
     for r in rows {
         s += pad(r.mode + (r.qt ? "+qt" : ""), 11) + " " + pad(r.backend, 8) + " " + pad(String(r.threads), 8) + " "
-            + pad(String(r.batch), 6) + " " + pad(String(format: "%.1f", r.trainStepMs), 14) + " "
+            + pad(String(r.workers), 8) + " " + pad(String(r.batch), 6) + " " + pad(String(format: "%.1f", r.trainStepMs), 14) + " "
             + pad(String(format: "%.2f", r.forwardBatch32Ms), 11) + " " + pad(String(format: "%.3f", r.forwardBatch1Ms), 10) + " "
             + pad(r.peakRSSMB.map { String(format: "%.0f", $0) } ?? "-", 12) + " " + String(format: "%.1f", r.stateMB) + "\n"
     }

@@ -4,6 +4,8 @@ import COpenBLAS
 enum OpenBLAS {
     /// Caps OpenBLAS's own thread pool, so that it and LowBit's kernels do not oversubscribe.
     static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
+    /// OpenBLAS's process-wide thread count now.
+    static var threads: Int { Int(openblas_get_num_threads()) }
 
     static var configuration: String { String(cString: openblas_get_config()) }
 

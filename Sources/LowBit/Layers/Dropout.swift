@@ -28,6 +28,7 @@ public final class Dropout {
         if exec.step != lastStep { lastStep = exec.step; drawsThisStep = 0 }
         let rng = SeededGenerator(seed: seed &+ UInt64(truncatingIfNeeded: exec.step) &* 0x9E37_79B9_7F4A_7C15 &+ drawsThisStep &* 0xD1B5_4A32_D192_ED03)
         drawsThisStep += 1
+        let first = exec.rowOffset * (x.shape.last ?? 0)   // the rows' place in the whole batch
         var m = [Float](repeating: 0, count: x.count)
         var y = x
         m.withUnsafeMutableBufferPointer { mb in
@@ -35,7 +36,7 @@ public final class Dropout {
                 // Element i keeps with the generator's (i + 1)-th draw, as a loop of
                 // rng.unit() calls would; computed per element, the loop has no chain.
                 for i in 0..<mb.count {
-                    let kept: Float = rng.unit(ahead: i) < keep ? scale : 0
+                    let kept: Float = rng.unit(ahead: first + i) < keep ? scale : 0
                     mb[i] = kept
                     yb[i] *= kept
                 }

@@ -10,13 +10,18 @@ public struct Execution: Sendable {
     /// The optimisation step: dropout masks are a function of (seed, layer, step), so a run
     /// resumed from a checkpoint draws the same masks as an uninterrupted one.
     public var step: Int
+    /// The first row of this pass's batch within a larger batch whose sequences are split over
+    /// workers (0 otherwise): dropout draws the masks of those rows, as a pass over the whole
+    /// batch would.
+    public var rowOffset: Int
 
     /// Creates an execution context. `calibrating` matters only when `training` is false, and
-    /// `step` only for dropout masks.
-    public init(backend: any Backend, training: Bool, calibrating: Bool = false, step: Int = 0) {
+    /// `step` and `rowOffset` only for dropout masks.
+    public init(backend: any Backend, training: Bool, calibrating: Bool = false, step: Int = 0, rowOffset: Int = 0) {
         self.backend = backend
         self.training = training
         self.calibrating = calibrating
         self.step = step
+        self.rowOffset = rowOffset
     }
 }

@@ -22,6 +22,17 @@ public struct SequenceBatch: Sendable {
         self.values = values
     }
 
+    /// The sequences `range` of this batch, as a batch of their own (same padded steps).
+    public func sequences(_ range: Range<Int>) throws -> SequenceBatch {
+        guard range.lowerBound >= 0, range.upperBound <= shape.batch, !range.isEmpty else {
+            throw LowBitError.invalidShape("sequences \(range) of a batch of \(shape.batch)")
+        }
+        let per = shape.steps * features
+        let slice = Array(values.scalars[(range.lowerBound * per)..<(range.upperBound * per)])
+        return try SequenceBatch(values: Tensor(shape: [range.count, shape.steps, features], scalars: slice),
+                                 lengths: Array(shape.lengths[range]))
+    }
+
     /// Features per step (`values.shape[2]`); an encoder takes only its `embedDim`.
     public var features: Int { values.shape[2] }
 

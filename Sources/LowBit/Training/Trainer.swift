@@ -16,6 +16,13 @@ public final class Trainer {
     /// The global L2 norm the gradients are clipped to before each update (see
     /// ``clipGradients(_:maxNorm:)``); nil does not clip.
     public var maxGradientNorm: Float?
+    /// How many workers share a step: a batch's sequences are split over this many copies of
+    /// the model, each running its share's forward and backward on one thread (see
+    /// DataParallelStep.swift). 1: the whole batch on the backend's own threads.
+    public let workers: Int
+    /// The workers' model copies (the model itself is worker 0) and their one-thread backends.
+    var replicas: [SequenceClassifier] = []
+    var workerBackends: [any Backend] = []
 
     /// Creates a trainer that updates `model` on `backend` with `optimizer` (by default a fresh
     /// ``AdamW`` with its defaults), clipping the gradients to a norm of 1 unless told otherwise.
@@ -24,6 +31,26 @@ public final class Trainer {
         self.backend = backend
         self.optimizer = optimizer
         self.maxGradientNorm = maxGradientNorm
+        self.workers = 1
+    }
+
+    /// Creates a trainer whose steps split each batch's sequences over `workers` copies of the
+    /// model.
+    ///
+    /// With `workers` above 1, each step splits its batch's sequences over that many copies of
+    /// the model, run side by side on one thread each, and adds their gradients in a fixed
+    /// order: the result does not depend on scheduling (bit for bit the same for a fixed
+    /// worker count), and differs from one worker's only by the order of the gradient sums
+    /// (and of OpenBLAS's). Dropout masks are the whole batch's. Throws
+    /// ``LowBitError/invalidArgument(_:)`` unless `workers` is from 1 to 64.
+    public init(model: SequenceClassifier, backend: any Backend, optimizer: AdamW = AdamW(), maxGradientNorm: Float? = 1,
+                workers: Int) throws {
+        guard (1...64).contains(workers) else { throw LowBitError.invalidArgument("workers must be from 1 to 64, got \(workers)") }
+        self.model = model
+        self.backend = backend
+        self.optimizer = optimizer
+        self.maxGradientNorm = maxGradientNorm
+        self.workers = workers
     }
 
     /// One optimisation step; returns the batch's loss before the update.
@@ -37,6 +64,7 @@ public final class Trainer {
     /// distillation objective; the loss returned is still the cross-entropy against the labels.
     public func trainingStep(_ batch: SequenceBatch, labels: [Int],
                              teacher: (logits: Tensor, distillation: Distillation)? = nil) throws -> (loss: Float, predictions: [Int]) {
+        if workers > 1 && batch.shape.batch > 1 { return try dataParallelStep(batch, labels: labels, teacher: teacher) }
         let exec = Execution(backend: backend, training: true, step: optimizer.step)
         let params = model.parameters
         for p in params { p.zeroGrad() }

@@ -1,0 +1,102 @@
+import Dispatch
+
+/// One optimisation step with the batch's sequences split over the trainer's workers: worker
+/// r runs the forward and backward of its contiguous share of sequences on its own copy of the
+/// model and a one-thread backend; the loss is taken on the gathered logits, as for the whole
+/// batch; the copies' gradients are added into the model's in worker order; the model alone
+/// clips and updates, and the copies take its new weights at the next step.
+///
+/// Each sequence's forward does not depend on the others in its batch (attention stays inside
+/// a sequence, activations are quantized per token, dropout draws the rows' own masks), so
+/// what changes with the worker count is only the order in which the tokens' contributions to
+/// each weight gradient are summed.
+extension Trainer {
+    func dataParallelStep(_ batch: SequenceBatch, labels: [Int],
+                          teacher: (logits: Tensor, distillation: Distillation)?) throws -> (loss: Float, predictions: [Int]) {
+        let s = batch.shape, count = min(workers, s.batch)
+        guard labels.count == s.batch else { throw LowBitError.invalidShape("\(labels.count) labels for \(s.batch) sequences") }
+        let blasThreads = OpenBLAS.threads
+        defer { OpenBLAS.setThreads(blasThreads) }   // every worker runs it on its own thread during the step
+        try prepareWorkers(count)
+        let models = [model] + replicas.prefix(count - 1)
+        let bounds = (0...count).map { s.batch * $0 / count }
+        let shards = try (0..<count).map { r in try batch.sequences(bounds[r]..<bounds[r + 1]) }
+        let execs = (0..<count).map { r in
+            Execution(backend: workerBackends[r], training: true, step: optimizer.step, rowOffset: bounds[r] * s.steps)
+        }
+        // The static-range statistics: each copy adds its share's mean; the model keeps the
+        // whole batch's (one batch, the mean over all its rows).
+        let quantized = models.map(\.quantizedLayers)
+        let before = quantized[0].map(\.statistics)
+        for copy in quantized.dropFirst() { for layer in copy where !layer.usesStaticRange { layer.statistics = ActivationStatistics() } }
+        for m in models { for p in m.parameters { p.zeroGrad() } }
+
+        let logits = try parallel(count) { r in try models[r].forward(shards[r], execs[r]) }
+        let all = try Tensor(shape: [s.batch, model.classes], scalars: logits.flatMap(\.scalars))
+        let (loss, dLogits) = try teacher.map {
+            let d = try Loss.distillation(logits: all, labels: labels, teacherLogits: $0.logits,
+                                          weight: $0.distillation.weight, temperature: $0.distillation.temperature)
+            return (d.crossEntropy, d.gradient)
+        } ?? Loss.softmaxCrossEntropy(logits: all, labels: labels)
+        let classes = model.classes
+        _ = try parallel(count) { r in
+            let rows = Array(dLogits.scalars[(bounds[r] * classes)..<(bounds[r + 1] * classes)])
+            try models[r].backward(Tensor(shape: [bounds[r + 1] - bounds[r], classes], scalars: rows), execs[r])
+            return true
+        }
+
+        let parameters = model.parameters
+        for copy in models.dropFirst() {
+            for (p, q) in zip(parameters, copy.parameters) {
+                q.grad.withUnsafeBufferPointer { g in
+                    p.grad.withUnsafeMutableBufferPointer { into in for i in 0..<into.count { into[i] += g[i] } }
+                }
+            }
+        }
+        for (i, layer) in quantized[0].enumerated() where !layer.usesStaticRange && layer.statistics.count > before[i].count {
+            var total = (layer.statistics.sumOfAbsmax - before[i].sumOfAbsmax) * Double(bounds[1] - bounds[0])
+            for m in 1..<count { total += quantized[m][i].statistics.sumOfAbsmax * Double(bounds[m + 1] - bounds[m]) }
+            layer.statistics = ActivationStatistics(count: before[i].count + 1, sumOfAbsmax: before[i].sumOfAbsmax + total / Double(s.batch))
+        }
+        if let maxGradientNorm { clipGradients(parameters, maxNorm: maxGradientNorm) }
+        optimizer.update(parameters)
+        return (loss, argmaxRows(all))
+    }
+
+    /// The copies and one-thread backends of `count` workers, holding the model's current
+    /// weights, quantization and static ranges.
+    private func prepareWorkers(_ count: Int) throws {
+        while replicas.count < count - 1 { replicas.append(try model.copy()) }
+        if workerBackends.count < count {
+            let one: any Backend = switch backend {
+            case let k as KernelsBackend: try KernelsBackend(isa: k.isa, threads: 1)
+            case is BLASBackend: BLASBackend(threads: 1)
+            default: backend
+            }
+            workerBackends = Array(repeating: one, count: count)
+        }
+        OpenBLAS.setThreads(1)
+        for copy in replicas.prefix(count - 1) {
+            for (p, q) in zip(model.parameters, copy.parameters) where p.value != q.value { q.value = p.value }
+            for (a, b) in zip(copy.encoder.linears, model.encoder.linears) {
+                a.quantization = b.quantization
+                a.usesStaticRange = b.usesStaticRange
+                a.statistics = b.statistics
+            }
+        }
+    }
+}
+
+/// Runs `body(r)` for r in 0..<count side by side and returns the results in order, or
+/// rethrows the first worker's error (in worker order).
+private func parallel<T>(_ count: Int, _ body: (Int) throws -> T) throws -> [T] {
+    let slots = UnsafeMutableBufferPointer<Result<T, any Error>?>.allocate(capacity: count)
+    slots.initialize(repeating: nil)
+    defer { slots.deinitialize(); slots.deallocate() }
+    withoutActuallyEscaping(body) { body in
+        nonisolated(unsafe) let body = body
+        nonisolated(unsafe) let slots = slots
+        DispatchQueue.concurrentPerform(iterations: count) { r in slots[r] = Result { try body(r) } }
+    }
+    return try slots.map { try $0!.get() }
+}
