@@ -128,15 +128,15 @@ public final class Linear {
             return dx
         }
         let w = try preparedWeights(backend)
-        var dx: Tensor, dW: Tensor
+        var dx: Tensor, dW: Tensor, db: Tensor
         if q.backward == .float && q.gradientAt == .original {
             dx = try backend.matmul(dy, weight.tensor, transposeA: false, transposeB: false)
             dW = try backend.matmul(dy, x, transposeA: true, transposeB: false)
+            db = columnSums(dy)
         } else {
             let g = try backend.linearBackward(gradOutput: dy, input: xq, weights: w, precision: q.backward,
                                                stochasticRoundingSeed: q.stochasticRoundingSeed.map { $0 &+ weight.version })
-            dx = g.input
-            dW = g.weight
+            (dx, dW, db) = (g.input, g.weight, g.bias)
         }
         if q.clippedSTE {
             let wq = w.quantized
@@ -152,7 +152,7 @@ public final class Linear {
             }
         }
         weight.accumulate(dW)
-        bias?.accumulate(columnSums(dy))
+        bias?.accumulate(db)
         return dx
     }
 
