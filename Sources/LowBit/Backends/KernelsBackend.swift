@@ -210,7 +210,10 @@ public struct KernelsBackend: Backend {
 /// the megabytes of a forward pass's outputs cost more than some of the kernels).
 @inline(__always)
 func kernelOutput<T: BitwiseCopyable>(_ type: T.Type, _ count: Int) -> [T] {
-    Array(unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+    // An empty array is the runtime's one shared empty storage: setting its count, even to
+    // 0, is a write to a global that other threads read.
+    guard count > 0 else { return [] }
+    return Array(unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
 }
 
 struct ContextBox: @unchecked Sendable {
