@@ -58,6 +58,8 @@ struct Train: ParsableCommand {
     var validation: Double?
     @Option(help: "Checkpoint selection: hold out this fraction of the training data (after --validation's), score every epoch on it, and keep the weights of the epoch with the lowest loss (default: none; the last epoch's weights).")
     var selectOn: Double?
+    @Option(help: "Split each model's batches over this many copies of it, one thread each (data-parallel: for one model on several cores; the result then depends on N in its last bits). Default 1: models train side by side, one thread each, and the thread count never changes a result.")
+    var workers = 1
     @Option(help: "Output directory.") var out = "out/train"
     @Flag(help: "Continue each mode from its checkpoint in --out.") var resume = false
     @Flag(help: "Print only a JSON array (one object per mode) on standard output.") var json = false
@@ -122,6 +124,7 @@ struct Train: ParsableCommand {
         if let validation, !(validation > 0 && validation < 1) { throw ValidationError("--validation must be in (0, 1), got \(validation)") }
         if let selectOn, !(selectOn > 0 && selectOn < 1) { throw ValidationError("--select-on must be in (0, 1), got \(selectOn)") }
         if let steps, steps <= 0 { throw ValidationError("--steps must be positive, got \(steps)") }
+        guard (1...64).contains(workers) else { throw ValidationError("--workers must be from 1 to 64, got \(workers)") }
         if steps != nil, epochs != nil { throw ValidationError("--steps and --epochs both set the run's length: give one") }
         if let qatEpochs, qatEpochs <= 0 { throw ValidationError("--qat-epochs must be positive, got \(qatEpochs)") }
         if let qatLr, !(qatLr > 0 && qatLr.isFinite) { throw ValidationError("--qat-lr must be positive and finite, got \(qatLr)") }
@@ -191,9 +194,10 @@ struct Train: ParsableCommand {
             + "; dropout \(chosen.dropout), " + (chosen.augmentation.isActive
                 ? "augmentation crop \(chosen.augmentation.crop), scale \(chosen.augmentation.scale), jitter \(chosen.augmentation.jitter)"
                 : "no augmentation"))
-        let workers = min(modes.map { settings($0).ensembleSize }.reduce(0, +), config.threads)
+        let atOnce = max(1, min(modes.map { settings($0).ensembleSize }.reduce(0, +), config.threads / workers))
         say("backend \(try config.makeBackend().identity); output in \(out)/"
-            + (workers > 1 ? "; \(workers) models at a time, \(config.threads / workers) thread\(config.threads / workers == 1 ? "" : "s") each" : ""))
+            + (workers > 1 ? "; \(atOnce) model\(atOnce == 1 ? "" : "s") at a time, each step split over \(workers) workers (--workers)"
+               : atOnce > 1 ? "; \(atOnce) models at a time, \(config.threads / atOnce) thread\(config.threads / atOnce == 1 ? "" : "s") each" : ""))
         let quantized = modes.compactMap { $0 }
         if let first = quantized.first, needsFloat {
             var how: [String] = []
@@ -213,8 +217,9 @@ struct Train: ParsableCommand {
         try DirectoryLock.acquire(out)
         Interrupt.install()
 
-        let comparison = ModeComparison(settings: modes.map { settings($0, for: train) }, directory: URL(fileURLWithPath: out),
+        var comparison = ModeComparison(settings: modes.map { settings($0, for: train) }, directory: URL(fileURLWithPath: out),
                                         runtime: config, resume: resume)
+        comparison.workersPerModel = workers
         let width = Self.labelWidth(comparison)
         let started = Date()
         let outcomes: [ModeComparison.Result]

@@ -226,6 +226,7 @@ struct CommandLineTests {
         (["train", "--crop", "1"], "augmentation crop must be in [0, 1)"),
         (["train", "--select-on", "1.5"], "--select-on must be in (0, 1)"),
         (["train", "--jitter", "inf"], "augmentation jitter must be non-negative and finite"),
+        (["train", "--workers", "0"], "--workers must be from 1 to 64"),
         (["eval", "/nonexistent/model.safetensors"], "/nonexistent/model.safetensors"),
         (["calibrate", "/nonexistent/model.safetensors"], "/nonexistent/model.safetensors"),
     ])

@@ -1,3 +1,4 @@
+import Foundation
 import LowBit
 import Testing
 
@@ -77,5 +78,31 @@ struct DataParallelTests {
         #expect(try trainer.step(one, labels: [labels[0]]).isFinite)
         #expect(throws: LowBitError.self) { try trainer.step(batch, labels: [0]) }
         #expect(throws: LowBitError.self) { try batch.sequences(3..<9) }
+    }
+
+    @Test("a comparison with two workers per model trains every mode, learns, and repeats itself bit for bit")
+    func comparison() throws {
+        let directory = URL(fileURLWithPath: temporaryPath("data-parallel-comparison"))
+        let (trainFile, testFile) = try writeRamps(directory, train: 32, test: 20, seed: 4)
+        let train = try Datasets.read(trainFile.path), test = try Datasets.read(testFile.path)
+        func run(_ name: String, workers: Int) throws -> [ModeComparison.Result] {
+            var comparison = ModeComparison(modes: [nil, .ternary], for: train,
+                                            base: TrainingSettings(width: 16, layerCount: 1, headCount: 2, ensembleSize: 1),
+                                            recipe: TrainingRecipe(steps: 40), directory: directory.appendingPathComponent(name))
+            comparison.workersPerModel = workers
+            return try comparison.run(train: train, evaluation: test)
+        }
+        let a = try run("a", workers: 2), b = try run("b", workers: 2), one = try run("one", workers: 1)
+        for (x, y) in zip(a, b) {
+            #expect(x.runs[0].model.parameters.map(\.value) == y.runs[0].model.parameters.map(\.value), "\(x.settings.modeName)")
+        }
+        for (x, y) in zip(a, one) {
+            #expect(x.evaluation.accuracy >= 0.9 && y.evaluation.accuracy >= 0.9, "\(x.evaluation.accuracy) and \(y.evaluation.accuracy)")
+            #expect(x.runs[0].optimizer.step == y.runs[0].optimizer.step)
+            #expect(x.runs[0].workers == 2 && y.runs[0].workers == 1)
+        }
+        var bad = ModeComparison(modes: [nil], for: train, directory: directory.appendingPathComponent("bad"))
+        bad.workersPerModel = 0
+        #expect(throws: LowBitError.self) { try bad.run(train: train, evaluation: test) }
     }
 }

@@ -4,6 +4,11 @@ import Foundation
 /// standardization fitted on the training data, the class list and the history, with
 /// checkpoints that resume the run exactly (same batches, same dropout masks).
 public final class ClassifierTraining {
+    /// Workers each step's batch is split over (``Trainer``'s `workers`: copies of the model on
+    /// one thread each); 1 by default, the backend's own threads inside each kernel. Above 1,
+    /// the result depends on the worker count in its last bits (the order of the gradient
+    /// sums), not on timing.
+    public var workers = 1
     /// The settings of the run; checkpoints save them, so a resumed run keeps them.
     public let settings: TrainingSettings
     /// The model being trained; every step updates its weights.
@@ -199,7 +204,9 @@ public final class ClassifierTraining {
             throw LowBitError.invalidShape("\(train.name) has \(train.channels) channels, the model takes \(model.configuration.inputWidth / settings.patchLength)")
         }
         let perEpoch = stepsPerEpoch(train), total = settings.epochs * perEpoch
-        let trainer = Trainer(model: model, backend: backend, optimizer: optimizer, maxGradientNorm: settings.maxGradientNorm)
+        let trainer = workers > 1
+            ? try Trainer(model: model, backend: backend, optimizer: optimizer, maxGradientNorm: settings.maxGradientNorm, workers: workers)
+            : Trainer(model: model, backend: backend, optimizer: optimizer, maxGradientNorm: settings.maxGradientNorm)
         let evalBatches = try evaluation.map { try info.batches($0, windowSize: model.configuration.maxSteps) }
         let selectionBatches = try selection.map { try info.batches($0.data, windowSize: model.configuration.maxSteps) }
         let teacherLogits = try self.teacherLogits(teacher, train: train, backend: backend)

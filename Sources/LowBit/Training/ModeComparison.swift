@@ -26,6 +26,11 @@ public struct ModeComparison: Sendable {
     public var resume: Bool
     /// Whether to measure each packed model's latency on one sequence (about 0.3 s per mode).
     public var measuresLatency: Bool
+    /// Workers each model's steps are split over (``ClassifierTraining/workers``); 1 by default.
+    /// Above 1, as many models train at once as the threads allow with that many each, every
+    /// worker on one thread; the models then depend on this count in their last bits (not on
+    /// the thread count or timing), which with 1 they do not.
+    public var workersPerModel = 1
 
     /// Creates a comparison of exactly these settings, one entry per mode, keeping checkpoints
     /// and packed models in `directory`. The settings are checked when the comparison runs.
@@ -146,6 +151,9 @@ public struct ModeComparison: Sendable {
     /// needs a float model the comparison does not train.
     func check() throws {
         guard !settings.isEmpty else { throw LowBitError.invalidArgument("a comparison needs at least one mode") }
+        guard (1...64).contains(workersPerModel) else {
+            throw LowBitError.invalidArgument("workers per model must be from 1 to 64, got \(workersPerModel)")
+        }
         for s in settings { try s.validate() }
         var seen = Set<String>()
         if let twice = settings.map(\.modeName).first(where: { !seen.insert($0).inserted }) {
@@ -175,9 +183,10 @@ public struct ModeComparison: Sendable {
     func trainConcurrently(_ jobs: [Job], train: TimeSeriesDataset, windowSize: Int, evaluation: TimeSeriesDataset,
                            selection: TimeSeriesDataset?, floatRuns: [ClassifierTraining],
                            events: @escaping @Sendable (Event) -> Void, shouldStop: @escaping @Sendable () -> Bool) throws -> [ClassifierTraining?] {
-        let workers = max(1, min(jobs.count, runtime.threads))
+        let perModel = workersPerModel
+        let workers = max(1, min(jobs.count, runtime.threads / perModel))
         var each = runtime
-        each.threads = max(1, runtime.threads / workers)
+        each.threads = perModel > 1 ? 1 : max(1, runtime.threads / workers)
         let backends = try (0..<workers).map { _ in try each.makeBackend() }
         let shared = SharedRuns(jobs.count)
         let floatIndex = settings.firstIndex { $0.mode == nil }
@@ -227,6 +236,7 @@ public struct ModeComparison: Sendable {
             run = try ClassifierTraining(settings: wanted, train: train, windowSize: windowSize,
                                          startingFrom: wanted.startsFromFloat ? floatRun : nil)
         }
+        run.workers = workersPerModel
         // About ten points of the evaluation curve: evaluating every epoch would cost a quarter of the time.
         let outcome = try run.run(train: train, evaluation: evaluation, teacher: wanted.distillation == nil ? nil : floatRun,
                                   backend: backend, checkpointPath: checkpoint.path,
