@@ -19,7 +19,8 @@ lowbit_status lowbit_pack_strided(lowbit_format format, const int8_t *q, int64_t
     const int64_t chunks = kpad / chunk_k;
     memset(out, 0, lowbit_packed_size(format, m, k));
     if (bits == 8) { /* every int8 is a code: code = v + 128, four to a chunk's row */
-        for (int64_t ch = 0; ch < chunks && ch * 4 < k; ch++) {
+        /* chunks outer: a transposed source (the int8 GEMM's B) is then read along its rows */
+        for (int64_t ch = 0; ch * 4 < k; ch++) {
             const int64_t c0 = ch * 4, n = k - c0 < 4 ? k - c0 : 4;
             for (int64_t r = 0; r < m; r++) {
                 uint8_t *dst = out + ((r / LOWBIT_PANEL_ROWS) * chunks + ch) * LOWBIT_CHUNK_BYTES + (r % LOWBIT_PANEL_ROWS) * 4;
@@ -29,13 +30,9 @@ lowbit_status lowbit_pack_strided(lowbit_format format, const int8_t *q, int64_t
         }
         return LOWBIT_OK;
     }
-    /* Rows outer when a row is contiguous in the source (cs = 1); chunks outer otherwise, so
-     * that a chunk's few source rows are read along their length (a transposed source). */
-    const int rows_outer = cs == 1;
-    const int64_t outer = rows_outer ? m : (k + chunk_k - 1) / chunk_k, inner = rows_outer ? (k + chunk_k - 1) / chunk_k : m;
-    for (int64_t a = 0; a < outer; a++) {
-        for (int64_t b = 0; b < inner; b++) {
-            const int64_t r = rows_outer ? a : b, ch = rows_outer ? b : a;
+    /* the low-bit formats come from weights, rows contiguous: rows outer */
+    for (int64_t r = 0; r < m; r++) {
+        for (int64_t ch = 0; ch * chunk_k < k; ch++) {
             const int64_t c0 = ch * chunk_k, n = k - c0 < chunk_k ? k - c0 : chunk_k;
             const int8_t *src = q + r * rs + c0 * cs;
             uint8_t bytes[4] = {0, 0, 0, 0};

@@ -26,18 +26,20 @@ struct MachinePeak: Codable {
         for isa in ISA.supported where [.avx2, .avx512, .avx512vnni].contains(isa) {
             let raw = lowbit_isa(rawValue: UInt32(ISA.allCases.firstIndex(of: isa)!))
             let iterations: Int64 = 1 << 18
-            let int8 = medianSeconds(budget: seconds) { _ = lowbit_peak_int8(raw, iterations) }
-            let fp32 = medianSeconds(budget: seconds) { _ = lowbit_peak_fp32(raw, iterations) }
-            compute.append(Compute(isa: isa.rawValue, int8GOPs: round1(Double(lowbit_peak_int8(raw, 1)) * Double(iterations) / int8 / 1e9),
-                                   fp32GFLOPs: round1(Double(lowbit_peak_fp32(raw, 1)) * Double(iterations) / fp32 / 1e9)))
+            var int8Ops: Int64 = 0, fp32Ops: Int64 = 0
+            let int8 = medianSeconds(budget: seconds) { int8Ops = lowbit_peak_int8(raw, iterations) }
+            let fp32 = medianSeconds(budget: seconds) { fp32Ops = lowbit_peak_fp32(raw, iterations) }
+            compute.append(Compute(isa: isa.rawValue, int8GOPs: round1(Double(int8Ops) / int8 / 1e9),
+                                   fp32GFLOPs: round1(Double(fp32Ops) / fp32 / 1e9)))
         }
         let l3 = l3Size() ?? 32 << 20
         func bandwidth(_ bytes: Int, passes: Int64) -> Double {
             var buffer = [UInt8](repeating: 0, count: bytes)
             for i in stride(from: 0, to: bytes, by: 64) { buffer[i] = UInt8(truncatingIfNeeded: i / 64) }
             return buffer.withUnsafeBytes { b in
-                let sec = medianSeconds(budget: seconds) { _ = lowbit_read_bytes(b.baseAddress, Int64(bytes), passes) }
-                return round1(Double(lowbit_read_bytes(b.baseAddress, Int64(bytes), 1)) * Double(passes) / sec / 1e9)
+                var read: Int64 = 0
+                let sec = medianSeconds(budget: seconds) { read = lowbit_read_bytes(b.baseAddress, Int64(bytes), passes) }
+                return round1(Double(read) / sec / 1e9)
             }
         }
         let l3Buffer = l3 / 2, dramBuffer = max(256 << 20, 8 * l3)

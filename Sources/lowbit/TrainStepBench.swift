@@ -100,14 +100,9 @@ struct TrainStepOptions: ParsableArguments {
                             batch: trainBatch, steps: configuration.maxSteps, hiddenSize: configuration.width,
                             layers: configuration.layerCount, trainStepMs: ms(step), forwardBatch32Ms: ms(try forward(32)),
                             forwardBatch1Ms: ms(try forward(1)), peakRSSMB: peak.map { ($0 * 10).rounded() / 10 },
-                            rssGrowthMB: zip2(before, after).map { (($1 - $0) * 10).rounded() / 10 },
+                            rssGrowthMB: before.flatMap { b in after.map { (($0 - b) * 10).rounded() / 10 } },
                             stateMB: (Double(parameters * 16) / 1e5).rounded() / 10)
     }
-}
-
-private func zip2(_ a: Double?, _ b: Double?) -> (Double, Double)? {
-    guard let a, let b else { return nil }
-    return (a, b)
 }
 
 func trainStepTable(_ rows: [TrainStepRow]) -> String {

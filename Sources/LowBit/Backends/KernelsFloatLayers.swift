@@ -42,7 +42,7 @@ extension KernelsBackend {
         let H = try attentionWidth(qkv, s, heads)
         var att = kernelOutput(Float.self, s.rows * H)
         var probs = kernelOutput(Float.self, keepingProbabilities ? s.batch * heads * s.steps * s.steps : 0)
-        var workspace = kernelOutput(Float.self, lowbit_attention_workspace_size(Int64(s.batch), Int64(s.steps), Int64(H), Int64(heads)) / 4)
+        var workspace = attentionWorkspace(s, H, heads)
         let lengths = s.lengths.map(Int64.init)
         let status = withUnsafePointer(to: context) { ctx in
             probs.withUnsafeMutableBufferPointer { p in
@@ -63,7 +63,7 @@ extension KernelsBackend {
             throw LowBitError.invalidShape("attention backward: probabilities or gradient do not match the forward")
         }
         var dqkv = kernelOutput(Float.self, s.rows * 3 * H)
-        var workspace = kernelOutput(Float.self, lowbit_attention_workspace_size(Int64(s.batch), Int64(s.steps), Int64(H), Int64(heads)) / 4)
+        var workspace = attentionWorkspace(s, H, heads)
         let lengths = s.lengths.map(Int64.init)
         let status = withUnsafePointer(to: context) { ctx in
             lowbit_attention_backward(ctx, qkv.scalars, probabilities, gradient.scalars, Int64(s.batch), Int64(s.steps), Int64(H),
@@ -71,6 +71,11 @@ extension KernelsBackend {
         }
         try check(status, "attention backward")
         return try Tensor(shape: [s.rows, 3 * H], scalars: dqkv)
+    }
+
+    /// Scratch for either attention pass (the C drivers allocate nothing).
+    private func attentionWorkspace(_ s: SequenceShape, _ hidden: Int, _ heads: Int) -> [Float] {
+        kernelOutput(Float.self, lowbit_attention_workspace_size(Int64(s.batch), Int64(s.steps), Int64(hidden), Int64(heads)) / 4)
     }
 
     private func attentionWidth(_ qkv: Tensor, _ s: SequenceShape, _ heads: Int) throws -> Int {

@@ -32,9 +32,12 @@ public final class Parameter: @unchecked Sendable {
     /// Sets every gradient entry to zero.
     public func zeroGrad() { grad.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
 
-    func accumulate(_ g: Tensor) {
+    func accumulate(_ g: Tensor) { accumulate(g.scalars) }
+
+    /// Adds `g` (one entry per value) to the gradient.
+    func accumulate(_ g: [Float]) {
         precondition(g.count == grad.count, "\(name): gradient of \(g.count) values for \(grad.count)")
-        g.scalars.withUnsafeBufferPointer { g in
+        g.withUnsafeBufferPointer { g in
             grad.withUnsafeMutableBufferPointer { grad in
                 for i in 0..<grad.count { grad[i] += g[i] }
             }

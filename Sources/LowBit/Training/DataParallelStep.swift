@@ -46,13 +46,7 @@ extension Trainer {
         }
 
         let parameters = model.parameters
-        for copy in models.dropFirst() {
-            for (p, q) in zip(parameters, copy.parameters) {
-                q.grad.withUnsafeBufferPointer { g in
-                    p.grad.withUnsafeMutableBufferPointer { into in for i in 0..<into.count { into[i] += g[i] } }
-                }
-            }
-        }
+        for copy in models.dropFirst() { for (p, q) in zip(parameters, copy.parameters) { p.accumulate(q.grad) } }
         for (i, layer) in quantized[0].enumerated() where !layer.usesStaticRange && layer.statistics.count > before[i].count {
             var total = (layer.statistics.sumOfAbsmax - before[i].sumOfAbsmax) * Double(bounds[1] - bounds[0])
             for m in 1..<count { total += quantized[m][i].statistics.sumOfAbsmax * Double(bounds[m + 1] - bounds[m]) }
@@ -77,7 +71,8 @@ extension Trainer {
         }
         OpenBLAS.setThreads(1)
         for copy in replicas.prefix(count - 1) {
-            for (p, q) in zip(model.parameters, copy.parameters) where p.value != q.value { q.value = p.value }
+            // the model's weights change at every update, so they are copied at every step
+            for (p, q) in zip(model.parameters, copy.parameters) { q.value = p.value }
             for (a, b) in zip(copy.encoder.linears, model.encoder.linears) {
                 a.quantization = b.quantization
                 a.usesStaticRange = b.usesStaticRange
