@@ -167,10 +167,9 @@ static void stochastic_rows(void *p, int64_t begin, int64_t end) {
     int64_t first = 0;
     for (int64_t r = 0; r < begin; r++) first += j->scales[r] > 0.0f ? j->cols : 0;
     for (int64_t r = begin; r < end; r++) {
-        const float absmax = j->scales[r];
+        const float absmax = j->scales[r];   /* read-only here: other threads count from it */
         int8_t *q = j->q + r * j->ldq;
         memset(q + j->cols, 0, (size_t)(j->ldq - j->cols));
-        j->scales[r] = absmax / 127.0f;
         if (!(absmax > 0.0f)) {
             memset(q, 0, (size_t)j->cols);
             continue;
@@ -191,6 +190,7 @@ lowbit_status lowbit_quantize_stochastic(const lowbit_context *ctx, const float 
     lowbit_parallel_for(threads, rows, stochastic_absmax, &j);
     if (j.bad) return LOWBIT_ERR_NONFINITE;
     lowbit_parallel_for(threads, rows, stochastic_rows, &j);
+    for (int64_t r = 0; r < rows; r++) scales[r] = scales[r] / 127.0f; /* after every thread has counted */
     return LOWBIT_OK;
 }
 
