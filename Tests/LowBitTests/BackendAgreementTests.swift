@@ -1,3 +1,4 @@
+import Dispatch
 import LowBit
 import PropertyBased
 import Testing
@@ -111,5 +112,33 @@ struct BackendAgreementTests {
         let q = try one.quantize(weights: w, mode: mode)
         #expect(q == (try two.quantize(weights: w, mode: mode)))
         #expect(try one.linear(x, one.prepare(q), bias: nil) == (try two.linear(x, two.prepare(q), bias: nil)))
+    }
+}
+
+@Suite("OpenBLAS's process-wide thread count")
+struct OpenBLASThreadTests {
+    /// OpenBLAS sgemm sums in another order at another thread count; at this shape one and two
+    /// threads differ on this machine kind, so a backend whose calls ran at the count another
+    /// backend set would see its results change.
+    @Test("a backend's float matmuls do not change when other backends, with other thread counts, are made or run")
+    func floatMatmulIgnoresOtherBackends() throws {
+        var rng = TestRandom(11)
+        let a = rng.tensor([580, 64]), b = rng.tensor([64, 64])
+        for make in [{ try KernelsBackend(threads: $0) as any Backend }, { BLASBackend(threads: $0) as any Backend }] {
+            let two = try make(2)
+            let alone = try two.matmul(a, b, transposeA: false, transposeB: true)
+            let one = try make(1)
+            let oneAlone = try one.matmul(a, b, transposeA: false, transposeB: true)
+            #expect(try two.matmul(a, b, transposeA: false, transposeB: true) == alone, "\(label(two)) after a 1-thread backend was made")
+            // Both at once, many times: each call must run at its own backend's count.
+            let buffer = UnsafeMutableBufferPointer<Bool>.allocate(capacity: 16)
+            defer { buffer.deallocate() }
+            nonisolated(unsafe) let results = buffer   // each iteration writes its own slot
+            DispatchQueue.concurrentPerform(iterations: 16) { i in
+                let backend = i % 2 == 0 ? two : one, want = i % 2 == 0 ? alone : oneAlone
+                results[i] = (try? backend.matmul(a, b, transposeA: false, transposeB: true)) == want
+            }
+            #expect(results.allSatisfy { $0 }, "\(label(two)): \(results.filter { !$0 }.count) of 16 concurrent calls changed")
+        }
     }
 }

@@ -4,11 +4,19 @@ public struct BLASBackend: Backend {
     /// Always ``BackendKind/blas``.
     public var kind: BackendKind { .blas }
 
-    /// Creates the backend and sets OpenBLAS's thread count.
+    /// The OpenBLAS thread count every call of this backend runs with.
+    public let threads: Int
+
+    /// Creates the backend.
     ///
-    /// - Parameter threads: OpenBLAS's thread count (a process-wide setting).
+    /// OpenBLAS's thread count is process-wide; each call of this backend makes it `threads`
+    /// for its duration (calls with another count wait), so this backend's results do not
+    /// depend on the other backends in the process.
+    ///
+    /// - Parameter threads: OpenBLAS threads per call, at least 1 (a smaller value is taken
+    ///   as 1).
     public init(threads: Int) {
-        OpenBLAS.setThreads(threads)
+        self.threads = max(1, threads)
     }
 
     /// Float product op(a) · op(b) by OpenBLAS sgemm.
@@ -17,7 +25,8 @@ public struct BLASBackend: Backend {
     ///   ``LowBitError/nonFinite(_:)`` for NaN or infinity in either operand.
     public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) throws -> Tensor {
         let (m, n, k) = try checkMatmul(a, b, transposeA: transposeA, transposeB: transposeB)
-        return try OpenBLAS.matmul(a, b, m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB)
+        return try OpenBLAS.matmul(a, b, m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB,
+                                   threads: threads)
     }
 
     /// Quantizes with ``ReferenceQuantizer`` (OpenBLAS has no quantizer), so the values and
@@ -53,7 +62,7 @@ public struct BLASBackend: Backend {
         var y = [Float](repeating: 0, count: x.tokens * w.rows)
         if let bias { for i in 0..<x.tokens { for j in 0..<w.rows { y[i * w.rows + j] = bias.scalars[j] } } }
         OpenBLAS.sgemm(x.dequantized().scalars, dequantized.values, m: x.tokens, n: w.rows, k: w.cols, lda: w.cols,
-                       ldb: w.cols, transposeA: false, transposeB: true, into: &y, accumulate: bias != nil)
+                       ldb: w.cols, transposeA: false, transposeB: true, into: &y, accumulate: bias != nil, threads: threads)
         return try Tensor(shape: [x.tokens, w.rows], scalars: y)
     }
 
@@ -66,7 +75,7 @@ public struct BLASBackend: Backend {
     public func gemmInt8(_ a: Int8Matrix, _ b: Int8Matrix, transposeA: Bool, transposeB: Bool) throws -> [Int32] {
         let (m, n, k) = try checkGemm(a, b, transposeA: transposeA, transposeB: transposeB)
         let c = OpenBLAS.dgemm(a.values.map(Double.init), b.values.map(Double.init), m: m, n: n, k: k, lda: a.stride,
-                               ldb: b.stride, transposeA: transposeA, transposeB: transposeB)
+                               ldb: b.stride, transposeA: transposeA, transposeB: transposeB, threads: threads)
         return c.map { Int32($0) }
     }
 }

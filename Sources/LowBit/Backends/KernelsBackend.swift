@@ -12,16 +12,17 @@ public struct KernelsBackend: Backend {
     /// The instruction set whose kernels run (it may leave a kernel to a lower one; see
     /// ``KernelsBackend/kernelISAs``).
     public let isa: ISA
-    /// The threads each kernel call uses; also OpenBLAS's process-wide thread count for the
-    /// float matmuls.
+    /// The threads each kernel call uses, and each of its OpenBLAS calls (float matmuls).
     public let threads: Int
     /// Plain data; its table pointer refers to immutable tables built once per process.
     private let box: ContextBox
     var context: lowbit_context { box.value }
 
     /// Creates a backend that runs `isa` on `threads` threads (by default the fastest ISA
-    /// and one thread per online CPU), and sets OpenBLAS's process-wide thread count to
-    /// `threads`.
+    /// and one thread per online CPU). Its float matmuls run OpenBLAS on `threads` threads too:
+    /// OpenBLAS's thread count is process-wide, so each call makes it `threads` for its
+    /// duration (calls with another count wait), and this backend's results do not depend on
+    /// the other backends in the process.
     ///
     /// It also makes glibc's malloc keep freed memory in the process (blocks up to 32 MB, up
     /// to 256 MB in all) rather than give it back to the OS on every free: a model's
@@ -41,7 +42,6 @@ public struct KernelsBackend: Backend {
         self.isa = isa
         self.threads = threads
         self.box = ContextBox(value: ctx)
-        OpenBLAS.setThreads(threads)
         _ = lowbit_retain_freed_memory()
     }
 
@@ -69,7 +69,8 @@ public struct KernelsBackend: Backend {
     ///   ``LowBitError/nonFinite(_:)`` for NaN or infinity in either operand.
     public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) throws -> Tensor {
         let (m, n, k) = try checkMatmul(a, b, transposeA: transposeA, transposeB: transposeB)
-        return try OpenBLAS.matmul(a, b, m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB)
+        return try OpenBLAS.matmul(a, b, m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB,
+                                   threads: threads)
     }
 
     /// Quantizes with the C kernels of ``KernelsBackend/isa``, returning the same values and

@@ -1,39 +1,80 @@
 import COpenBLAS
+import Foundation
 
 /// The OpenBLAS calls LowBit uses, in one place.
+///
+/// OpenBLAS's thread count is one process-wide setting, and its sgemm sums in another order
+/// at another thread count (its threads split the output, and its edge tiles sum differently).
+/// So every call here names the thread count its backend was made with, and ``ThreadGate``
+/// makes that the count in effect for the whole call: a backend's float products then do not
+/// depend on what other backends in the process were made with or are running.
 enum OpenBLAS {
-    /// Caps OpenBLAS's own thread pool, so that it and LowBit's kernels do not oversubscribe.
+    /// Sets OpenBLAS's process-wide thread count directly, for the benchmarks that time
+    /// OpenBLAS alone; library code goes through ``ThreadGate`` instead.
     static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
     /// OpenBLAS's process-wide thread count now.
     static var threads: Int { Int(openblas_get_num_threads()) }
 
     static var configuration: String { String(cString: openblas_get_config()) }
 
-    /// C[m, n] = op(A) op(B) (+ C when accumulate), row-major.
+    /// Lets OpenBLAS calls with the same thread count run together (data-parallel workers each
+    /// call sgemm on one thread) and makes a call with another count wait until they are done,
+    /// then switches the count. A lock per call costs nothing beside an sgemm.
+    final class ThreadGate: @unchecked Sendable {
+        static let shared = ThreadGate()
+        private let condition = NSCondition()
+        private var current = -1
+        private var running = 0
+
+        func run<R>(threads: Int, _ body: () throws -> R) rethrows -> R {
+            condition.lock()
+            while running > 0 && current != threads { condition.wait() }
+            if current != threads {
+                openblas_set_num_threads(Int32(threads))
+                current = threads
+            }
+            running += 1
+            condition.unlock()
+            defer {
+                condition.lock()
+                running -= 1
+                if running == 0 { condition.broadcast() }
+                condition.unlock()
+            }
+            return try body()
+        }
+    }
+
+    /// C[m, n] = op(A) op(B) (+ C when accumulate), row-major, on `threads` OpenBLAS threads.
     static func sgemm(_ a: [Float], _ b: [Float], m: Int, n: Int, k: Int, lda: Int, ldb: Int,
-                      transposeA: Bool, transposeB: Bool, into c: inout [Float], accumulate: Bool = false) {
+                      transposeA: Bool, transposeB: Bool, into c: inout [Float], accumulate: Bool = false, threads: Int) {
         c.withUnsafeMutableBufferPointer { cp in
-            cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                        Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), accumulate ? 1 : 0,
-                        cp.baseAddress, Int32(n))
+            ThreadGate.shared.run(threads: threads) {
+                cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                            Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), accumulate ? 1 : 0,
+                            cp.baseAddress, Int32(n))
+            }
         }
     }
 
     /// op(a) · op(b) for matrices already checked by ``Backend/checkMatmul``.
-    static func matmul(_ a: Tensor, _ b: Tensor, m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool) throws -> Tensor {
+    static func matmul(_ a: Tensor, _ b: Tensor, m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool,
+                       threads: Int) throws -> Tensor {
         var c = [Float](repeating: 0, count: m * n)
         sgemm(a.scalars, b.scalars, m: m, n: n, k: k, lda: a.shape[1], ldb: b.shape[1],
-              transposeA: transposeA, transposeB: transposeB, into: &c)
+              transposeA: transposeA, transposeB: transposeB, into: &c, threads: threads)
         return try Tensor(shape: [m, n], scalars: c)
     }
 
     /// The same in double: exact for int8 products (sums stay far below 2^53).
     static func dgemm(_ a: [Double], _ b: [Double], m: Int, n: Int, k: Int, lda: Int, ldb: Int,
-                      transposeA: Bool, transposeB: Bool) -> [Double] {
+                      transposeA: Bool, transposeB: Bool, threads: Int) -> [Double] {
         var c = [Double](repeating: 0, count: m * n)
         c.withUnsafeMutableBufferPointer { cp in
-            cblas_dgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                        Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), 0, cp.baseAddress, Int32(n))
+            ThreadGate.shared.run(threads: threads) {
+                cblas_dgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                            Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), 0, cp.baseAddress, Int32(n))
+            }
         }
         return c
     }

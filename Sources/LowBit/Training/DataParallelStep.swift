@@ -15,8 +15,6 @@ extension Trainer {
                           teacher: (logits: Tensor, distillation: Distillation)?) throws -> (loss: Float, predictions: [Int]) {
         let s = batch.shape, count = min(workers, s.batch)
         guard labels.count == s.batch else { throw LowBitError.invalidShape("\(labels.count) labels for \(s.batch) sequences") }
-        let blasThreads = OpenBLAS.threads
-        defer { OpenBLAS.setThreads(blasThreads) }   // every worker runs it on its own thread during the step
         try prepareWorkers(count)
         let models = [model] + replicas.prefix(count - 1)
         let bounds = (0...count).map { s.batch * $0 / count }
@@ -69,7 +67,6 @@ extension Trainer {
             }
             workerBackends = Array(repeating: one, count: count)
         }
-        OpenBLAS.setThreads(1)
         for copy in replicas.prefix(count - 1) {
             // the model's weights change at every update, so they are copied at every step
             for (p, q) in zip(model.parameters, copy.parameters) { q.value = p.value }
