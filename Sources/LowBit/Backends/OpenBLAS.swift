@@ -9,11 +9,9 @@ import Foundation
 /// makes that the count in effect for the whole call: a backend's float products then do not
 /// depend on what other backends in the process were made with or are running.
 enum OpenBLAS {
-    /// Sets OpenBLAS's process-wide thread count directly, for the benchmarks that time
-    /// OpenBLAS alone; library code goes through ``ThreadGate`` instead.
-    static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
-    /// OpenBLAS's process-wide thread count now.
-    static var threads: Int { Int(openblas_get_num_threads()) }
+    /// Sets OpenBLAS's process-wide thread count for the calls that name none (the benchmarks
+    /// that time OpenBLAS alone), once the gated calls running now are done.
+    static func setThreads(_ n: Int) { ThreadGate.shared.set(n) }
 
     static var configuration: String { String(cString: openblas_get_config()) }
 
@@ -29,10 +27,7 @@ enum OpenBLAS {
         func run<R>(threads: Int, _ body: () throws -> R) rethrows -> R {
             condition.lock()
             while running > 0 && current != threads { condition.wait() }
-            if current != threads {
-                openblas_set_num_threads(Int32(threads))
-                current = threads
-            }
+            if current != threads { switchTo(threads) }
             running += 1
             condition.unlock()
             defer {
@@ -42,6 +37,18 @@ enum OpenBLAS {
                 condition.unlock()
             }
             return try body()
+        }
+
+        func set(_ threads: Int) {
+            condition.lock()
+            while running > 0 { condition.wait() }
+            switchTo(threads)
+            condition.unlock()
+        }
+
+        private func switchTo(_ threads: Int) {
+            openblas_set_num_threads(Int32(threads))
+            current = threads
         }
     }
 
