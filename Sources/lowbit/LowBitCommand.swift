@@ -13,7 +13,7 @@ struct LowBitCommand: ParsableCommand {
             LOWBIT_THREADS=N (default: every CPU).
             """,
         version: version,
-        subcommands: [Info.self, Demo.self, Train.self, Eval.self, Calibrate.self, Bench.self]
+        subcommands: [Info.self, Demo.self, Train.self, Eval.self, Calibrate.self, Bench.self, Generate.self]
     )
 }
 

@@ -140,3 +140,41 @@ public enum TSFile {
         }
     }
 }
+
+extension TSFile {
+    /// `dataset` as `.ts` text that ``parse(_:path:)`` reads back to the same dataset: every
+    /// value is written with the digits that round-trip.
+    public static func text(_ dataset: TimeSeriesDataset) -> String {
+        let c = dataset.channels
+        let lengths = Set(dataset.series.map { $0.count / c })
+        var out = "@problemName \(dataset.name.replacingOccurrences(of: " ", with: "_"))\n@timeStamps false\n@missing false\n"
+        out += "@univariate \(c == 1)\n@dimensions \(c)\n@equalLength \(lengths.count == 1)\n"
+        if lengths.count == 1 { out += "@seriesLength \(lengths.first!)\n" }
+        out += "@classLabel true \(dataset.classNames.joined(separator: " "))\n@data\n"
+        for (row, label) in zip(dataset.series, dataset.labels) {
+            let steps = row.count / c
+            for channel in 0..<c {
+                out += (0..<steps).map { "\(row[$0 * c + channel])" }.joined(separator: ",")
+                out += ":"
+            }
+            out += dataset.classNames[label] + "\n"
+        }
+        return out
+    }
+
+    /// Writes ``text(_:)`` to `path`, atomically.
+    ///
+    /// - Throws: ``LowBitError/invalidArgument(_:)`` for a class name that a `.ts` file cannot
+    ///   hold (empty, or with a space, `:` or `,`); ``LowBitError/invalidFile(path:reason:)`` when
+    ///   the file cannot be written.
+    public static func write(_ dataset: TimeSeriesDataset, to path: String) throws {
+        if let bad = dataset.classNames.first(where: { $0.isEmpty || $0.contains { " \t:,".contains($0) } }) {
+            throw LowBitError.invalidArgument("class name '\(bad)' cannot be written to a .ts file (empty, or holds a space, ':' or ',')")
+        }
+        do {
+            try text(dataset).write(toFile: path, atomically: true, encoding: .utf8)
+        } catch {
+            throw LowBitError.invalidFile(path: path, reason: "cannot write it: \(error.localizedDescription)")
+        }
+    }
+}
