@@ -9,6 +9,13 @@ public final class ClassifierTraining {
     /// the result depends on the worker count in its last bits (the order of the gradient
     /// sums), not on timing.
     public var workers = 1
+    /// The ranks each step's batch is split over, one process (or machine) each; nil: this
+    /// process alone. Every rank runs the same run on the same data: they take the same steps
+    /// (see ``Trainer/init(model:backend:optimizer:maxGradientNorm:group:)``) and keep the same
+    /// weights, which is checked after every epoch. Rank 0 alone writes the checkpoints and the
+    /// selected weights; every rank reads them, so with several machines `checkpointPath` must
+    /// be on a shared file system.
+    public var processGroup: (any ProcessGroup)?
     /// The settings of the run; checkpoints save them, so a resumed run keeps them.
     public let settings: TrainingSettings
     /// The model being trained; every step updates its weights.
@@ -204,9 +211,19 @@ public final class ClassifierTraining {
             throw LowBitError.invalidShape("\(train.name) has \(train.channels) channels, the model takes \(model.configuration.inputWidth / settings.patchLength)")
         }
         let perEpoch = stepsPerEpoch(train), total = settings.epochs * perEpoch
-        let trainer = workers > 1
-            ? try Trainer(model: model, backend: backend, optimizer: optimizer, maxGradientNorm: settings.maxGradientNorm, workers: workers)
-            : Trainer(model: model, backend: backend, optimizer: optimizer, maxGradientNorm: settings.maxGradientNorm)
+        let group = processGroup.flatMap { $0.size > 1 ? $0 : nil }
+        if group != nil, workers > 1 { throw LowBitError.invalidArgument("a run splits its steps over workers or over a process group, not both") }
+        let writes = (group?.rank ?? 0) == 0
+        /// Asked of every rank at the same points, so that they stop at the same step.
+        func stopRequested() throws -> Bool { try group.map { try $0.anyRank(shouldStop()) } ?? shouldStop() }
+        let trainer: Trainer
+        if let group {
+            trainer = Trainer(model: model, backend: backend, optimizer: optimizer, maxGradientNorm: settings.maxGradientNorm, group: group)
+        } else if workers > 1 {
+            trainer = try Trainer(model: model, backend: backend, optimizer: optimizer, maxGradientNorm: settings.maxGradientNorm, workers: workers)
+        } else {
+            trainer = Trainer(model: model, backend: backend, optimizer: optimizer, maxGradientNorm: settings.maxGradientNorm)
+        }
         let evalBatches = try evaluation.map { try info.batches($0, windowSize: model.configuration.maxSteps) }
         let selectionBatches = try selection.map { try info.batches($0.data, windowSize: model.configuration.maxSteps) }
         let teacherLogits = try self.teacherLogits(teacher, train: train, backend: backend)
@@ -250,18 +267,21 @@ public final class ClassifierTraining {
                     let (l, a) = try trainer.evaluate(selectionBatches)
                     (record.selectionLoss, record.selectionAccuracy) = (l, a)
                     // Written before the checkpoint that records it: a resumed run finds it.
-                    if l.isFinite, l < history.compactMap(\.selectionLoss).min() ?? .infinity {
+                    if writes, l.isFinite, l < history.compactMap(\.selectionLoss).min() ?? .infinity {
                         try Checkpoint.save(model, to: selection.path, metadata: try info.metadata())
                     }
                 }
                 history.append(record)
-                if let checkpointPath { try save(to: checkpointPath) }
-            } else if shouldStop() {
-                if let checkpointPath { try save(to: checkpointPath) }
+                if let group { try trainer.checkRanksAgree(group, after: "epoch \(epoch + 1)") }
+                if writes, let checkpointPath { try save(to: checkpointPath) }
+            } else if try stopRequested() {
+                if writes, let checkpointPath { try save(to: checkpointPath) }
+                try group?.barrier()   // the checkpoint is written before any rank reports it
                 return .interrupted
             }
-            if within == perEpoch - 1, shouldStop(), optimizer.step < total { return .interrupted }
+            if within == perEpoch - 1, try stopRequested(), optimizer.step < total { return .interrupted }
         }
+        try group?.barrier()   // rank 0 has written its files
         if let selection { try restoreSelected(selection) }
         return .finished
     }

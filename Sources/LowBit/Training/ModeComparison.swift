@@ -31,6 +31,14 @@ public struct ModeComparison: Sendable {
     /// worker on one thread; the models then depend on this count in their last bits (not on
     /// the thread count or timing), which with 1 they do not.
     public var workersPerModel = 1
+    /// The ranks every model's steps are split over (``ClassifierTraining/processGroup``), one
+    /// process each; nil: this process alone. With a group of more than one rank the models
+    /// train one at a time, each on all of ``runtime``'s threads of every rank, and rank 0 alone
+    /// writes the checkpoints and packed models (every rank returns the same results).
+    public var processGroup: (any ProcessGroup)?
+    /// Stop every model after this epoch, its checkpoint saved (``run(train:evaluation:selection:events:shouldStop:)``
+    /// then throws ``Interrupted``, and a comparison with ``resume`` set continues); nil runs to the end.
+    public var stopsAfterEpoch: Int?
 
     /// Creates a comparison of exactly these settings, one entry per mode, keeping checkpoints
     /// and packed models in `directory`. The settings are checked when the comparison runs.
@@ -151,8 +159,12 @@ public struct ModeComparison: Sendable {
     /// needs a float model the comparison does not train.
     func check() throws {
         guard !settings.isEmpty else { throw LowBitError.invalidArgument("a comparison needs at least one mode") }
+        if let stopsAfterEpoch, stopsAfterEpoch < 1 { throw LowBitError.invalidArgument("the epoch to stop after must be at least 1, got \(stopsAfterEpoch)") }
         guard (1...64).contains(workersPerModel) else {
             throw LowBitError.invalidArgument("workers per model must be from 1 to 64, got \(workersPerModel)")
+        }
+        if let processGroup, processGroup.size > 1, workersPerModel > 1 {
+            throw LowBitError.invalidArgument("a comparison splits its models' steps over workers or over a process group, not both")
         }
         for s in settings { try s.validate() }
         var seen = Set<String>()
@@ -183,10 +195,10 @@ public struct ModeComparison: Sendable {
     func trainConcurrently(_ jobs: [Job], train: TimeSeriesDataset, windowSize: Int, evaluation: TimeSeriesDataset,
                            selection: TimeSeriesDataset?, floatRuns: [ClassifierTraining],
                            events: @escaping @Sendable (Event) -> Void, shouldStop: @escaping @Sendable () -> Bool) throws -> [ClassifierTraining?] {
-        let perModel = workersPerModel
-        let workers = max(1, min(jobs.count, runtime.threads / perModel))
+        let perModel = workersPerModel, distributed = (processGroup?.size ?? 1) > 1
+        let workers = distributed ? 1 : max(1, min(jobs.count, runtime.threads / perModel))
         var each = runtime
-        each.threads = perModel > 1 ? 1 : max(1, runtime.threads / workers)
+        each.threads = distributed ? runtime.threads : perModel > 1 ? 1 : max(1, runtime.threads / workers)
         let backends = try (0..<workers).map { _ in try each.makeBackend() }
         let shared = SharedRuns(jobs.count)
         let floatIndex = settings.firstIndex { $0.mode == nil }
@@ -237,12 +249,16 @@ public struct ModeComparison: Sendable {
                                          startingFrom: wanted.startsFromFloat ? floatRun : nil)
         }
         run.workers = workersPerModel
+        run.processGroup = processGroup
+        let stopStep = stopsAfterEpoch.map { $0 * run.stepsPerEpoch(train) }
+        if let stopStep, run.optimizer.step >= stopStep, !run.isFinished(train) { return nil }
         // About ten points of the evaluation curve: evaluating every epoch would cost a quarter of the time.
         let outcome = try run.run(train: train, evaluation: evaluation, teacher: wanted.distillation == nil ? nil : floatRun,
                                   backend: backend, checkpointPath: checkpoint.path,
                                   evaluationInterval: max(1, run.settings.epochs / 10),
                                   selection: selection.map { CheckpointSelection(data: $0, path: selectedFile(settings[job.mode], member: job.member).path) },
-                                  progress: { events(.progress(model: name, $0)) }, shouldStop: shouldStop)
+                                  progress: { events(.progress(model: name, $0)) },
+                                  shouldStop: { shouldStop() || stopStep.map { run.optimizer.step >= $0 } ?? false })
         events(.trained(model: name))
         return outcome == .finished ? run : nil
     }
@@ -253,13 +269,14 @@ public struct ModeComparison: Sendable {
                 kernels: KernelsBackend) throws -> Result {
         let packed = try PackedClassifier(ensemble: runs.map(\.model), info: runs[0].info, backend: kernels)
         let file = directory.appendingPathComponent(settings.modeName).appendingPathComponent("model.packed.safetensors")
-        try packed.save(to: file)
+        let writes = (processGroup?.rank ?? 0) == 0
+        if writes { try packed.save(to: file) }
         let scored = try packed.evaluate(on: evaluation)
         let alone = runs.count == 1 ? [scored.accuracy] : try runs.map { run in
             try PackedClassifier(run.model, info: run.info, backend: kernels).evaluate(on: evaluation).accuracy
         }
         var latency: Double?
-        if measuresLatency {
+        if measuresLatency, writes {
             let one = try runs[0].info.batch(evaluation, [0], windowSize: packed.configuration.maxSteps).batch
             latency = try medianSeconds(budget: 0.3) { _ = try packed.logits(one) }
         }

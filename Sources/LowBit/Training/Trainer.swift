@@ -23,6 +23,11 @@ public final class Trainer {
     /// The workers' model copies (the model itself is worker 0) and their one-thread backends.
     var replicas: [SequenceClassifier] = []
     var workerBackends: [any Backend] = []
+    /// The ranks this trainer's steps are split over (see DistributedStep.swift); nil: this
+    /// process alone.
+    public let group: (any ProcessGroup)?
+    /// The gradients' buffer of the group's sums, kept between steps.
+    var reductionScratch: [Float] = []
 
     /// Creates a trainer that updates `model` on `backend` with `optimizer` (by default a fresh
     /// ``AdamW`` with its defaults), clipping the gradients to a norm of 1 unless told otherwise.
@@ -32,6 +37,7 @@ public final class Trainer {
         self.optimizer = optimizer
         self.maxGradientNorm = maxGradientNorm
         self.workers = 1
+        self.group = nil
     }
 
     /// Creates a trainer whose steps split each batch's sequences over `workers` copies of the
@@ -51,6 +57,24 @@ public final class Trainer {
         self.optimizer = optimizer
         self.maxGradientNorm = maxGradientNorm
         self.workers = workers
+        self.group = nil
+    }
+
+    /// Creates a trainer whose steps are split over the ranks of `group`: each rank runs the
+    /// forward and backward of its share of each batch's sequences on `backend`, and the ranks'
+    /// gradients are summed, so that every rank takes the same step and keeps the same weights.
+    ///
+    /// Every rank must create its trainer from the same model (the same seed) and pass it the
+    /// same batches. The step is the one a trainer with `group.size` workers takes: bit for bit
+    /// with two ranks, and to the order of the group's sums with more.
+    public init(model: SequenceClassifier, backend: any Backend, optimizer: AdamW = AdamW(), maxGradientNorm: Float? = 1,
+                group: any ProcessGroup) {
+        self.model = model
+        self.backend = backend
+        self.optimizer = optimizer
+        self.maxGradientNorm = maxGradientNorm
+        self.workers = 1
+        self.group = group
     }
 
     /// One optimisation step; returns the batch's loss before the update.
@@ -64,6 +88,7 @@ public final class Trainer {
     /// distillation objective; the loss returned is still the cross-entropy against the labels.
     public func trainingStep(_ batch: SequenceBatch, labels: [Int],
                              teacher: (logits: Tensor, distillation: Distillation)? = nil) throws -> (loss: Float, predictions: [Int]) {
+        if let group, group.size > 1 { return try distributedStep(batch, labels: labels, group: group, teacher: teacher) }
         if workers > 1 && batch.shape.batch > 1 { return try dataParallelStep(batch, labels: labels, teacher: teacher) }
         let exec = Execution(backend: backend, training: true, step: optimizer.step)
         let params = model.parameters

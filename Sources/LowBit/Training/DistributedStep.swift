@@ -1,0 +1,103 @@
+/// One optimisation step of a rank of a ``ProcessGroup``: the in-process data-parallel step
+/// (DataParallelStep.swift) with this process as one of its workers.
+///
+/// Every rank builds the same batch and takes the same contiguous share of its sequences that
+/// worker `rank` of a ``Trainer`` with `size` workers takes. The ranks' logits are summed into
+/// the whole batch's (each rank fills its own rows; the others' zeros add nothing), so every
+/// rank computes the loss and its gradient on the whole batch, exactly as one process does;
+/// the gradients and the static-range statistics are then summed over the ranks in one call
+/// each, and every rank clips and updates identically. With two ranks each sum is one addition,
+/// the same on both ranks and the same as the in-process step's, so the run is bit for bit
+/// that of a `Trainer` with two workers. With more, the sums' order is the group's.
+extension Trainer {
+    func distributedStep(_ batch: SequenceBatch, labels: [Int], group: any ProcessGroup,
+                         teacher: (logits: Tensor, distillation: Distillation)?) throws -> (loss: Float, predictions: [Int]) {
+        let s = batch.shape, classes = model.classes
+        guard labels.count == s.batch else { throw LowBitError.invalidShape("\(labels.count) labels for \(s.batch) sequences") }
+        let count = min(group.size, s.batch), rank = group.rank
+        let bounds = (0...count).map { s.batch * $0 / count }
+        let rows = rank < count ? bounds[rank]..<bounds[rank + 1] : s.batch..<s.batch
+        let exec = Execution(backend: backend, training: true, step: optimizer.step, rowOffset: rows.lowerBound * s.steps)
+
+        // Rank 0 keeps its statistics and adds its share, the others start from none, as the
+        // model and its copies do in the in-process step.
+        let layers = model.quantizedLayers
+        let before = layers.map(\.statistics)
+        if rank > 0 { for layer in layers where !layer.usesStaticRange { layer.statistics = ActivationStatistics() } }
+        let parameters = model.parameters
+        for p in parameters { p.zeroGrad() }
+
+        var gathered = [Float](repeating: 0, count: s.batch * classes)
+        if !rows.isEmpty {
+            let logits = try model.forward(try batch.sequences(rows), exec)
+            gathered.replaceSubrange((rows.lowerBound * classes)..<(rows.upperBound * classes), with: logits.scalars)
+        }
+        try group.allReduceSum(&gathered)
+        let all = try Tensor(shape: [s.batch, classes], scalars: gathered)
+        let (loss, dLogits) = try teacher.map {
+            let d = try Loss.distillation(logits: all, labels: labels, teacherLogits: $0.logits,
+                                          weight: $0.distillation.weight, temperature: $0.distillation.temperature)
+            return (d.crossEntropy, d.gradient)
+        } ?? Loss.softmaxCrossEntropy(logits: all, labels: labels)
+        if !rows.isEmpty {
+            let mine = Array(dLogits.scalars[(rows.lowerBound * classes)..<(rows.upperBound * classes)])
+            try model.backward(Tensor(shape: [rows.count, classes], scalars: mine), exec)
+        }
+
+        var gradients = reductionBuffer(parameters)
+        try group.allReduceSum(&gradients)
+        var offset = 0
+        for p in parameters {
+            let n = p.grad.count
+            gradients.withUnsafeBufferPointer { g in
+                p.grad.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: g.baseAddress! + offset, count: n) }
+            }
+            offset += n
+        }
+        reductionScratch = gradients
+
+        // Each rank's share of the batch's mean absmax, weighted by its rows; a layer counts the
+        // step once, when any rank recorded it (every rank records the same layers).
+        var shares = [Double](repeating: 0, count: 2 * layers.count)
+        for (i, layer) in layers.enumerated() where !layer.usesStaticRange {
+            let start = rank == 0 ? before[i] : ActivationStatistics()
+            guard layer.statistics.count > start.count else { continue }
+            shares[i] = (layer.statistics.sumOfAbsmax - start.sumOfAbsmax) * Double(rows.count)
+            shares[layers.count + i] = 1
+        }
+        try group.allReduceSum(&shares)
+        for (i, layer) in layers.enumerated() where !layer.usesStaticRange {
+            layer.statistics = shares[layers.count + i] > 0
+                ? ActivationStatistics(count: before[i].count + 1, sumOfAbsmax: before[i].sumOfAbsmax + shares[i] / Double(s.batch))
+                : before[i]
+        }
+        if let maxGradientNorm { clipGradients(parameters, maxNorm: maxGradientNorm) }
+        optimizer.update(parameters)
+        return (loss, argmaxRows(all))
+    }
+
+    /// The parameters' gradients, one after the other, in the buffer kept from the last step.
+    private func reductionBuffer(_ parameters: [Parameter]) -> [Float] {
+        var buffer = reductionScratch
+        buffer.removeAll(keepingCapacity: true)
+        for p in parameters { buffer.append(contentsOf: p.grad) }
+        return buffer
+    }
+
+    /// A checksum of the model's weights and the optimizer's state on every rank, in rank
+    /// order: the ranks apply the same updates to the same weights, so they must agree.
+    func checkRanksAgree(_ group: any ProcessGroup, after what: String) throws {
+        var sum = 0.0, weighted = 0.0
+        for p in model.parameters {
+            for (i, v) in p.value.enumerated() {
+                sum += Double(v)
+                weighted += Double(v) * Double(i % 7 + 1)
+            }
+        }
+        let sums = try group.allGather(sum), weights = try group.allGather(weighted)
+        if let r = (1..<group.size).first(where: { sums[$0] != sums[0] || weights[$0] != weights[0] }) {
+            throw LowBitError.invalidArgument("rank \(r)'s weights differ from rank 0's after \(what): the ranks must run the same "
+                                              + "build on the same data with the same settings")
+        }
+    }
+}
