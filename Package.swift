@@ -6,7 +6,7 @@
 // version. The C kernels pick their ISA at run time (per-region target attributes, no
 // -mavx2 / -march), and take threads from the OpenMP runtime by calling its entry points
 // (libomp, linked by name below) rather than compiling with -fopenmp.
-// System packages (Debian): libopenblas-dev, libomp-dev.
+// System packages (Debian): libopenblas-dev, libomp-dev; with the MPI trait, libopenmpi-dev.
 import PackageDescription
 
 let package = Package(
@@ -14,6 +14,11 @@ let package = Package(
     products: [
         .library(name: "LowBit", targets: ["LowBit"]),
         .executable(name: "lowbit", targets: ["lowbit"]),
+        /// Data-parallel training over Open MPI; empty unless the package's MPI trait is on.
+        .library(name: "LowBitMPI", targets: ["LowBitMPI"]),
+    ],
+    traits: [
+        .trait(name: "MPI", description: "Build LowBitMPI and `lowbit train --distributed` against Open MPI (Debian: libopenmpi-dev)."),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -32,7 +37,16 @@ let package = Package(
         ),
         .executableTarget(
             name: "lowbit",
-            dependencies: ["LowBit", "LowBitKernels", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["LowBit", "LowBitKernels", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .target(name: "LowBitMPI", condition: .when(traits: ["MPI"]))],
+            swiftSettings: [.define("LOWBIT_MPI", .when(traits: ["MPI"]))]
+        ),
+        /// ProcessGroup over MPI: only with the MPI trait does it import Open MPI, so the
+        /// default build needs no MPI at all.
+        .target(
+            name: "LowBitMPI",
+            dependencies: ["LowBit", .target(name: "COpenMPI", condition: .when(traits: ["MPI"]))],
+            swiftSettings: [.define("LOWBIT_MPI", .when(traits: ["MPI"]))]
         ),
 
         // MARK: - Implementation details
@@ -51,6 +65,12 @@ let package = Package(
             name: "COpenBLAS",
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
+        ),
+        /// Open MPI through pkg-config (Debian: libopenmpi-dev), for the MPI trait.
+        .systemLibrary(
+            name: "COpenMPI",
+            pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev"])]
         ),
 
         // MARK: - Tests

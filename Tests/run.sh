@@ -10,7 +10,8 @@
 #      child processes (built with it too). libomp's threads are made visible to TSan
 #      by Archer, the OpenMP tool libomp-dev ships;
 #   4. a smoke run of the fuzzers (Fuzz/run.sh: libFuzzer + ASan, 20 s per reader);
-#   5. Examples/ClassifySeries, a package that depends on LowBit by version, built and run.
+#   5. Examples/ClassifySeries, a package that depends on LowBit by version, built and run;
+#   6. distributed training over Open MPI under `mpirun -np 2` (Tests/MPI/run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/setup --tests
@@ -29,3 +30,5 @@ echo "== Fuzz smoke: the .ts, CSV and safetensors readers and the model loaders,
 bash Fuzz/run.sh --seconds 20
 echo "== A package that depends on LowBit by version: Examples/ClassifySeries"
 bash Examples/run.sh
+echo "== Distributed training over Open MPI: mpirun -np 2"
+bash Tests/MPI/run.sh

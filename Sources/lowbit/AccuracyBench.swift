@@ -58,7 +58,7 @@ struct AccuracyBench: ParsableCommand {
                 printError("== \(name), seed \(seed)")
                 let train = try Train.parse(["--data", file, "--seed", String(seed), "--mode", mode, "--out", dir, "--json"]
                                             + (steps.map { ["--steps", String($0)] } ?? []))
-                let (results, _, seconds) = try train.trainModes()
+                let (results, _, seconds) = try train.trainModes(group: nil)
                 runs.append((seed, results, seconds))
             }
             for (i, first) in runs[0].results.enumerated() {

@@ -31,7 +31,9 @@ struct ModelBench: ParsableCommand {
 
     func run() throws {
         if training.train {
-            let rows = try training.measure(shape)
+            let group = try training.processGroup()
+            let rows = try training.measure(shape, group: group)
+            guard (group?.rank ?? 0) == 0 else { return }
             if json {
                 try printJSON(rows)
             } else {

@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
 import LowBit
+#if LOWBIT_MPI
+import LowBitMPI
+#endif
 
 /// `lowbit train`: the classifier (encoder + linear head) on a time-series dataset, in every
 /// mode side by side, with checkpoints, packed models, metrics and curves.
@@ -16,7 +19,9 @@ struct Train: ParsableCommand {
             first). With --from float the quantized modes are instead fine-tuned from the trained float model \
             (half the epochs, at a learning rate that grows with how coarse the mode is). Per mode, --out/MODE/ receives checkpoint.safetensors (resumable; \
             checkpoint-2.safetensors and so on for the ensemble's other models), model.packed.safetensors (the packed model `lowbit eval` runs), metrics.json and curve.svg. \
-            Ctrl-C stops after the current step and saves the checkpoint; --resume continues from it.
+            Ctrl-C stops after the current step and saves the checkpoint; --resume continues from it. \
+            With --distributed, under `mpirun -np P` (a lowbit built with `--traits MPI`), every model's steps are split \
+            over the P ranks; rank 0 alone writes and prints.
             """)
 
     @OptionGroup var dataOptions: DataOptions
@@ -60,6 +65,10 @@ struct Train: ParsableCommand {
     var selectOn: Double?
     @Option(help: "Split each model's batches over this many copies of it, one thread each (data-parallel: for one model on several cores; the result then depends on N in its last bits). Default 1: models train side by side, one thread each, and the thread count never changes a result.")
     var workers = 1
+    @Flag(help: "Split every model's steps over the ranks of `mpirun -np P` (needs a lowbit built with `swift build --traits MPI`): each rank runs its share of every batch, on LOWBIT_THREADS threads (default: its share of the machine's CPUs), and the ranks' gradients are summed at every step. Rank 0 alone writes and prints. With 2 ranks the models are those of --workers 2 bit for bit; --resume works with another P.")
+    var distributed = false
+    @Option(help: "Stop every model after this epoch, its checkpoint saved; run again with --resume (and without this option, or a later epoch) to continue.")
+    var stopAfterEpoch: Int?
     @Option(help: "Output directory.") var out = "out/train"
     @Flag(help: "Continue each mode from its checkpoint in --out.") var resume = false
     @Flag(help: "Print only a JSON array (one object per mode) on standard output.") var json = false
@@ -125,6 +134,8 @@ struct Train: ParsableCommand {
         if let selectOn, !(selectOn > 0 && selectOn < 1) { throw ValidationError("--select-on must be in (0, 1), got \(selectOn)") }
         if let steps, steps <= 0 { throw ValidationError("--steps must be positive, got \(steps)") }
         guard (1...64).contains(workers) else { throw ValidationError("--workers must be from 1 to 64, got \(workers)") }
+        if let stopAfterEpoch, stopAfterEpoch < 1 { throw ValidationError("--stop-after-epoch must be at least 1, got \(stopAfterEpoch)") }
+        if distributed, workers > 1 { throw ValidationError("--distributed and --workers both split a model's steps: give one") }
         if steps != nil, epochs != nil { throw ValidationError("--steps and --epochs both set the run's length: give one") }
         if let qatEpochs, qatEpochs <= 0 { throw ValidationError("--qat-epochs must be positive, got \(qatEpochs)") }
         if let qatLr, !(qatLr > 0 && qatLr.isFinite) { throw ValidationError("--qat-lr must be positive and finite, got \(qatLr)") }
@@ -150,7 +161,30 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
-        let (results, evaluationName, total) = try trainModes()
+        guard distributed else { return try report(trainModes(group: nil)) }
+        #if LOWBIT_MPI
+        let group = try MPIProcessGroup.world()
+        do {
+            let outcome = try trainModes(group: group)
+            if group.rank == 0 { try report(outcome) }
+        } catch let exit as ExitCode {
+            group.finalize()
+            throw exit
+        } catch {
+            // The other ranks would wait for this one in their next sum: stop them all.
+            printError("lowbit train --distributed: rank \(group.rank) of \(group.size) failed: \(error)")
+            group.abort(1)
+        }
+        group.finalize()
+        #else
+        throw ValidationError("--distributed needs a lowbit built with MPI: install Open MPI (Debian: apt-get install -y openmpi-bin libopenmpi-dev), "
+                              + "build with `swift build -c release --traits MPI`, then run `mpirun -np P .build/release/lowbit train --distributed …`")
+        #endif
+    }
+
+    /// Prints the table (and the JSON array with --json).
+    func report(_ outcome: (results: [TrainResult], evaluationName: String, seconds: Double)) throws {
+        let (results, evaluationName, total) = outcome
         if json {
             try printJSON(results)
         }
@@ -163,8 +197,14 @@ struct Train: ParsableCommand {
     /// Trains, packs and evaluates every mode asked for, writes their files and summary.json;
     /// returns each mode's result, the name of the split they were evaluated on, and the
     /// wall-clock seconds of it all. Progress goes to standard error with --json.
-    func trainModes() throws -> (results: [TrainResult], evaluationName: String, seconds: Double) {
-        let config = try runtimeConfiguration()
+    func trainModes(group: (any ProcessGroup)?) throws -> (results: [TrainResult], evaluationName: String, seconds: Double) {
+        var config = try runtimeConfiguration()
+        let speaks = (group?.rank ?? 0) == 0
+        #if LOWBIT_MPI
+        if let group = group as? MPIProcessGroup, ProcessInfo.processInfo.environment["LOWBIT_THREADS"] == nil {
+            config.threads = max(1, config.threads / group.localSize)   // the ranks on this machine share its CPUs
+        }
+        #endif
         let modes = try trainingOrder()
         var (train, test, testSource) = try dataOptions.load(seed: seed)
         var evaluationName = "test"
@@ -181,7 +221,7 @@ struct Train: ParsableCommand {
             (train, selection) = (rest, held)
         }
         let display = ProgressDisplay()
-        let say: @Sendable (String) -> Void = { [json] in display.say($0, onStandardOutput: !json) }
+        let say: @Sendable (String) -> Void = { [json] in if speaks { display.say($0, onStandardOutput: !json) } }
         say("\(train.name): \(train.count) training series, \(test.count) \(evaluationName) series (\(testSource)); "
             + "\(train.channels) channels, lengths \(train.lengths.min()!)–\(train.maxLength), \(train.classNames.count) classes"
             + (selection.map { "; \($0.count) more held out for checkpoint selection (--select-on)" } ?? ""))
@@ -196,7 +236,8 @@ struct Train: ParsableCommand {
                 : "no augmentation"))
         let atOnce = max(1, min(modes.map { settings($0).ensembleSize }.reduce(0, +), config.threads / workers))
         say("backend \(try config.makeBackend().identity); output in \(out)/"
-            + (workers > 1 ? "; \(atOnce) model\(atOnce == 1 ? "" : "s") at a time, each step split over \(workers) workers (--workers)"
+            + (group.map { "; every model's steps split over \($0.size) ranks (--distributed), \(config.threads) thread\(config.threads == 1 ? "" : "s") each" } ?? "")
+            + (group != nil ? "" : workers > 1 ? "; \(atOnce) model\(atOnce == 1 ? "" : "s") at a time, each step split over \(workers) workers (--workers)"
                : atOnce > 1 ? "; \(atOnce) models at a time, \(config.threads / atOnce) thread\(config.threads / atOnce == 1 ? "" : "s") each" : ""))
         let quantized = modes.compactMap { $0 }
         if let first = quantized.first, needsFloat {
@@ -214,12 +255,14 @@ struct Train: ParsableCommand {
             say(how.joined(separator: "; ")
                 + (try parseModes(mode).contains(nil) ? "" : "; float is trained first"))
         }
-        try DirectoryLock.acquire(out)
+        if speaks { try DirectoryLock.acquire(out) }
         Interrupt.install()
 
         var comparison = ModeComparison(settings: modes.map { settings($0, for: train) }, directory: URL(fileURLWithPath: out),
                                         runtime: config, resume: resume)
         comparison.workersPerModel = workers
+        comparison.processGroup = group
+        comparison.stopsAfterEpoch = stopAfterEpoch
         let width = Self.labelWidth(comparison)
         let started = Date()
         let outcomes: [ModeComparison.Result]
@@ -227,23 +270,26 @@ struct Train: ParsableCommand {
             outcomes = try comparison.run(train: train, evaluation: test, selection: selection, events: { event in
                 switch event {
                 case let .resumed(model, step, steps): say("\(model): resuming at step \(step) of \(steps)")
-                case let .progress(model, p): display.update(pad(model, width), p)
-                case let .trained(model): display.finish(pad(model, width))
+                case let .progress(model, p): if speaks { display.update(pad(model, width), p) }
+                case let .trained(model): if speaks { display.finish(pad(model, width)) }
                 }
             }, shouldStop: { Interrupt.requested })
         } catch let stop as ModeComparison.Interrupted {
-            for path in stop.checkpoints {
-                printError("interrupted: checkpoint saved in \(path.path); run the same command with --resume to continue")
+            let asked = !Interrupt.requested && stopAfterEpoch != nil
+            for path in stop.checkpoints where speaks {
+                printError((asked ? "stopped after epoch \(stopAfterEpoch!) (--stop-after-epoch)" : "interrupted")
+                           + ": checkpoint saved in \(path.path); run the same command with --resume to continue")
             }
-            throw ExitCode(130)
+            throw asked ? ExitCode.success : ExitCode(130)
         } catch LowBitError.invalidArgument(let message) where message.contains("was trained with other settings") {
             throw ValidationError(message)
         }
+        let total = Date().timeIntervalSince(started)
+        guard speaks else { return ([], evaluationName, total) }
         var results: [TrainResult] = []
         for outcome in outcomes {
             results.append(try report(outcome, train: train, evaluationName: evaluationName, say: say))
         }
-        let total = Date().timeIntervalSince(started)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         try encoder.encode(results).write(to: URL(fileURLWithPath: out).appendingPathComponent("summary.json"))

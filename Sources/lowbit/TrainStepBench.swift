@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
 import LowBit
+#if LOWBIT_MPI
+import LowBitMPI
+#endif
 
 /// One training-step measurement of `lowbit bench model --train`: a whole step (forward,
 /// backward, clipping, AdamW) at the training batch, next to the evaluation forward at batch
@@ -13,6 +16,11 @@ struct TrainStepRow: Codable {
     /// Workers the step's batch is split over (Trainer's `workers`): with `--data-parallel`,
     /// as many as threads, each on one thread; otherwise 1, on `threads` threads.
     var workers: Int
+    /// With `--distributed`: the ranks of `mpirun` the step is split over (each on `threads`).
+    var ranks: Int?
+    /// With `--distributed`: the median time of the gradients' all-reduce alone, and its size.
+    var allReduceMs: Double?
+    var gradientMB: Double?
     var batch: Int
     var steps: Int
     var hiddenSize: Int
@@ -28,7 +36,8 @@ struct TrainStepRow: Codable {
     /// Weights, gradients and AdamW's two moments: 16 bytes per parameter.
     var stateMB: Double
     enum CodingKeys: String, CodingKey {
-        case mode, backend, qt, threads, workers, batch, steps, layers
+        case mode, backend, qt, threads, workers, ranks, batch, steps, layers
+        case allReduceMs = "allreduce_ms", gradientMB = "gradient_mb"
         case hiddenSize = "hidden_size", trainStepMs = "train_step_ms", forwardBatch32Ms = "fwd_b32_ms"
         case forwardBatch1Ms = "fwd_b1_ms", peakRSSMB = "peak_rss_mb", rssGrowthMB = "rss_growth_mb", stateMB = "state_mb"
     }
@@ -42,8 +51,21 @@ struct TrainStepOptions: ParsableArguments {
     @Option(help: "With --train: sequences per training step.") var trainBatch = 32
     @Flag(help: "With --train: split each step's sequences over as many model copies as threads, one thread each (Trainer's workers), instead of threading inside each kernel.")
     var dataParallel = false
+    @Flag(help: "With --train, under `mpirun -np P` (a lowbit built with --traits MPI): split each step's sequences over the P ranks, and time the gradients' all-reduce alone too. Rank 0 prints.")
+    var distributed = false
 
-    func measure(_ shape: ModelShapeOptions) throws -> [TrainStepRow] {
+    /// The ranks of `mpirun` with --distributed; nil otherwise.
+    func processGroup() throws -> (any ProcessGroup)? {
+        guard distributed else { return nil }
+        guard !dataParallel else { throw ValidationError("--distributed and --data-parallel both split the step: give one") }
+        #if LOWBIT_MPI
+        return try MPIProcessGroup.world()
+        #else
+        throw ValidationError("--distributed needs a lowbit built with MPI: `swift build -c release --traits MPI` (Debian: libopenmpi-dev)")
+        #endif
+    }
+
+    func measure(_ shape: ModelShapeOptions, group: (any ProcessGroup)? = nil) throws -> [TrainStepRow] {
         let config = try runtimeConfiguration()
         let threadCounts = try threads.map { try parseList($0, "--threads") } ?? [config.threads]
         guard threadCounts.allSatisfy({ $0 <= 1024 }) else { throw ValidationError("--threads takes counts from 1 to 1024") }
@@ -58,22 +80,25 @@ struct TrainStepOptions: ParsableArguments {
                 for kind in kinds {
                     var c = config
                     (c.backend, c.threads) = (kind, t)
-                    rows.append(try measureOne(shape, mode: mode, backend: c.makeBackend(), threads: t))
+                    rows.append(try measureOne(shape, mode: mode, backend: c.makeBackend(), threads: t, group: group))
                     let r = rows.last!
-                    printError("  train \(r.mode)\(qt ? "+qt" : "") \(r.backend) \(t) thread(s), \(r.workers) worker(s): step "
-                               + String(format: "%.1f ms, forward b32 %.2f ms, b1 %.3f ms", r.trainStepMs, r.forwardBatch32Ms, r.forwardBatch1Ms))
+                    if (group?.rank ?? 0) == 0 { printError("  train \(r.mode)\(qt ? "+qt" : "") \(r.backend) \(t) thread(s), \(r.workers) worker(s): step "
+                               + String(format: "%.1f ms, forward b32 %.2f ms, b1 %.3f ms", r.trainStepMs, r.forwardBatch32Ms, r.forwardBatch1Ms)
+                               + (r.ranks.map { " (\($0) ranks; all-reduce " + String(format: "%.2f ms of %.1f MB)", r.allReduceMs ?? 0, r.gradientMB ?? 0) } ?? "")) }
                 }
             }
         }
         return rows
     }
 
-    private func measureOne(_ shape: ModelShapeOptions, mode: QuantizationMode?, backend: any Backend, threads: Int) throws -> TrainStepRow {
+    private func measureOne(_ shape: ModelShapeOptions, mode: QuantizationMode?, backend: any Backend, threads: Int,
+                            group: (any ProcessGroup)?) throws -> TrainStepRow {
         let configuration = try shape.configuration(mode)
         let rules = mode.map { [QuantizationRule("*", LayerQuantization(mode: $0, backward: qt ? .int8 : .float,
                                                                           stochasticRoundingSeed: qt ? 1 : nil))] }
         let model = try SequenceClassifier(configuration, classes: 10, rules: rules)
-        let trainer = try Trainer(model: model, backend: backend, optimizer: AdamW(learningRate: 1e-3), workers: dataParallel ? threads : 1)
+        let trainer = try group.map { Trainer(model: model, backend: backend, optimizer: AdamW(learningRate: 1e-3), group: $0) }
+            ?? Trainer(model: model, backend: backend, optimizer: AdamW(learningRate: 1e-3), workers: dataParallel ? threads : 1)
         let batch = try ModelShapeOptions.input(configuration, batch: trainBatch)
         var rng = SeededGenerator(seed: 5)
         let labels = (0..<trainBatch).map { _ in Int(rng.next() % 10) }
@@ -82,12 +107,22 @@ struct TrainStepOptions: ParsableArguments {
         for _ in 0..<3 { try trainer.step(batch, labels: labels) }
         let before = ProcessMemory.currentMegabytes()
         ProcessMemory.resetPeak()
-        let step = try medianSeconds(budget: max(shape.seconds, 1)) { try trainer.step(batch, labels: labels) }
-        let peak = ProcessMemory.peakMegabytes(), after = ProcessMemory.currentMegabytes()
         let parameters = model.parameters.reduce(0) { $0 + $1.value.count }
+        let step: Double
+        var allReduce: Double?
+        if let group {
+            // Every rank must take as many steps: a fixed count, not a time budget.
+            step = try medianOf(15) { try trainer.step(batch, labels: labels) }
+            var gradients = [Float](repeating: 1e-3, count: parameters)
+            allReduce = try medianOf(15) { try group.allReduceSum(&gradients) }
+        } else {
+            step = try medianSeconds(budget: max(shape.seconds, 1)) { try trainer.step(batch, labels: labels) }
+        }
+        let peak = ProcessMemory.peakMegabytes(), after = ProcessMemory.currentMegabytes()
 
         let packed = try (backend as? KernelsBackend).map { try PackedClassifier(model, backend: $0) }
         func forward(_ b: Int) throws -> Double {
+            guard (group?.rank ?? 0) == 0 else { return 0 }   // rank 0 alone, on a quiet machine
             let input = try ModelShapeOptions.input(configuration, batch: b)
             return try medianSeconds(budget: shape.seconds) {
                 if let packed { _ = try packed.logits(input) }
@@ -95,14 +130,30 @@ struct TrainStepOptions: ParsableArguments {
             }
         }
         func ms(_ s: Double) -> Double { (s * 1e6).rounded() / 1e3 }
+        let (b32, b1) = (try forward(32), try forward(1))
+        try group?.barrier()
         return TrainStepRow(mode: mode?.rawValue ?? "float", backend: backend.kind.rawValue, qt: qt && mode != nil, threads: threads,
-                            workers: dataParallel ? threads : 1,
+                            workers: dataParallel ? threads : 1, ranks: group?.size, allReduceMs: allReduce.map(ms),
+                            gradientMB: group.map { _ in (Double(parameters * 4) / 1e5).rounded() / 10 },
                             batch: trainBatch, steps: configuration.maxSteps, hiddenSize: configuration.width,
-                            layers: configuration.layerCount, trainStepMs: ms(step), forwardBatch32Ms: ms(try forward(32)),
-                            forwardBatch1Ms: ms(try forward(1)), peakRSSMB: peak.map { ($0 * 10).rounded() / 10 },
+                            layers: configuration.layerCount, trainStepMs: ms(step), forwardBatch32Ms: ms(b32),
+                            forwardBatch1Ms: ms(b1), peakRSSMB: peak.map { ($0 * 10).rounded() / 10 },
                             rssGrowthMB: before.flatMap { b in after.map { (($0 - b) * 10).rounded() / 10 } },
                             stateMB: (Double(parameters * 16) / 1e5).rounded() / 10)
     }
+}
+
+/// The median seconds of `count` calls after 3 warm-up calls: for collective work, where every
+/// rank must make the same calls.
+func medianOf(_ count: Int, _ body: () throws -> Void) rethrows -> Double {
+    let clock = ContinuousClock()
+    for _ in 0..<3 { try body() }
+    var times: [Double] = []
+    for _ in 0..<count {
+        let d = try clock.measure { try body() }
+        times.append(Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18)
+    }
+    return times.sorted()[count / 2]
 }
 
 func trainStepTable(_ rows: [TrainStepRow]) -> String {
