@@ -5,7 +5,7 @@ import LowBit
 /// `lowbit bench`: throughput measurements.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure throughput, and accuracy on a dataset panel.", subcommands: [AllBench.self, KernelsBench.self, QuantizeBench.self, ModelBench.self, PeakBench.self, AccuracyBench.self], defaultSubcommand: AllBench.self)
+        abstract: "Measure throughput, and accuracy on a dataset panel.", subcommands: [AllBench.self, KernelsBench.self, QuantizeBench.self, ModelBench.self, PeakBench.self, AccuracyBench.self, AllReduceBench.self], defaultSubcommand: AllBench.self)
 }
 
 /// One measurement, with the keys `../shared/peers/ort_matmul.py` uses too.

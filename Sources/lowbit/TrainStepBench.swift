@@ -26,8 +26,10 @@ struct TrainStepRow: Codable {
     var hiddenSize: Int
     var layers: Int
     var trainStepMs: Double
-    var forwardBatch32Ms: Double
-    var forwardBatch1Ms: Double
+    /// The evaluation forward at batch 32 and 1; not timed with `--distributed` (the other
+    /// ranks' MPI polls would share the cores).
+    var forwardBatch32Ms: Double?
+    var forwardBatch1Ms: Double?
     /// Peak resident memory during the timed steps (the whole process: the tool, its
     /// libraries and the model).
     var peakRSSMB: Double?
@@ -83,7 +85,8 @@ struct TrainStepOptions: ParsableArguments {
                     rows.append(try measureOne(shape, mode: mode, backend: c.makeBackend(), threads: t, group: group))
                     let r = rows.last!
                     if (group?.rank ?? 0) == 0 { printError("  train \(r.mode)\(qt ? "+qt" : "") \(r.backend) \(t) thread(s), \(r.workers) worker(s): step "
-                               + String(format: "%.1f ms, forward b32 %.2f ms, b1 %.3f ms", r.trainStepMs, r.forwardBatch32Ms, r.forwardBatch1Ms)
+                               + String(format: "%.1f ms", r.trainStepMs)
+                               + (r.forwardBatch32Ms.map { String(format: ", forward b32 %.2f ms, b1 %.3f ms", $0, r.forwardBatch1Ms ?? .nan) } ?? "")
                                + (r.ranks.map { " (\($0) ranks; all-reduce " + String(format: "%.2f ms of %.1f MB)", r.allReduceMs ?? 0, r.gradientMB ?? 0) } ?? "")) }
                 }
             }
@@ -120,9 +123,9 @@ struct TrainStepOptions: ParsableArguments {
         }
         let peak = ProcessMemory.peakMegabytes(), after = ProcessMemory.currentMegabytes()
 
-        let packed = try (backend as? KernelsBackend).map { try PackedClassifier(model, backend: $0) }
-        func forward(_ b: Int) throws -> Double {
-            guard (group?.rank ?? 0) == 0 else { return 0 }   // rank 0 alone, on a quiet machine
+        let packed = try (group == nil ? backend as? KernelsBackend : nil).map { try PackedClassifier(model, backend: $0) }
+        func forward(_ b: Int) throws -> Double? {
+            guard group == nil else { return nil }
             let input = try ModelShapeOptions.input(configuration, batch: b)
             return try medianSeconds(budget: shape.seconds) {
                 if let packed { _ = try packed.logits(input) }
@@ -131,13 +134,12 @@ struct TrainStepOptions: ParsableArguments {
         }
         func ms(_ s: Double) -> Double { (s * 1e6).rounded() / 1e3 }
         let (b32, b1) = (try forward(32), try forward(1))
-        try group?.barrier()
         return TrainStepRow(mode: mode?.rawValue ?? "float", backend: backend.kind.rawValue, qt: qt && mode != nil, threads: threads,
                             workers: dataParallel ? threads : 1, ranks: group?.size, allReduceMs: allReduce.map(ms),
                             gradientMB: group.map { _ in (Double(parameters * 4) / 1e5).rounded() / 10 },
                             batch: trainBatch, steps: configuration.maxSteps, hiddenSize: configuration.width,
-                            layers: configuration.layerCount, trainStepMs: ms(step), forwardBatch32Ms: ms(b32),
-                            forwardBatch1Ms: ms(b1), peakRSSMB: peak.map { ($0 * 10).rounded() / 10 },
+                            layers: configuration.layerCount, trainStepMs: ms(step), forwardBatch32Ms: b32.map(ms),
+                            forwardBatch1Ms: b1.map(ms), peakRSSMB: peak.map { ($0 * 10).rounded() / 10 },
                             rssGrowthMB: before.flatMap { b in after.map { (($0 - b) * 10).rounded() / 10 } },
                             stateMB: (Double(parameters * 16) / 1e5).rounded() / 10)
     }
@@ -161,7 +163,8 @@ func trainStepTable(_ rows: [TrainStepRow]) -> String {
     for r in rows {
         s += pad(r.mode + (r.qt ? "+qt" : ""), 11) + " " + pad(r.backend, 8) + " " + pad(String(r.threads), 8) + " "
             + pad(String(r.workers), 8) + " " + pad(String(r.batch), 6) + " " + pad(String(format: "%.1f", r.trainStepMs), 14) + " "
-            + pad(String(format: "%.2f", r.forwardBatch32Ms), 11) + " " + pad(String(format: "%.3f", r.forwardBatch1Ms), 10) + " "
+            + pad(r.forwardBatch32Ms.map { String(format: "%.2f", $0) } ?? "-", 11) + " "
+            + pad(r.forwardBatch1Ms.map { String(format: "%.3f", $0) } ?? "-", 10) + " "
             + pad(r.peakRSSMB.map { String(format: "%.0f", $0) } ?? "-", 12) + " " + String(format: "%.1f", r.stateMB) + "\n"
     }
     return s

@@ -227,6 +227,12 @@ struct CommandLineTests {
         (["train", "--select-on", "1.5"], "--select-on must be in (0, 1)"),
         (["train", "--jitter", "inf"], "augmentation jitter must be non-negative and finite"),
         (["train", "--workers", "0"], "--workers must be from 1 to 64"),
+        (["train", "--stop-after-epoch", "0"], "--stop-after-epoch must be at least 1"),
+        (["train", "--distributed", "--workers", "2"], "--distributed and --workers both"),
+        (["train", "--distributed"], "--traits MPI"),
+        (["generate", "--series", "0"], "--series must be at least 1"),
+        (["generate", "--channels", "1", "--out", "/tmp"], "at least 2 channels"),
+        (["bench", "allreduce"], "--traits MPI"),
         (["eval", "/nonexistent/model.safetensors"], "/nonexistent/model.safetensors"),
         (["calibrate", "/nonexistent/model.safetensors"], "/nonexistent/model.safetensors"),
     ])
@@ -234,6 +240,17 @@ struct CommandLineTests {
         let r = try LowBitProcess.run(arguments + ["--out", temporaryPath("cli-bad")].filter { _ in arguments[0] == "train" })
         #expect(r.status != 0)
         #expect(r.err.contains(text), "\(r.err)")
+    }
+
+    @Test("generate writes the SyntheticSeries sets as .ts files: the training series, then the test series after them")
+    func generate() throws {
+        let dir = temporaryPath("generated")
+        let r = try LowBitProcess.run(["generate", "--series", "40", "--test-series", "12", "--steps", "24", "--channels", "3",
+                                       "--classes", "3", "--seed", "9", "--name", "Pulses", "--out", dir])
+        #expect(r.status == 0, "\(r.err)")
+        let g = try SyntheticSeries(steps: 24, channels: 3, classes: 3, seed: 9)
+        #expect(try TSFile.read(dir + "/Pulses_TRAIN.ts") == g.dataset(series: 40, name: "Pulses"))
+        #expect(try TSFile.read(dir + "/Pulses_TEST.ts") == g.dataset(series: 12, first: 40, name: "Pulses"))
     }
 
     @Test("train on another dataset in CSV (univariate, string labels, its _TEST sibling), then eval and calibrate")

@@ -40,13 +40,13 @@ public final class AdamW {
             // Taken out of the dictionaries so that they are updated in place, not copied.
             var m = firstMoment.removeValue(forKey: p.name) ?? [Float](repeating: 0, count: p.count)
             var v = secondMoment.removeValue(forKey: p.name) ?? [Float](repeating: 0, count: p.count)
-            var value = p.value
             let decay = p.decays ? weightDecay : 0
             let (beta1, beta2, learningRate, epsilon) = (beta1, beta2, learningRate, epsilon)
+            // In place: `value`'s observer only counts the change, so no copy is made.
             p.grad.withUnsafeBufferPointer { grad in
                 m.withUnsafeMutableBufferPointer { m in
                     v.withUnsafeMutableBufferPointer { v in
-                        value.withUnsafeMutableBufferPointer { value in
+                        p.value.withUnsafeMutableBufferPointer { value in
                             for i in 0..<grad.count {
                                 let g = grad[i]
                                 m[i] = beta1 * m[i] + (1 - beta1) * g
@@ -57,7 +57,6 @@ public final class AdamW {
                     }
                 }
             }
-            p.value = value
             firstMoment[p.name] = m
             secondMoment[p.name] = v
         }
@@ -67,10 +66,24 @@ public final class AdamW {
 /// Scales all gradients down so that their global L2 norm is at most `maxNorm`; returns the norm before.
 @discardableResult
 public func clipGradients(_ parameters: [Parameter], maxNorm: Float) -> Float {
-    let norm = Float(parameters.reduce(0.0) { acc, p in acc + p.grad.reduce(0.0) { $0 + Double($1 * $1) } }.squareRoot())
+    // Eight running sums: one would wait on each addition before the next (a serial step of
+    // every data-parallel rank).
+    var sums = SIMD8<Double>()
+    for p in parameters {
+        p.grad.withUnsafeBufferPointer { g in
+            var i = 0
+            while i + 8 <= g.count {
+                let x = SIMD8<Float>(g[i..<(i + 8)])
+                sums += SIMD8<Double>(x * x)
+                i += 8
+            }
+            while i < g.count { sums[0] += Double(g[i] * g[i]); i += 1 }
+        }
+    }
+    let norm = Float(sums.sum().squareRoot())
     if norm > maxNorm && norm > 0 {
         let s = maxNorm / norm
-        for p in parameters { for i in p.grad.indices { p.grad[i] *= s } }
+        for p in parameters { p.grad.withUnsafeMutableBufferPointer { g in for i in g.indices { g[i] *= s } } }
     }
     return norm
 }
