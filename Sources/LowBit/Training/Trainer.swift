@@ -31,13 +31,18 @@ public final class Trainer {
 
     /// Creates a trainer that updates `model` on `backend` with `optimizer` (by default a fresh
     /// ``AdamW`` with its defaults), clipping the gradients to a norm of 1 unless told otherwise.
-    public init(model: SequenceClassifier, backend: any Backend, optimizer: AdamW = AdamW(), maxGradientNorm: Float? = 1) {
+    public convenience init(model: SequenceClassifier, backend: any Backend, optimizer: AdamW = AdamW(), maxGradientNorm: Float? = 1) {
+        self.init(model, backend, optimizer, maxGradientNorm, workers: 1, group: nil)
+    }
+
+    private init(_ model: SequenceClassifier, _ backend: any Backend, _ optimizer: AdamW, _ maxGradientNorm: Float?,
+                 workers: Int, group: (any ProcessGroup)?) {
         self.model = model
         self.backend = backend
         self.optimizer = optimizer
         self.maxGradientNorm = maxGradientNorm
-        self.workers = 1
-        self.group = nil
+        self.workers = workers
+        self.group = group
     }
 
     /// Creates a trainer whose steps split each batch's sequences over `workers` copies of the
@@ -49,15 +54,10 @@ public final class Trainer {
     /// worker count), and differs from one worker's only by the order of the gradient sums
     /// (and of OpenBLAS's). Dropout masks are the whole batch's. Throws
     /// ``LowBitError/invalidArgument(_:)`` unless `workers` is from 1 to 64.
-    public init(model: SequenceClassifier, backend: any Backend, optimizer: AdamW = AdamW(), maxGradientNorm: Float? = 1,
-                workers: Int) throws {
+    public convenience init(model: SequenceClassifier, backend: any Backend, optimizer: AdamW = AdamW(), maxGradientNorm: Float? = 1,
+                            workers: Int) throws {
         guard (1...64).contains(workers) else { throw LowBitError.invalidArgument("workers must be from 1 to 64, got \(workers)") }
-        self.model = model
-        self.backend = backend
-        self.optimizer = optimizer
-        self.maxGradientNorm = maxGradientNorm
-        self.workers = workers
-        self.group = nil
+        self.init(model, backend, optimizer, maxGradientNorm, workers: workers, group: nil)
     }
 
     /// Creates a trainer whose steps are split over the ranks of `group`: each rank runs the
@@ -67,14 +67,9 @@ public final class Trainer {
     /// Every rank must create its trainer from the same model (the same seed) and pass it the
     /// same batches. The step is the one a trainer with `group.size` workers takes: bit for bit
     /// with two ranks, and to the order of the group's sums with more.
-    public init(model: SequenceClassifier, backend: any Backend, optimizer: AdamW = AdamW(), maxGradientNorm: Float? = 1,
-                group: any ProcessGroup) {
-        self.model = model
-        self.backend = backend
-        self.optimizer = optimizer
-        self.maxGradientNorm = maxGradientNorm
-        self.workers = 1
-        self.group = group
+    public convenience init(model: SequenceClassifier, backend: any Backend, optimizer: AdamW = AdamW(), maxGradientNorm: Float? = 1,
+                            group: any ProcessGroup) {
+        self.init(model, backend, optimizer, maxGradientNorm, workers: 1, group: group)
     }
 
     /// One optimisation step; returns the batch's loss before the update.
