@@ -46,6 +46,23 @@ struct BadInputTests {
         }
     }
 
+    @Test("AdamW hyperparameters outside their ranges stop the step before it changes a weight")
+    func badOptimizer() throws {
+        let (batch, labels) = try DataParallelTests.batch(seed: 2)
+        for (change, name) in [({ (o: AdamW) in o.beta1 = 1 }, "beta1"), ({ $0.beta2 = -0.1 }, "beta2"), ({ $0.epsilon = 0 }, "epsilon"),
+                               ({ $0.learningRate = .nan }, "learning rate"), ({ $0.weightDecay = -1 }, "weight decay")]
+            as [((AdamW) -> Void, String)] {
+            let model = try DataParallelTests.model(.ternary)
+            let before = model.parameters.map(\.value)
+            let optimizer = AdamW()
+            change(optimizer)
+            #expect { try Trainer(model: model, backend: ReferenceBackend(), optimizer: optimizer).step(batch, labels: labels) } throws: {
+                "\($0)".contains("AdamW \(name)")
+            }
+            #expect(model.parameters.map(\.value) == before, "\(name)")
+        }
+    }
+
     @Test("empty and mismatched shapes")
     func shapes() throws {
         var rng = TestRandom(4)

@@ -202,6 +202,16 @@ struct ModelTests {
         } catch let e as LowBitError {
             #expect(e.description.contains("blocks.0.attn.qkv.weight"), "\(e)")
         }
+        // A tensor the model does not have, and moments missing after steps were taken.
+        for (name, change) in [("extra", { (t: inout [String: SafeTensors.Entry]) in t["blocks.9.ffn.up.weight"] = SafeTensors.Entry(floats: [1], shape: [1]) }),
+                               ("moments", { (t: inout [String: SafeTensors.Entry]) in t["optimizer.m.head.weight"] = nil })] {
+            var (t, m) = try SafeTensors.read(path)
+            change(&t)
+            try SafeTensors.write(t, metadata: m, to: temporaryPath("\(name).safetensors"))
+            #expect { try Checkpoint.load(from: temporaryPath("\(name).safetensors")) } throws: {
+                "\($0)".contains(name == "extra" ? "blocks.9.ffn.up.weight" : "optimizer.m.head.weight")
+            }
+        }
         meta["lowbit.format"] = "something-else"
         try SafeTensors.write(tensors, metadata: meta, to: temporaryPath("foreign.safetensors"))
         #expect(throws: LowBitError.self) { try Checkpoint.load(from: temporaryPath("foreign.safetensors")) }

@@ -27,7 +27,7 @@ struct PackedModelTests {
             #expect(loaded.weightBytes == packed.weightBytes)
             // The file holds the packed weights, not the latent float ones.
             let size = try FileManager.default.attributesOfItem(atPath: packedPath)[.size] as! Int
-            #expect(size < packed.weightBytes + 16_384, "\(size) bytes for \(packed.weightBytes) bytes of weights")
+            #expect(size < packed.weightBytes + 16_384 && size >= packed.weightBytes, "\(size) bytes for \(packed.weightBytes) bytes of weights")
 
             let restored = try ClassifierTraining(resumingFrom: checkpointPath)
             let fromCheckpoint = try PackedClassifier(restored.model, info: restored.info, backend: backend)
@@ -52,6 +52,14 @@ struct PackedModelTests {
         let (loaded, _) = try PackedClassifier.load(from: path, backend: backend)
         #expect(loaded.staticRanges.map(\.absmax) == packed.staticRanges.map(\.absmax))
         let batch = try test.batch(Array(0..<30), standardization: run.standardization).batch
+        #expect(try loaded.logits(batch) == packed.logits(batch))
+
+        // A calibration that fails on its last batch changes nothing.
+        var poisoned = batch.values
+        poisoned.scalars[3] = .nan
+        let ranges = loaded.staticRanges.map(\.absmax)
+        #expect(throws: LowBitError.self) { try loaded.calibrate([batch, try SequenceBatch(values: poisoned, lengths: batch.shape.lengths)]) }
+        #expect(loaded.staticRanges.map(\.absmax) == ranges)
         #expect(try loaded.logits(batch) == packed.logits(batch))
     }
 

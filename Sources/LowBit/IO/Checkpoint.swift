@@ -50,7 +50,12 @@ public enum Checkpoint {
             throw bad("not a LowBit checkpoint (format '\(metadata["lowbit.format"] ?? "none")', expected \(formatVersion))")
         }
         let decoder = JSONDecoder()
-        let (model, layers, tensor) = try skeleton(tensors, metadata, path: path)
+        let (model, layers, lookup) = try skeleton(tensors, metadata, path: path)
+        var read = Set<String>()
+        let tensor = { (name: String, shape: [Int]) throws -> SafeTensors.Entry in
+            read.insert(name)
+            return try lookup(name, shape)
+        }
         for p in model.parameters {
             let values = try tensor(p.name, p.shape).floats(p.name, path)
             guard values.allSatisfy(\.isFinite) else { throw bad("tensor '\(p.name)' holds NaN or infinity") }
@@ -67,7 +72,7 @@ public enum Checkpoint {
             }
             let o = AdamW(learningRate: r.learningRate, beta1: r.beta1, beta2: r.beta2, epsilon: r.epsilon, weightDecay: r.weightDecay)
             o.step = r.step
-            for p in model.parameters where tensors["optimizer.m." + p.name] != nil {
+            for p in model.parameters where tensors["optimizer.m." + p.name] != nil || r.step > 0 {
                 let m = try tensor("optimizer.m." + p.name, p.shape).floats(p.name, path)
                 let v = try tensor("optimizer.v." + p.name, p.shape).floats(p.name, path)
                 guard m.allSatisfy(\.isFinite), v.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
@@ -77,6 +82,10 @@ public enum Checkpoint {
                 o.secondMoment[p.name] = v
             }
             optimizer = o
+        }
+        // A tensor the model does not read would be a silently different model or state.
+        if let extra = tensors.keys.sorted().first(where: { !read.contains($0) }) {
+            throw bad("it holds tensor '\(extra)', which the model its metadata describes does not have")
         }
         return (model, optimizer, metadata)
     }

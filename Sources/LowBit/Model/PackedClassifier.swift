@@ -93,13 +93,20 @@ public final class PackedClassifier {
 
     /// Standalone static-range calibration: forgets the statistics gathered so far, runs
     /// `batches` to gather them afresh, then freezes them as fixed activation ranges (each
-    /// model of an ensemble its own).
+    /// model of an ensemble its own). All or nothing: when it fails, every model keeps the
+    /// ranges it had.
     public func calibrate(_ batches: [SequenceBatch]) throws {
         guard !batches.isEmpty else { throw LowBitError.invalidArgument("calibration needs at least one batch") }
-        for model in members {
-            model.useDynamicRanges(resetStatistics: true)
-            try model.calibrate(batches, backend: backend)
-            try model.useStaticRanges()
+        let saved = members.map(\.rangeState)
+        do {
+            for model in members {
+                model.useDynamicRanges(resetStatistics: true)
+                try model.calibrate(batches, backend: backend)
+                try model.useStaticRanges()
+            }
+        } catch {
+            for (model, state) in zip(members, saved) { model.rangeState = state }
+            throw error
         }
     }
 
@@ -116,12 +123,15 @@ public final class PackedClassifier {
     public var weightBytes: Int {
         members.reduce(0) { total, model in
             let quantized = Set(model.quantizedLayers.map { $0.weight.name })
-            let packed = try? model.quantizedLayers.reduce(0) { acc, l in
-                let q = try l.preparedWeights(backend).quantized
-                return acc + q.rows * ReferenceQuantizer.paddedLength(q.cols) * q.mode.bits / 8 + 4 * q.scales.count
+            // From each layer's shape and mode: the codes of `rows` rows padded to whole
+            // blocks, and one float scale per row or group (as the packed file holds them).
+            let packed = model.quantizedLayers.reduce(0) { acc, l in
+                guard let q = l.quantization else { return acc }
+                let scales = q.weightGranularity.scaleCount(rows: l.outputs, cols: l.inputs)
+                return acc + l.outputs * ReferenceQuantizer.paddedLength(l.inputs) * q.mode.bits / 8 + 4 * scales
             }
             let float = model.parameters.filter { !quantized.contains($0.name) }.reduce(0) { $0 + 4 * $1.count }
-            return total + (packed ?? 0) + float
+            return total + packed + float
         }
     }
 }

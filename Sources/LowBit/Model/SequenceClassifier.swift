@@ -55,9 +55,27 @@ public final class SequenceClassifier {
     // MARK: Static-range quantization
 
     /// Standalone calibration: runs `batches` forward in evaluation mode, adding to each
-    /// quantized layer's activation statistics.
+    /// quantized layer's activation statistics. All or nothing: when a batch fails (a bad
+    /// shape, NaN), the statistics are those from before the call.
     public func calibrate(_ batches: [SequenceBatch], backend: any Backend) throws {
-        for b in batches { _ = try forward(b, Execution(backend: backend, training: false, calibrating: true)) }
+        let saved = rangeState
+        do {
+            for b in batches { _ = try forward(b, Execution(backend: backend, training: false, calibrating: true)) }
+        } catch {
+            rangeState = saved
+            throw error
+        }
+    }
+
+    /// Each quantized layer's statistics and whether it uses them as a fixed range.
+    var rangeState: [(statistics: ActivationStatistics, isStatic: Bool)] {
+        get { quantizedLayers.map { ($0.statistics, $0.usesStaticRange) } }
+        set {
+            for (layer, state) in zip(quantizedLayers, newValue) {
+                layer.statistics = state.statistics
+                layer.usesStaticRange = state.isStatic
+            }
+        }
     }
 
     /// Freezes the statistics as fixed activation ranges. A quantized layer that has seen no

@@ -32,6 +32,22 @@ public final class AdamW {
         self.weightDecay = weightDecay
     }
 
+    /// Checks the hyperparameters (they are public and settable): a learning rate that is
+    /// positive and finite, betas in [0, 1), a positive epsilon and a weight decay that is not
+    /// negative. ``Trainer`` calls it before every update.
+    ///
+    /// - Throws: ``LowBitError/invalidArgument(_:)`` naming the first bad one.
+    public func validate() throws {
+        func bad(_ name: String, _ value: Float, _ range: String) -> LowBitError {
+            .invalidArgument("AdamW \(name) must be \(range), got \(value)")
+        }
+        guard learningRate > 0, learningRate.isFinite else { throw bad("learning rate", learningRate, "positive and finite") }
+        guard beta1 >= 0, beta1 < 1 else { throw bad("beta1", beta1, "in [0, 1)") }
+        guard beta2 >= 0, beta2 < 1 else { throw bad("beta2", beta2, "in [0, 1)") }
+        guard epsilon > 0, epsilon.isFinite else { throw bad("epsilon", epsilon, "positive and finite") }
+        guard weightDecay >= 0, weightDecay.isFinite else { throw bad("weight decay", weightDecay, "finite and not negative") }
+    }
+
     /// One update of every parameter from its accumulated gradient.
     public func update(_ parameters: [Parameter]) {
         step += 1

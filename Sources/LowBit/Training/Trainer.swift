@@ -83,6 +83,7 @@ public final class Trainer {
     /// distillation objective; the loss returned is still the cross-entropy against the labels.
     public func trainingStep(_ batch: SequenceBatch, labels: [Int],
                              teacher: (logits: Tensor, distillation: Distillation)? = nil) throws -> (loss: Float, predictions: [Int]) {
+        try optimizer.validate()
         if let group, group.size > 1 { return try distributedStep(batch, labels: labels, group: group, teacher: teacher) }
         if workers > 1 && batch.shape.batch > 1 { return try dataParallelStep(batch, labels: labels, teacher: teacher) }
         let exec = Execution(backend: backend, training: true, step: optimizer.step)
