@@ -140,6 +140,29 @@ struct ModelTests {
         #expect(relativeError(try model.forward(data[0].0, Execution(backend: ReferenceBackend(), training: false)), frozen) < 1e-4)
     }
 
+    @Test("static-range statistics are over real steps: a padded batch measures what its sequences measure alone")
+    func staticRangeIgnoresPadding() throws {
+        let backend = try KernelsBackend(threads: 1)
+        let options = EncoderConfiguration(inputWidth: 3, width: 8, headCount: 2, layerCount: 1, weightMode: .int8, dropout: 0, seed: 4)
+        var rng = SeededGenerator(seed: 8)
+        let lengths = [6, 2, 4]
+        let values = Tensor(shape: [3, 6, 3]) { _ in rng.signedUnit() }
+        // The same sequences, their padding once zeros and once large: the real steps' statistics must not move.
+        var loud = values
+        for (b, n) in lengths.enumerated() { for t in n..<6 { for c in 0..<3 { loud.scalars[(b * 6 + t) * 3 + c] = 40 } } }
+        func calibrated(_ v: Tensor) throws -> [ActivationStatistics] {
+            let model = try SequenceClassifier(options, classes: 2)
+            try model.calibrate([try SequenceBatch(values: v, lengths: lengths)], backend: backend)
+            return model.quantizedLayers.map(\.statistics)
+        }
+        #expect(try calibrated(values) == calibrated(loud))
+        // One full-length sequence alone: its mean over 6 rows is what a batch of it measures.
+        let one = try SequenceBatch(values: Tensor(shape: [1, 6, 3], scalars: Array(values.scalars[0..<18])), lengths: [6])
+        let model = try SequenceClassifier(options, classes: 2)
+        try model.calibrate([one], backend: backend)
+        #expect(model.quantizedLayers.allSatisfy { $0.statistics.count == 1 && $0.statistics.mean > 0 })
+    }
+
     @Test("rules: first match wins, unmatched layers stay float, unused rules are reported")
     func rules() throws {
         let options = EncoderConfiguration(inputWidth: 4, width: 8, headCount: 2, layerCount: 2, weightMode: nil, dropout: 0)

@@ -14,6 +14,9 @@ public struct Execution: Sendable {
     /// workers (0 otherwise): dropout draws the masks of those rows, as a pass over the whole
     /// batch would.
     public var rowOffset: Int
+    /// The padded sequences the rows of this pass belong to, when the encoder runs it: the
+    /// static-range statistics then skip padding rows, which hold no real step.
+    var sequences: SequenceShape?
 
     /// Creates an execution context. `calibrating` matters only when `training` is false, and
     /// `step` and `rowOffset` only for dropout masks.

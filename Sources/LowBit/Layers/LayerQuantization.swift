@@ -98,7 +98,8 @@ extension BackwardPrecision: NamedCodable {}
 
 /// Static-range activation statistics of one layer: how many batches were seen and the sum
 /// of their batch-averaged per-token absmax. Their mean is the fixed activation range once
-/// frozen.
+/// frozen. In the encoder a batch's average is over its real steps: padding rows, which hold
+/// no data, are left out.
 public struct ActivationStatistics: Sendable, Equatable {
     /// Number of batches whose absmax has been added.
     public var count: Int = 0

@@ -28,6 +28,9 @@ public final class Linear {
     /// The static-range statistics, added to by every training or calibrating forward pass of
     /// a quantized layer whose range is not frozen.
     public internal(set) var statistics = ActivationStatistics()
+    /// The sum of the rows' absmax and the row count behind the statistics' last entry: what
+    /// a step split over workers or ranks adds up into the whole batch's mean.
+    var batchAbsmax: (sum: Double, rows: Int)?
     /// Activations use the frozen statistics' range instead of per-token absmax.
     public internal(set) var usesStaticRange = false
 
@@ -100,9 +103,21 @@ public final class Linear {
         let w = try preparedWeights(exec.backend)
         if (exec.training || exec.calibrating) && !usesStaticRange {
             try x.checkFinite("\(path) input")
-            let total = try exec.backend.rowAbsmax(x).reduce(0.0) { $0 + Double($1) }
+            let absmax = try exec.backend.rowAbsmax(x)
+            var total = 0.0, rows = 0
+            if let s = exec.sequences, s.rows == n {
+                // Real steps only: a padding row's activations are not the data's.
+                for b in 0..<s.batch {
+                    for t in 0..<s.lengths[b] { total += Double(absmax[b * s.steps + t]) }
+                    rows += s.lengths[b]
+                }
+            } else {
+                total = absmax.reduce(0.0) { $0 + Double($1) }
+                rows = n
+            }
+            batchAbsmax = (total, rows)
             statistics.count += 1
-            statistics.sumOfAbsmax += total / Double(n)
+            statistics.sumOfAbsmax += total / Double(rows)
         }
         let xq = usesStaticRange
             ? try ReferenceQuantizer.quantize(activations: x, staticAbsmax: Float(statistics.mean))

@@ -60,6 +60,8 @@ public final class SequenceEncoder {
         guard s.steps <= configuration.maxSteps else {
             throw LowBitError.invalidShape("sequences of \(s.steps) steps exceed windowSize \(configuration.maxSteps)")
         }
+        var exec = exec
+        exec.sequences = s
         var h = try inputProjection?.forward(batch.rows, exec) ?? batch.rows
         if configuration.usesPositionalEncoding { addPositions(&h, s) }
         h = dropInput.forward(h, exec)

@@ -22,11 +22,11 @@ extension Trainer {
         let execs = (0..<count).map { r in
             Execution(backend: workerBackends[r], training: true, step: optimizer.step, rowOffset: bounds[r] * s.steps)
         }
-        // The static-range statistics: each copy adds its share's mean; the model keeps the
-        // whole batch's (one batch, the mean over all its rows).
+        // The static-range statistics: each copy measures its share; the model keeps the whole
+        // batch's (one batch, the mean over all its real rows).
         let quantized = models.map(\.quantizedLayers)
         let before = quantized[0].map(\.statistics)
-        for copy in quantized.dropFirst() { for layer in copy where !layer.usesStaticRange { layer.statistics = ActivationStatistics() } }
+        for copy in quantized { for layer in copy { layer.batchAbsmax = nil } }
         for m in models { for p in m.parameters { p.zeroGrad() } }
 
         let logits = try parallel(count) { r in try models[r].forward(shards[r], execs[r]) }
@@ -45,10 +45,12 @@ extension Trainer {
 
         let parameters = model.parameters
         for copy in models.dropFirst() { for (p, q) in zip(parameters, copy.parameters) { p.accumulate(q.grad) } }
-        for (i, layer) in quantized[0].enumerated() where !layer.usesStaticRange && layer.statistics.count > before[i].count {
-            var total = (layer.statistics.sumOfAbsmax - before[i].sumOfAbsmax) * Double(bounds[1] - bounds[0])
-            for m in 1..<count { total += quantized[m][i].statistics.sumOfAbsmax * Double(bounds[m + 1] - bounds[m]) }
-            layer.statistics = ActivationStatistics(count: before[i].count + 1, sumOfAbsmax: before[i].sumOfAbsmax + total / Double(s.batch))
+        for (i, layer) in quantized[0].enumerated() {
+            let shares = quantized.compactMap { $0[i].batchAbsmax }
+            guard !shares.isEmpty else { continue }
+            var sum = 0.0, rows = 0
+            for share in shares { (sum, rows) = (sum + share.sum, rows + share.rows) }
+            layer.statistics = ActivationStatistics(count: before[i].count + 1, sumOfAbsmax: before[i].sumOfAbsmax + sum / Double(rows))
         }
         if let maxGradientNorm { clipGradients(parameters, maxNorm: maxGradientNorm) }
         optimizer.update(parameters)

@@ -19,11 +19,9 @@ extension Trainer {
         let rows = rank < count ? bounds[rank]..<bounds[rank + 1] : s.batch..<s.batch
         let exec = Execution(backend: backend, training: true, step: optimizer.step, rowOffset: rows.lowerBound * s.steps)
 
-        // Rank 0 keeps its statistics and adds its share, the others start from none, as the
-        // model and its copies do in the in-process step.
         let layers = model.quantizedLayers
         let before = layers.map(\.statistics)
-        if rank > 0 { for layer in layers where !layer.usesStaticRange { layer.statistics = ActivationStatistics() } }
+        for layer in layers { layer.batchAbsmax = nil }
         let parameters = model.parameters
         for p in parameters { p.zeroGrad() }
 
@@ -56,19 +54,17 @@ extension Trainer {
         }
         reductionScratch = gradients
 
-        // Each rank's share of the batch's mean absmax, weighted by its rows; a layer counts the
-        // step once, when any rank recorded it (every rank records the same layers).
+        // Each rank's sum of its real rows' absmax and their count: summed, the whole batch's
+        // mean, as the in-process step adds its workers' shares.
         var shares = [Double](repeating: 0, count: 2 * layers.count)
-        for (i, layer) in layers.enumerated() where !layer.usesStaticRange {
-            let start = rank == 0 ? before[i] : ActivationStatistics()
-            guard layer.statistics.count > start.count else { continue }
-            shares[i] = (layer.statistics.sumOfAbsmax - start.sumOfAbsmax) * Double(rows.count)
-            shares[layers.count + i] = 1
+        for (i, layer) in layers.enumerated() {
+            guard let share = layer.batchAbsmax else { continue }
+            (shares[i], shares[layers.count + i]) = (share.sum, Double(share.rows))
         }
         try group.allReduceSum(&shares)
-        for (i, layer) in layers.enumerated() where !layer.usesStaticRange {
+        for (i, layer) in layers.enumerated() {
             layer.statistics = shares[layers.count + i] > 0
-                ? ActivationStatistics(count: before[i].count + 1, sumOfAbsmax: before[i].sumOfAbsmax + shares[i] / Double(s.batch))
+                ? ActivationStatistics(count: before[i].count + 1, sumOfAbsmax: before[i].sumOfAbsmax + shares[i] / shares[layers.count + i])
                 : before[i]
         }
         if let maxGradientNorm { clipGradients(parameters, maxNorm: maxGradientNorm) }
