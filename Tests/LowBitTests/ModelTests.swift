@@ -216,6 +216,11 @@ struct ModelTests {
             #expect(throws: LowBitError.self, "\(name)") { try Checkpoint.load(from: p) }
         }
         #expect(throws: LowBitError.self) { try Checkpoint.load(from: temporaryPath("missing.safetensors")) }
+        // The header alone: the same metadata as a full read; a short or damaged header is an error.
+        #expect(try SafeTensors.metadata(of: path) == SafeTensors.read(path).metadata)
+        for name in ["tiny", "header", "missing"] {
+            #expect(throws: LowBitError.self, "\(name)") { try SafeTensors.metadata(of: temporaryPath("\(name).safetensors")) }
+        }
         var (tensors, meta) = try SafeTensors.read(path)
         tensors["blocks.0.attn.qkv.weight"] = SafeTensors.Entry(floats: [Float](repeating: 0, count: 8 * 8), shape: [8, 8])
         try SafeTensors.write(tensors, metadata: meta, to: temporaryPath("mismatch.safetensors"))

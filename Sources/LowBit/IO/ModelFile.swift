@@ -12,7 +12,7 @@ public enum ModelFile {
     /// Reads the file at `url`; a file of neither format is `LowBitError.invalidFile`.
     public static func load(from url: URL, backend: KernelsBackend) throws -> ModelFile {
         let path = url.path
-        let format = try SafeTensors.read(path).metadata["lowbit.format"]
+        let format = try SafeTensors.metadata(of: path)["lowbit.format"]   // the header only: the loader reads the rest
         if PackedClassifier.reads(format: format) { return .packed(try PackedClassifier.load(from: path, backend: backend).model) }
         if format == Checkpoint.formatVersion { return .checkpoint(try ClassifierTraining(resumingFrom: path)) }
         throw LowBitError.invalidFile(path: path, reason: "not a LowBit model: format '\(format ?? "none")', expected "

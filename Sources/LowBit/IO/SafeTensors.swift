@@ -152,6 +152,41 @@ public enum SafeTensors {
         return try parse(data, path: path)
     }
 
+    /// The `__metadata__` of the file at `path`, from its header alone: for deciding what a file
+    /// is before reading (and checking) all of it with ``read(_:)``.
+    ///
+    /// - Throws: ``LowBitError/invalidFile(path:reason:)`` if the file cannot be read, is shorter
+    ///   than its header says, or its header is not a JSON object mapping strings to strings.
+    public static func metadata(of path: String) throws -> [String: String] {
+        func bad(_ reason: String) -> LowBitError { .invalidFile(path: path, reason: reason) }
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw bad("cannot be read (missing or not a file)") }
+        defer { try? handle.close() }
+        let header: Data
+        do {
+            let size = try handle.seekToEnd()
+            try handle.seek(toOffset: 0)
+            guard size >= 8, let prefix = try handle.read(upToCount: 8), prefix.count == 8 else {
+                throw bad("truncated: \(size) bytes, not even a header length")
+            }
+            let length = prefix.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+            guard length <= size - 8, length <= 100_000_000 else {
+                throw bad("truncated or corrupted: header of \(length) bytes in a file of \(size)")
+            }
+            header = try handle.read(upToCount: Int(length)) ?? Data()
+            guard header.count == Int(length) else { throw bad("truncated: the header ends early") }
+        } catch let error as LowBitError {
+            throw error
+        } catch {
+            throw bad("cannot be read: \(error.localizedDescription)")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: header), let fields = object as? [String: Any] else {
+            throw bad("corrupted: the header is not a JSON object")
+        }
+        guard let value = fields["__metadata__"] else { return [:] }
+        guard let metadata = value as? [String: String] else { throw bad("__metadata__ must map strings to strings") }
+        return metadata
+    }
+
     /// ``read(_:)`` of bytes already in memory; `path` names them in errors.
     public static func parse(_ bytes: Data, path: String) throws -> (tensors: [String: Entry], metadata: [String: String]) {
         func bad(_ reason: String) -> LowBitError { .invalidFile(path: path, reason: reason) }
