@@ -64,6 +64,16 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
         try Self.check(MPI_Barrier(communicator), "MPI_Barrier")
     }
 
+    /// The MPI library's own name and version (`MPI_Get_library_version`), e.g. "Open MPI v4.1.4, …";
+    /// it needs no initialisation.
+    public static var libraryVersion: String {
+        var text = [CChar](repeating: 0, count: Int(MPI_MAX_LIBRARY_VERSION_STRING) + 1)
+        var length: Int32 = 0
+        guard MPI_Get_library_version(&text, &length) == MPI_SUCCESS else { return "unknown MPI library" }
+        let line = String(decoding: text.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return line.split(separator: ",").first.map(String.init) ?? line
+    }
+
     /// Stops every rank of the job with exit code `code` (`mpirun` names this rank).
     public func abort(_ code: Int32) -> Never {
         MPI_Abort(communicator, code)

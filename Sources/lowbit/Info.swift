@@ -1,5 +1,8 @@
 import ArgumentParser
 import LowBit
+#if LOWBIT_MPI
+import LowBitMPI
+#endif
 
 /// `lowbit info`: what this machine and build will run.
 struct Info: ParsableCommand {
@@ -14,6 +17,11 @@ struct Info: ParsableCommand {
         print("threads:        \(config.threads) of \(RuntimeConfiguration.cpuCount) CPUs"
               + (RuntimeConfiguration.threadingAvailable ? " (OpenMP runtime)" : " (serial build)"))
         print("backend:        \(config.backend.rawValue)")
+        #if LOWBIT_MPI
+        print("distributed:    train --distributed under mpirun (\(MPIProcessGroup.libraryVersion))")
+        #else
+        print("distributed:    not in this build (swift build --traits MPI, with Open MPI installed)")
+        #endif
         let kernels = try KernelsBackend(isa: config.isa, threads: config.threads)
         print("kernels:")
         for (name, isa) in kernels.kernelISAs {

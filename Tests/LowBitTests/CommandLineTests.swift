@@ -242,6 +242,15 @@ struct CommandLineTests {
         #expect(r.err.contains(text), "\(r.err)")
     }
 
+    @Test("info: the ISAs, threads and backend, and whether this build trains across processes")
+    func info() throws {
+        let r = try LowBitProcess.run(["info"])
+        #expect(r.status == 0, "\(r.err)")
+        for line in ["ISAs supported:", "threads:", "backend:        kernels", "distributed:    not in this build (swift build --traits MPI"] {
+            #expect(r.out.contains(line), "\(r.out)")
+        }
+    }
+
     @Test("generate writes the SyntheticSeries sets as .ts files: the training series, then the test series after them")
     func generate() throws {
         let dir = temporaryPath("generated")

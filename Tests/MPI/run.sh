@@ -19,6 +19,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
+"$bin" info | grep -q "^distributed: .*Open MPI" || fail "lowbit info does not report the MPI build"
 "$bin" generate --series 480 --test-series 160 --steps 32 --channels 4 --classes 4 --seed 1 --out "$work/data" >/dev/null
 base=(train --data "$work/data/Synthetic_TRAIN.ts" --mode float,ternary --ensemble 1 --batch-size 32
       --hidden-size 32 --layers 1 --heads 2 --seed 3 --json)
