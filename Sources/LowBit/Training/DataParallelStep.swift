@@ -31,11 +31,7 @@ extension Trainer {
 
         let logits = try parallel(count) { r in try models[r].forward(shards[r], execs[r]) }
         let all = try Tensor(shape: [s.batch, model.classes], scalars: logits.flatMap(\.scalars))
-        let (loss, dLogits) = try teacher.map {
-            let d = try Loss.distillation(logits: all, labels: labels, teacherLogits: $0.logits,
-                                          weight: $0.distillation.weight, temperature: $0.distillation.temperature)
-            return (d.crossEntropy, d.gradient)
-        } ?? Loss.softmaxCrossEntropy(logits: all, labels: labels)
+        let (loss, dLogits) = try objective(all, labels: labels, teacher: teacher)
         let classes = model.classes
         _ = try parallel(count) { r in
             let rows = Array(dLogits.scalars[(bounds[r] * classes)..<(bounds[r + 1] * classes)])

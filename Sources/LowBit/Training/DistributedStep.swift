@@ -32,11 +32,7 @@ extension Trainer {
         }
         try group.allReduceSum(&gathered)
         let all = try Tensor(shape: [s.batch, classes], scalars: gathered)
-        let (loss, dLogits) = try teacher.map {
-            let d = try Loss.distillation(logits: all, labels: labels, teacherLogits: $0.logits,
-                                          weight: $0.distillation.weight, temperature: $0.distillation.temperature)
-            return (d.crossEntropy, d.gradient)
-        } ?? Loss.softmaxCrossEntropy(logits: all, labels: labels)
+        let (loss, dLogits) = try objective(all, labels: labels, teacher: teacher)
         if !rows.isEmpty {
             let mine = Array(dLogits.scalars[(rows.lowerBound * classes)..<(rows.upperBound * classes)])
             try model.backward(Tensor(shape: [rows.count, classes], scalars: mine), exec)
@@ -72,9 +68,11 @@ extension Trainer {
         return (loss, argmaxRows(all))
     }
 
-    /// The parameters' gradients, one after the other, in the buffer kept from the last step.
+    /// The parameters' gradients, one after the other, in the buffer kept from the last step
+    /// (taken out of the trainer first: a second reference would make the append copy it).
     private func reductionBuffer(_ parameters: [Parameter]) -> [Float] {
         var buffer = reductionScratch
+        reductionScratch = []
         buffer.removeAll(keepingCapacity: true)
         for p in parameters { buffer.append(contentsOf: p.grad) }
         return buffer

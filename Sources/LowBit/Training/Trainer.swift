@@ -90,15 +90,20 @@ public final class Trainer {
         let params = model.parameters
         for p in params { p.zeroGrad() }
         let logits = try model.forward(batch, exec)
-        let (loss, dLogits) = try teacher.map {
-            let d = try Loss.distillation(logits: logits, labels: labels, teacherLogits: $0.logits,
-                                          weight: $0.distillation.weight, temperature: $0.distillation.temperature)
-            return (d.crossEntropy, d.gradient)
-        } ?? Loss.softmaxCrossEntropy(logits: logits, labels: labels)
+        let (loss, dLogits) = try objective(logits, labels: labels, teacher: teacher)
         try model.backward(dLogits, exec)
         if let maxGradientNorm { clipGradients(params, maxNorm: maxGradientNorm) }
         optimizer.update(params)
         return (loss, argmaxRows(logits))
+    }
+
+    /// The batch's cross-entropy against the labels and the gradient of what the step
+    /// minimises: the distillation objective with a teacher, the cross-entropy without.
+    func objective(_ logits: Tensor, labels: [Int], teacher: (logits: Tensor, distillation: Distillation)?) throws -> (Float, Tensor) {
+        guard let teacher else { return try Loss.softmaxCrossEntropy(logits: logits, labels: labels) }
+        let d = try Loss.distillation(logits: logits, labels: labels, teacherLogits: teacher.logits,
+                                      weight: teacher.distillation.weight, temperature: teacher.distillation.temperature)
+        return (d.crossEntropy, d.gradient)
     }
 
     /// Mean loss and accuracy over batches, in evaluation mode.
