@@ -9,7 +9,7 @@ lowbit = json.load(open(sys.argv[1]))
 peer = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
 modes = ["float", "int8", "int4", "ternary", "binary"]
 names = list(dict.fromkeys(r["dataset"] for r in lowbit))
-print("| dataset | MiniRocket | fit s | " + " | ".join(modes) + " | all modes s | patch | targets |")
+print("| dataset | MiniRocket | fit s | " + " | ".join(modes) + " | all modes s | tokens | targets |")
 print("|---|---|---|" + "---|" * len(modes) + "---|---|---|")
 misses = 0
 for name in names:
@@ -34,5 +34,5 @@ for name in names:
     misses += bool(notes)
     cells = [f"{rows[m]['median_accuracy']:.3f}" if m in rows else "" for m in modes]
     print(f"| {name} | {mr_acc:.3f} | {mr_fit:.1f} | " + " | ".join(cells)
-          + f" | {wall:.0f} | {next(iter(rows.values()))['patch_length']} | {'; '.join(notes) or 'met'} |")
+          + f" | {wall:.0f} | {next(iter(rows.values())).get('tokens', 'patches')}, patch {next(iter(rows.values()))['patch_length']} | {'; '.join(notes) or 'met'} |")
 print(f"\n{len(names) - misses} of {len(names)} datasets meet every target.")

@@ -66,7 +66,7 @@ struct AccuracyBench: ParsableCommand {
                 rows.append(AccuracyRow(
                     dataset: name, mode: first.mode, seeds: runs.map(\.seed), accuracies: accuracies, medianAccuracy: median(accuracies),
                     trainSeconds: median(runs.map { $0.results[i].trainSeconds }), wallSeconds: median(runs.map(\.seconds)),
-                    packedBytes: first.packedBytes, patchLength: first.settings.patchLength, epochs: first.settings.epochs))
+                    packedBytes: first.packedBytes, patchLength: first.settings.patchLength, tokens: first.settings.tokens, epochs: first.settings.epochs))
             }
             if !json { printError(AccuracyRow.table(rows.filter { $0.dataset == name }), terminator: "") }
         }
@@ -91,22 +91,24 @@ struct AccuracyRow: Codable {
     var wallSeconds: Double
     var packedBytes: Int
     var patchLength: Int
+    /// What a token held: "patches" (raw values) or "convolution" (features).
+    var tokens: TokenKind
     var epochs: Int
 
     enum CodingKeys: String, CodingKey {
-        case dataset, mode, seeds, accuracies, epochs
+        case dataset, mode, seeds, accuracies, epochs, tokens
         case medianAccuracy = "median_accuracy", trainSeconds = "train_seconds", wallSeconds = "wall_seconds"
         case packedBytes = "packed_bytes", patchLength = "patch_length"
     }
 
     static func table(_ rows: [AccuracyRow]) -> String {
         var s = pad("dataset", 17) + pad("mode", 8) + pad("median acc", 11) + pad("per seed", 24) + pad("train s", 9)
-            + pad("all modes s", 12) + pad("packed bytes", 13) + "patch\n"
+            + pad("all modes s", 12) + pad("packed bytes", 13) + "tokens\n"
         for r in rows {
             s += pad(r.dataset, 17) + pad(r.mode, 8) + pad(String(format: "%.4f", r.medianAccuracy), 11)
                 + pad(r.accuracies.map { String(format: "%.3f", $0) }.joined(separator: " "), 24)
                 + pad(String(format: "%.1f", r.trainSeconds), 9) + pad(String(format: "%.1f", r.wallSeconds), 12)
-                + pad(String(r.packedBytes), 13) + String(r.patchLength) + "\n"
+                + pad(String(r.packedBytes), 13) + "\(r.tokens.rawValue), patch \(r.patchLength)\n"
         }
         return s
     }

@@ -29,8 +29,10 @@ struct Train: ParsableCommand {
     @Option(help: "Optimizer steps per model (the step budget; default \(TrainingRecipe().steps)): the epochs follow from the training set's size.")
     var steps: Int?
     @Option(help: "Epochs (instead of the step budget).") var epochs: Int?
-    @Option(help: "Steps per token: the encoder reads patches of this many steps (default: enough for the longest series to fit in \(TrainingRecipe().maxTokens) tokens, and for a token to hold at least \(TrainingRecipe().minTokenValues) values; 1 for JapaneseVowels).")
+    @Option(help: "Steps per token: the encoder reads patches of this many steps (default: enough for the longest series to fit in \(TrainingRecipe().maxTokens) tokens, and for a token of raw values to hold at least \(TrainingRecipe().minTokenValues) values; 1 for JapaneseVowels).")
     var patchLength: Int?
+    @Option(help: "What a token holds: patches (the raw values of a patch) or convolution (84 kernel features per channel and dilation of each patch, and a summary token). Default: convolution where raw tokens would need patches of more than one step (long or narrow series), patches otherwise.")
+    var tokens: TokenKind?
     @Option(help: "Sequences per step.") var batchSize: Int?
     @Option(help: "Peak learning rate (warmup, then cosine decay).") var lr: Float?
     @Option(help: "Seed of initialisation, dropout and batch order.") var seed: UInt64 = 0
@@ -84,7 +86,7 @@ struct Train: ParsableCommand {
 
     /// The options given that override a choice of the recipe.
     var overridingOptions: [String] {
-        [("--steps", steps != nil), ("--epochs", epochs != nil), ("--patch-length", patchLength != nil), ("--dropout", dropout != nil),
+        [("--steps", steps != nil), ("--epochs", epochs != nil), ("--tokens", tokens != nil), ("--patch-length", patchLength != nil), ("--dropout", dropout != nil),
          ("--crop", crop != nil), ("--scale", scale != nil), ("--jitter", jitter != nil)].filter(\.1).map(\.0)
     }
 
@@ -112,9 +114,10 @@ struct Train: ParsableCommand {
     func schedule(_ mode: QuantizationMode?, for train: TimeSeriesDataset? = nil) -> TrainingSettings {
         var s = TrainingSettings(mode: mode, quantizedBackward: qt && mode != nil, seed: seed)
         if let batchSize { s.batchSize = batchSize }
-        if let train { s = recipe.settings(s, for: train, patchLength: patchLength, epochs: epochs) }
+        if let train { s = recipe.settings(s, for: train, tokens: tokens, patchLength: patchLength, epochs: epochs) }
         if let epochs { s.epochs = epochs }
         if let patchLength { s.patchLength = patchLength }
+        if let tokens { s.tokens = tokens }
         if let lr { s.learningRate = lr }
         if let hiddenSize { s.width = hiddenSize }
         if let layers { s.layerCount = layers }
@@ -226,11 +229,12 @@ struct Train: ParsableCommand {
             + "\(train.channels) channels, lengths \(train.lengths.min()!)–\(train.maxLength), \(train.classNames.count) classes"
             + (selection.map { "; \($0.count) more held out for checkpoint selection (--select-on)" } ?? ""))
         let chosen = settings(nil, for: train)
-        let tokens = train.maxTokens(patchLength: chosen.patchLength)
+        let shape = chosen.tokenShape(of: train)
         say("recipe: \(chosen.epochs) epochs of \(settings(nil, for: train).stepsPerEpoch(train.count)) steps"
             + (epochs == nil ? " (a budget of \(recipe.steps) steps)" : " (--epochs)")
+            + ", \(chosen.tokens == .convolution ? "convolution tokens" : "tokens of raw values")" + (tokens == nil ? "" : " (--tokens)")
             + ", patch length \(chosen.patchLength)" + (patchLength == nil ? "" : " (--patch-length)")
-            + ": the longest series is \(tokens) token\(tokens == 1 ? "" : "s") of \(chosen.patchLength * train.channels) values"
+            + ": the longest series is \(shape.tokens) token\(shape.tokens == 1 ? "" : "s") of \(shape.values) values"
             + "; dropout \(chosen.dropout), " + (chosen.augmentation.isActive
                 ? "augmentation crop \(chosen.augmentation.crop), scale \(chosen.augmentation.scale), jitter \(chosen.augmentation.jitter)"
                 : "no augmentation"))
@@ -378,8 +382,11 @@ struct RecipeChoices: Codable {
     var epochs: Int
     var warmupEpochs: Int
     var patchLength: Int
-    /// Tokens of the longest training series.
+    /// What a token holds: "patches" (raw values) or "convolution" (features).
+    var tokenKind: TokenKind
+    /// Tokens of the longest training series, and values per token.
     var tokens: Int
+    var tokenValues: Int
     var maxTokens: Int
     var minTokenValues: Int
     /// The regularisation the run got (the recipe's for patches, unless overridden).
@@ -398,7 +405,8 @@ struct RecipeChoices: Codable {
         self.epochs = settings.epochs
         warmupEpochs = settings.warmupEpochs
         self.patchLength = settings.patchLength
-        tokens = train.maxTokens(patchLength: settings.patchLength)
+        tokenKind = settings.tokens
+        (tokens, tokenValues) = settings.tokenShape(of: train)
         maxTokens = recipe.maxTokens
         minTokenValues = recipe.minTokenValues
         dropout = settings.dropout
@@ -411,6 +419,7 @@ struct RecipeChoices: Codable {
     enum CodingKeys: String, CodingKey {
         case epochs, tokens, overridden, dropout, augmentation
         case stepBudget = "step_budget", warmupEpochs = "warmup_epochs", patchLength = "patch_length"
+        case tokenKind = "token_kind", tokenValues = "token_values"
         case maxTokens = "max_tokens", minTokenValues = "min_token_values"
         case selectOn = "select_on", selectedEpochs = "selected_epochs"
     }
@@ -424,3 +433,5 @@ struct Metrics: Codable {
     var histories: [[EpochRecord]]
     var confusion: Evaluation
 }
+
+extension TokenKind: ExpressibleByArgument {}

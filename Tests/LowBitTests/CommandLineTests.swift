@@ -338,9 +338,11 @@ struct CommandLineTests {
         #expect(t.status == 0, "\(t.err)")
         let trained = try JSONSerialization.jsonObject(with: Data(t.out.utf8)) as! [[String: Any]]
         let recipe = trained[0]["recipe"] as! [String: Any]
-        #expect(recipe["patch_length"] as? Int == 4 && recipe["step_budget"] as? Int == 60 && recipe["overridden"] as? [String] == ["--steps"])
+        #expect(recipe["patch_length"] as? Int == 1 && recipe["token_kind"] as? String == "convolution" && recipe["tokens"] as? Int == 17)
+        #expect(recipe["token_values"] as? Int == 84 && recipe["step_budget"] as? Int == 60 && recipe["overridden"] as? [String] == ["--steps"])
         #expect(trained[0]["steps"] as? Int == 60)
-        #expect(t.err.contains("recipe: 30 epochs of 2 steps (a budget of 60 steps), patch length 4"), "\(t.err)")
+        #expect(t.err.contains("recipe: 30 epochs of 2 steps (a budget of 60 steps), convolution tokens, patch length 1: "
+                               + "the longest series is 17 tokens of 84 values"), "\(t.err)")
 
         let csv = temporaryPath("predictions.csv")
         let e = try LowBitProcess.run(["eval", out + "/ternary/model.packed.safetensors", "--data", "\(dir)/Ramps_TEST.ts",
@@ -383,7 +385,7 @@ struct CommandLineTests {
         for row in rows {
             let accuracies = row["accuracies"] as! [Double]
             #expect(accuracies.count == 3 && row["median_accuracy"] as? Double == accuracies.sorted()[1])
-            #expect(row["dataset"] as? String == "Ramps" && row["patch_length"] as? Int == 4)
+            #expect(row["dataset"] as? String == "Ramps" && row["tokens"] as? String == "convolution" && row["patch_length"] as? Int == 1)
         }
         let missing = try LowBitProcess.run(["bench", "accuracy", "--panel", panel, "--datasets", "Nope"])
         #expect(missing.status != 0 && missing.err.contains("Nope_TRAIN.ts does not exist"), "\(missing.err)")

@@ -34,7 +34,7 @@ struct LibraryWorkflowTests {
             #expect(r.evaluation.accuracy >= 0.9, "\(r.settings.modeName): \(r.evaluation.accuracy)")
             #expect(r.runs.count == 2 && r.model.ensembleSize == 2 && r.modelAccuracies.count == 2)
             #expect(r.evaluation.meanCrossEntropy.map { $0.isFinite && $0 >= 0 } == true)
-            #expect(r.settings.patchLength == 4 && r.runs[0].optimizer.step == 60)
+            #expect(r.settings.tokens == .convolution && r.settings.patchLength == 1 && r.runs[0].optimizer.step == 60)
         }
         #expect(answer.label == "up" && answer.classNames == ["up", "down"])
         #expect(abs(answer.probabilities.reduce(0, +) - 1) < 1e-9)

@@ -75,14 +75,17 @@ struct RecipeTests {
         let r = TrainingRecipe(patchDropout: 0.05, patchAugmentation: Augmentation(crop: 0.3, scale: 0.1, jitter: 0.02))
         let base = TrainingSettings(dropout: 0.2)
         let univariate = try Self.slopes(count: 8, lengths: 40...60)
-        let patched = r.settings(base, for: univariate)
+        let patched = r.settings(base, for: univariate, tokens: .patches)
         #expect(patched.patchLength > 1 && patched.dropout == 0.05 && patched.augmentation == r.patchAugmentation)
         let wide = try Self.slopes(count: 8, lengths: 7...29, channels: 12)  // JapaneseVowels' shape: one step per token
         let plain = r.settings(base, for: wide)
         #expect(plain.patchLength == 1 && plain.dropout == 0.2 && plain.augmentation == Augmentation())
         // A patch length given by the caller decides as the recipe's would.
-        #expect(r.settings(base, for: univariate, patchLength: 1).dropout == 0.2)
+        #expect(r.settings(base, for: univariate, tokens: .patches, patchLength: 1).dropout == 0.2)
         #expect(r.settings(base, for: wide, patchLength: 2).augmentation == r.patchAugmentation)
+        // Convolution tokens keep the settings' own.
+        let convolution = r.settings(base, for: univariate)
+        #expect(convolution.tokens == .convolution && convolution.dropout == 0.2 && convolution.augmentation == Augmentation())
     }
 
     @Test("the step budget: epochs follow the training set's size, so a small set gets as many updates as a large one")
@@ -95,13 +98,13 @@ struct RecipeTests {
         // A run from the recipe takes about the budgeted steps.
         let data = try Self.slopes(count: 36, lengths: 8...12)
         let base = TrainingSettings(width: 8, layerCount: 1, headCount: 2, dropout: 0, seed: 1)
-        let settings = TrainingRecipe(steps: 30).settings(base, for: data)
+        let settings = TrainingRecipe(steps: 30).settings(base, for: data, tokens: .patches)
         #expect(settings.epochs == 10 && settings.patchLength == 4)
         let run = try ClassifierTraining(settings: settings, train: data)
         try run.run(train: data, backend: KernelsBackend())
         #expect(run.optimizer.step == 30)
         // An option overrides the recipe.
-        let fixed = TrainingRecipe(steps: 30).settings(base, for: data, patchLength: 2, epochs: 3)
+        let fixed = TrainingRecipe(steps: 30).settings(base, for: data, tokens: .patches, patchLength: 2, epochs: 3)
         #expect(fixed.epochs == 3 && fixed.patchLength == 2)
     }
 
@@ -109,7 +112,7 @@ struct RecipeTests {
     func longSeries() throws {
         let data = try Self.slopes(count: 4, lengths: 99_000...100_000)
         let settings = TrainingRecipe(steps: 2).settings(TrainingSettings(width: 8, layerCount: 1, headCount: 2, dropout: 0, seed: 1),
-                                                         for: data)
+                                                         for: data, tokens: .patches)
         let run = try ClassifierTraining(settings: settings, train: data)
         #expect(run.model.configuration.maxSteps <= TrainingRecipe().maxTokens)
         #expect(run.model.configuration.inputWidth == settings.patchLength)
@@ -126,10 +129,22 @@ struct RecipeTests {
         // 81 250 values: refused, naming the limit, before the model is built.
         let huge = try TimeSeriesDataset(name: "huge", channels: 1, series: [[Float](repeating: 1, count: 2_600_000), [Float](repeating: 2, count: 10)],
                                          labels: [0, 1], classNames: ["a", "b"])
-        let hugeSettings = TrainingRecipe().settings(TrainingSettings(width: 8, layerCount: 1, headCount: 2), for: huge)
+        let hugeSettings = TrainingRecipe().settings(TrainingSettings(width: 8, layerCount: 1, headCount: 2), for: huge, tokens: .patches)
         expectError("huge: a token of 81250 steps × 1 channels exceeds the limit of 65536 values per token") {
             _ = try ClassifierTraining(settings: hugeSettings, train: huge)
         }
+    }
+
+    @Test("a series of 100 000 steps becomes a bounded number of convolution tokens of a bounded width, and trains")
+    func longSeriesConvolution() throws {
+        let data = try Self.slopes(count: 2, lengths: 99_000...100_000)
+        let settings = TrainingRecipe(steps: 1).settings(TrainingSettings(width: 8, layerCount: 1, headCount: 2, seed: 1), for: data)
+        #expect(settings.tokens == .convolution)
+        let run = try ClassifierTraining(settings: settings, train: data)
+        let t = try #require(run.tokenizer)
+        #expect(run.model.configuration.maxSteps <= TrainingRecipe().maxTokens + 1)
+        #expect(t.dilations.count == ConvolutionTokenizer.maxDilations && run.model.configuration.inputWidth == t.featureCount)
+        #expect(try run.run(train: data, backend: KernelsBackend()) == .finished)
     }
 
     @Test("the model file keeps the patch length: a loaded model reads raw series as it was trained to")

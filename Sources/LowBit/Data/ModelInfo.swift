@@ -13,14 +13,23 @@ public struct ModelInfo: Sendable, Equatable, Codable {
     public var modeName: String
     /// Steps per token (``TrainingSettings/patchLength``).
     public var patchLength: Int
+    /// With convolution tokens, what turns a raw series into the model's tokens (its patch
+    /// length is ``patchLength``); ``standardization`` then applies to the tokens' features.
+    /// Nil: tokens are patches of raw values.
+    public var tokenizer: ConvolutionTokenizer?
 
     /// Creates the description of a model; `patchLength` defaults to one step per token.
-    public init(classNames: [String], standardization: ChannelStandardization, modeName: String, patchLength: Int = 1) {
+    public init(classNames: [String], standardization: ChannelStandardization, modeName: String, patchLength: Int = 1,
+                tokenizer: ConvolutionTokenizer? = nil) {
         self.classNames = classNames
         self.standardization = standardization
         self.modeName = modeName
         self.patchLength = patchLength
+        self.tokenizer = tokenizer
     }
+
+    /// The channels of the raw series the model classifies.
+    public var channels: Int { tokenizer?.channels ?? standardization.mean.count }
 
     /// Decodes files written before patches existed as one step per token.
     public init(from decoder: any Decoder) throws {
@@ -28,25 +37,47 @@ public struct ModelInfo: Sendable, Equatable, Codable {
         self.init(classNames: try c.decode([String].self, forKey: .classNames),
                   standardization: try c.decode(ChannelStandardization.self, forKey: .standardization),
                   modeName: try c.decode(String.self, forKey: .modeName),
-                  patchLength: try c.decodeIfPresent(Int.self, forKey: .patchLength) ?? 1)
+                  patchLength: try c.decodeIfPresent(Int.self, forKey: .patchLength) ?? 1,
+                  tokenizer: try c.decodeIfPresent(ConvolutionTokenizer.self, forKey: .tokenizer))
     }
 
     /// Examples `indices` of `data` as the model reads them: labels in the model's classes,
     /// standardized, cut into patches, at most `windowSize` tokens (the newest).
     public func batch(_ data: TimeSeriesDataset, _ indices: [Int], windowSize: Int) throws -> (batch: SequenceBatch, labels: [Int]) {
         try checkChannels(data)
-        return try data.relabelled(to: classNames).batch(indices, standardization: standardization, maxSteps: windowSize, patchLength: patchLength)
+        guard let tokenizer else {
+            return try data.relabelled(to: classNames).batch(indices, standardization: standardization, maxSteps: windowSize, patchLength: patchLength)
+        }
+        return try tokenInfo.batch(try tokenizer.tokens(of: data.subset(indices)), Array(indices.indices), windowSize: windowSize)
     }
 
     /// All of `data`, in order, in batches of `size`, as ``batch(_:_:windowSize:)`` reads them.
     public func batches(_ data: TimeSeriesDataset, size: Int = 64, windowSize: Int) throws -> [(batch: SequenceBatch, labels: [Int])] {
+        try tokens(of: data).relabelled(to: classNames).batches(size: size, standardization: standardization, maxSteps: windowSize,
+                                                                patchLength: tokenInfo.patchLength)
+    }
+
+    /// `data` as tokens: itself, or with convolution tokens its series' tokens (one step per
+    /// token, one channel per feature), to be batched by ``tokenInfo``. A training run
+    /// tokenizes its data once this way rather than at every step.
+    public func tokens(of data: TimeSeriesDataset) throws -> TimeSeriesDataset {
         try checkChannels(data)
-        return try data.relabelled(to: classNames).batches(size: size, standardization: standardization, maxSteps: windowSize, patchLength: patchLength)
+        return try tokenizer?.tokens(of: data) ?? data
+    }
+
+    /// How data already turned into tokens by ``tokens(of:)`` is batched: this description
+    /// without its tokenizer, one step per token.
+    public var tokenInfo: ModelInfo {
+        guard tokenizer != nil else { return self }
+        var info = self
+        info.tokenizer = nil
+        info.patchLength = 1
+        return info
     }
 
     private func checkChannels(_ data: TimeSeriesDataset) throws {
-        guard data.channels == standardization.mean.count else {
-            throw LowBitError.invalidShape("\(data.name) has \(data.channels) channels, the model takes \(standardization.mean.count)")
+        guard data.channels == channels else {
+            throw LowBitError.invalidShape("\(data.name) has \(data.channels) channels, the model takes \(channels)")
         }
     }
 
@@ -72,6 +103,10 @@ public struct ModelInfo: Sendable, Equatable, Codable {
         let mode = info.modeName.hasSuffix("+qt") ? String(info.modeName.dropLast(3)) : info.modeName
         guard mode == "float" || QuantizationMode(rawValue: mode) != nil else {
             throw LowBitError.invalidFile(path: path, reason: "unknown mode '\(info.modeName)' in '\(Self.metadataKey)'")
+        }
+        if let t = info.tokenizer, t.featureCount != info.standardization.mean.count || t.patchLength != info.patchLength {
+            throw LowBitError.invalidFile(path: path, reason: "the convolution tokens (\(t.featureCount) features, patches of \(t.patchLength)) do not match "
+                                          + "the standardization (\(info.standardization.mean.count) features) and patch length (\(info.patchLength)) in '\(Self.metadataKey)'")
         }
         guard info.patchLength <= TrainingRecipe.maxTokenValues else {
             throw LowBitError.invalidFile(path: path, reason: "patch length \(info.patchLength) exceeds the limit of \(TrainingRecipe.maxTokenValues)")

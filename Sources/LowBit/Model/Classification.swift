@@ -27,7 +27,7 @@ extension PackedClassifier {
     /// Classifies several raw series (series × steps × channels), each on its own.
     public func classify(_ series: [[[Float]]]) throws -> [Classification] {
         let info = try requireInfo()
-        let channels = info.standardization.mean.count
+        let channels = info.channels
         for (i, s) in series.enumerated() {
             guard !s.isEmpty else { throw LowBitError.invalidShape("series \(i) has no steps") }
             if let t = s.firstIndex(where: { $0.count != channels }) {

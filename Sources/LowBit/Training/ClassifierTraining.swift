@@ -27,6 +27,12 @@ public final class ClassifierTraining {
     public let standardization: ChannelStandardization
     /// The training data's class names, in the order of the model's outputs.
     public let classNames: [String]
+    /// With convolution tokens (``TrainingSettings/tokens``), what turns a series into the
+    /// model's tokens, fitted on the training data the run was created with; nil for patches.
+    public let tokenizer: ConvolutionTokenizer?
+    /// The last data tokenized for a step, and its tokens: a run tokenizes its training data
+    /// once, not at every step.
+    private var tokenized: (source: TimeSeriesDataset, tokens: TimeSeriesDataset)?
     /// One record per finished epoch, in order (carried over by a resume).
     public private(set) var history: [EpochRecord] = []
     /// Training seconds of the steps already taken (carried over by a resume).
@@ -51,8 +57,23 @@ public final class ClassifierTraining {
         case (false, _?): throw LowBitError.invalidArgument("\(settings.modeName) starts from scratch, but a model to start from was given")
         default: break
         }
-        let (features, tokens) = try TrainingRecipe.tokenShape(channels: train.channels, steps: windowSize ?? train.maxLength,
-                                                                patchLength: settings.patchLength, name: train.name)
+        let features: Int, tokens: Int
+        switch settings.tokens {
+        case .patches:
+            (features, tokens) = try TrainingRecipe.tokenShape(channels: train.channels, steps: windowSize ?? train.maxLength,
+                                                               patchLength: settings.patchLength, name: train.name)
+            tokenizer = nil
+        case .convolution:
+            // Seed 0 for every mode and ensemble member: they share one tokenizer, as they share
+            // one standardization, so that they can be packed and averaged together.
+            let tokenizer = try ConvolutionTokenizer(fittedTo: train, patchLength: settings.patchLength, seed: 0)
+            guard tokenizer.featureCount <= TrainingRecipe.maxTokenValues else {
+                throw LowBitError.invalidArgument("\(train.name): \(tokenizer.featureCount) convolution features per token exceed the limit of "
+                                                  + "\(TrainingRecipe.maxTokenValues); use --tokens patches")
+            }
+            (features, tokens) = (tokenizer.featureCount, tokenizer.tokenCount(steps: windowSize ?? train.maxLength))
+            self.tokenizer = tokenizer
+        }
         let configuration = EncoderConfiguration(inputWidth: features, width: settings.width, headCount: settings.headCount,
                                                  layerCount: settings.layerCount, weightMode: settings.mode,
                                                  dropout: settings.dropout, maxSteps: tokens,
@@ -64,7 +85,13 @@ public final class ClassifierTraining {
         self.settings = settings
         model = try SequenceClassifier(configuration, classes: train.classNames.count, rules: rules)
         optimizer = AdamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay)
-        standardization = ChannelStandardization(fitting: train)
+        if let tokenizer {
+            let tokens = try tokenizer.tokens(of: train)
+            tokenized = (train, tokens)
+            standardization = ChannelStandardization(fitting: tokens)
+        } else {
+            standardization = ChannelStandardization(fitting: train)
+        }
         classNames = train.classNames
         if let source { try start(from: source, train: train) }
     }
@@ -104,7 +131,9 @@ public final class ClassifierTraining {
         guard a.inputWidth == b.inputWidth else { throw refuse("it has \(a.inputWidth) inputs, this run \(b.inputWidth)") }
         guard a.maxSteps >= b.maxSteps else { throw refuse("it takes sequences up to \(a.maxSteps) steps, this run \(b.maxSteps)") }
         guard source.classNames == classNames else { throw refuse("its classes differ (\(source.classNames) vs \(classNames))") }
-        guard source.standardization == standardization else { throw refuse("it was trained on other data (another standardization)") }
+        guard source.standardization == standardization, source.tokenizer == tokenizer else {
+            throw refuse("it was trained on other data (another standardization or other tokens)")
+        }
         guard source.isFinished(train) else { throw refuse("its training has not finished") }
     }
 
@@ -141,6 +170,7 @@ public final class ClassifierTraining {
         self.optimizer = optimizer
         self.standardization = info.standardization
         self.classNames = info.classNames
+        self.tokenizer = info.tokenizer
         self.history = record.history
         self.trainSeconds = record.trainSeconds
         self.epochSums = record.epochSums
@@ -157,7 +187,8 @@ public final class ClassifierTraining {
 
     /// What a model file needs besides the weights to classify raw series.
     public var info: ModelInfo {
-        ModelInfo(classNames: classNames, standardization: standardization, modeName: settings.modeName, patchLength: settings.patchLength)
+        ModelInfo(classNames: classNames, standardization: standardization, modeName: settings.modeName, patchLength: settings.patchLength,
+                  tokenizer: tokenizer)
     }
 
     /// Returns the number of optimizer steps in one epoch over `train`: its series count divided
@@ -207,9 +238,10 @@ public final class ClassifierTraining {
                     progress: (TrainingProgress) -> Void = { _ in }, shouldStop: () -> Bool = { false }) throws -> Outcome {
         let train = try train.relabelled(to: classNames)
         let evaluation = try evaluation?.relabelled(to: classNames)
-        guard train.channels * settings.patchLength == model.configuration.inputWidth else {
-            throw LowBitError.invalidShape("\(train.name) has \(train.channels) channels, the model takes \(model.configuration.inputWidth / settings.patchLength)")
+        guard train.channels == info.channels else {
+            throw LowBitError.invalidShape("\(train.name) has \(train.channels) channels, the model takes \(info.channels)")
         }
+        let trainTokens = try tokens(of: train)
         let perEpoch = stepsPerEpoch(train), total = settings.epochs * perEpoch
         let group = processGroup.flatMap { $0.size > 1 ? $0 : nil }
         if group != nil, workers > 1 { throw LowBitError.invalidArgument("a run splits its steps over workers or over a process group, not both") }
@@ -235,7 +267,7 @@ public final class ClassifierTraining {
             if within == 0 { epochSums = EpochSums() }
             let order = self.order(epoch: epoch, count: train.count)
             let indices = Array(order[(within * settings.batchSize)..<min((within + 1) * settings.batchSize, train.count)])
-            let (batch, labels) = try trainingBatch(train, indices, step: step)
+            let (batch, labels) = try trainingBatch(trainTokens, indices, step: step)
             optimizer.learningRate = learningRate(atStep: step, stepsPerEpoch: perEpoch)
             let start = Date()
             let lesson = try teacherLogits.map { all in
@@ -301,11 +333,22 @@ public final class ClassifierTraining {
         }
     }
 
-    /// The batch of step `step`: examples `indices` of `train`, augmented when the settings
-    /// say so, from draws of (seed, step), so that a resumed run sees the same series.
+    /// The batch of step `step`: examples `indices` of `train` (already tokenized by
+    /// ``tokens(of:)``), augmented when the settings say so, from draws of (seed, step), so
+    /// that a resumed run sees the same series.
     func trainingBatch(_ train: TimeSeriesDataset, _ indices: [Int], step: Int) throws -> (batch: SequenceBatch, labels: [Int]) {
         let seed = settings.seed ^ (0xA064_3E47_0000_0000 &+ UInt64(step) &* 0x2545_F491_4F6C_DD1D)
-        return try settings.augmentation.batch(train, indices, info: info, windowSize: model.configuration.maxSteps, seed: seed)
+        return try settings.augmentation.batch(train, indices, info: info.tokenInfo, windowSize: model.configuration.maxSteps, seed: seed)
+    }
+
+    /// `train` as the model's tokens (itself for patches), reusing the last result for the
+    /// same data.
+    func tokens(of train: TimeSeriesDataset) throws -> TimeSeriesDataset {
+        guard tokenizer != nil else { return train }
+        if let tokenized, tokenized.source == train { return tokenized.tokens }
+        let tokens = try info.tokens(of: train)
+        tokenized = (train, tokens)
+        return tokens
     }
 
     /// Saves the model, optimizer, statistics, settings, history, standardization and class

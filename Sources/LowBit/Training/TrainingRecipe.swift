@@ -48,6 +48,22 @@ public struct TrainingRecipe: Sendable, Equatable, Codable {
         return max(1, min(max(forLength, forWidth), max(maxLength, 1)))
     }
 
+    /// What tokens hold for series of up to `maxLength` steps of `channels` values: convolution
+    /// features wherever raw values would need patches (a patch longer than one step), raw
+    /// values otherwise. On the validation splits of the long and univariate panel datasets,
+    /// convolution tokens were 10–30 points ahead of raw patches (docs/accuracy.md); a series
+    /// whose steps already make tokens (JapaneseVowels' 12 channels) keeps them.
+    public func tokens(maxLength: Int, channels: Int) -> TokenKind {
+        patchLength(maxLength: maxLength, channels: channels) > 1 ? .convolution : .patches
+    }
+
+    /// Steps per convolution token: enough to fit the longest series in ``maxTokens`` tokens
+    /// (plus the summary token). A token holds 84 features per channel and dilation already,
+    /// so no width floor applies.
+    public func convolutionPatchLength(maxLength: Int) -> Int {
+        max(1, (maxLength + maxTokens - 1) / maxTokens)
+    }
+
     /// Epochs that spend about ``steps`` optimizer steps on `trainCount` series in batches of
     /// `batchSize` (at least one).
     public func epochs(trainCount: Int, batchSize: Int) -> Int {
@@ -58,14 +74,20 @@ public struct TrainingRecipe: Sendable, Equatable, Codable {
     /// Warmup epochs: 5 % of the run (2 of JapaneseVowels' 40 epochs, as before).
     public func warmupEpochs(epochs: Int) -> Int { Int((Double(epochs) * 0.05).rounded()) }
 
-    /// `settings` adapted to `train`: the patch length and epochs of this recipe, except
-    /// where `patchLength` or `epochs` gives one, and with patches, the patch regularisation.
-    public func settings(_ settings: TrainingSettings, for train: TimeSeriesDataset, patchLength: Int? = nil,
+    /// `settings` adapted to `train`: the tokens, patch length and epochs of this recipe, except
+    /// where `tokens`, `patchLength` or `epochs` gives one, and with patches of raw values, the
+    /// patch regularisation. Convolution tokens keep the settings' dropout and augmentation.
+    public func settings(_ settings: TrainingSettings, for train: TimeSeriesDataset, tokens: TokenKind? = nil, patchLength: Int? = nil,
                          epochs: Int? = nil) -> TrainingSettings {
         var s = settings
-        s.patchLength = patchLength ?? self.patchLength(maxLength: train.maxLength, channels: train.channels)
+        s.tokens = tokens ?? self.tokens(maxLength: train.maxLength, channels: train.channels)
         s.epochs = epochs ?? self.epochs(trainCount: train.count, batchSize: s.batchSize)
         s.warmupEpochs = warmupEpochs(epochs: s.epochs)
+        if s.tokens == .convolution {
+            s.patchLength = patchLength ?? convolutionPatchLength(maxLength: train.maxLength)
+            return s
+        }
+        s.patchLength = patchLength ?? self.patchLength(maxLength: train.maxLength, channels: train.channels)
         if s.patchLength > 1 {
             s.dropout = patchDropout
             s.augmentation = patchAugmentation

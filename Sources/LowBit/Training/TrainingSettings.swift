@@ -21,6 +21,10 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
     /// default of `lowbit train` depends on the series' length and channels
     /// (``TrainingRecipe/patchLength(maxLength:channels:)``).
     public var patchLength: Int
+    /// What a token holds: the raw values of a patch, or convolution features of it
+    /// (``ConvolutionTokenizer``). The default of `lowbit train` depends on the data's shape
+    /// (``TrainingRecipe/tokens(maxLength:channels:)``).
+    public var tokens: TokenKind
     /// The width of the encoder's hidden states (the design's `hiddenSize`); 64 by default.
     /// It must be a multiple of ``headCount``.
     public var width: Int
@@ -70,7 +74,7 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
     /// those validation splits a wider (128) or deeper (4 blocks) model made no fewer errors
     /// and took twice as long.
     public init(mode: QuantizationMode? = nil, quantizedBackward: Bool = false, startsFromFloat: Bool = false,
-                distillation: Distillation? = nil, patchLength: Int = 1, width: Int = 64, layerCount: Int = 3,
+                distillation: Distillation? = nil, patchLength: Int = 1, tokens: TokenKind = .patches, width: Int = 64, layerCount: Int = 3,
                 headCount: Int = 4, usesPositionalEncoding: Bool = true, dropout: Float = 0.2,
                 augmentation: Augmentation = Augmentation(), epochs: Int = 40, batchSize: Int = 16, learningRate: Float = 2e-3,
                 warmupEpochs: Int = 2, finalLearningRateFraction: Float = 0.05, weightDecay: Float = 0.05,
@@ -80,6 +84,7 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
         self.startsFromFloat = startsFromFloat
         self.distillation = distillation
         self.patchLength = patchLength
+        self.tokens = tokens
         self.width = width
         self.layerCount = layerCount
         self.headCount = headCount
@@ -153,12 +158,23 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
     /// Optimizer steps per epoch on `trainCount` series.
     public func stepsPerEpoch(_ trainCount: Int) -> Int { (trainCount + batchSize - 1) / batchSize }
 
+    /// The tokens the longest series of `train` becomes, and the values each holds, under these
+    /// settings' ``tokens`` and ``patchLength``.
+    public func tokenShape(of train: TimeSeriesDataset) -> (tokens: Int, values: Int) {
+        switch tokens {
+        case .patches: return (train.maxTokens(patchLength: patchLength), patchLength * train.channels)
+        case .convolution:
+            return (train.maxTokens(patchLength: patchLength) + 1,
+                    train.channels * ConvolutionTokenizer.dilations(maxLength: train.maxLength).count * ConvolutionTokenizer.kernelCount)
+        }
+    }
+
     /// "float", or the quantization mode's name (with "+qt" for a quantized backward).
     public var modeName: String { (mode?.rawValue ?? "float") + (quantizedBackward ? "+qt" : "") }
 
     /// The keys of the saved settings: the design's names for the model's shape.
     enum CodingKeys: String, CodingKey {
-        case mode, quantizedBackward, startsFromFloat, distillation, patchLength
+        case mode, quantizedBackward, startsFromFloat, distillation, patchLength, tokens
         case width = "hiddenSize", layerCount = "numLayers", headCount = "numHeads"
         case usesPositionalEncoding = "positionalEncoding"
         case dropout, augmentation, epochs, batchSize, learningRate, warmupEpochs, finalLearningRateFraction
@@ -166,9 +182,9 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
     }
 
     /// Decodes settings saved before `startsFromFloat`, `distillation`, `positionalEncoding`,
-    /// `ensembleSize`, `patchLength` and `augmentation` existed as what those runs did: starting
-    /// from scratch, without a teacher, without positions, one model, one step per token, no
-    /// augmentation.
+    /// `ensembleSize`, `patchLength`, `tokens` and `augmentation` existed as what those runs did:
+    /// starting from scratch, without a teacher, without positions, one model, one step per
+    /// token of raw values, no augmentation.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(mode: try c.decodeIfPresent(QuantizationMode.self, forKey: .mode),
@@ -176,6 +192,7 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
                   startsFromFloat: try c.decodeIfPresent(Bool.self, forKey: .startsFromFloat) ?? false,
                   distillation: try c.decodeIfPresent(Distillation.self, forKey: .distillation),
                   patchLength: try c.decodeIfPresent(Int.self, forKey: .patchLength) ?? 1,
+                  tokens: try c.decodeIfPresent(TokenKind.self, forKey: .tokens) ?? .patches,
                   width: try c.decode(Int.self, forKey: .width), layerCount: try c.decode(Int.self, forKey: .layerCount),
                   headCount: try c.decode(Int.self, forKey: .headCount),
                   usesPositionalEncoding: try c.decodeIfPresent(Bool.self, forKey: .usesPositionalEncoding) ?? false,
@@ -189,4 +206,13 @@ public struct TrainingSettings: Sendable, Equatable, Codable {
                   maxGradientNorm: try c.decode(Float.self, forKey: .maxGradientNorm), seed: try c.decode(UInt64.self, forKey: .seed),
                   ensembleSize: try c.decodeIfPresent(Int.self, forKey: .ensembleSize) ?? 1)
     }
+}
+
+/// What one token of a series holds (``TrainingSettings/tokens``).
+public enum TokenKind: String, Sendable, Equatable, Codable, CaseIterable {
+    /// The raw values of ``TrainingSettings/patchLength`` consecutive steps, every channel.
+    case patches
+    /// Convolution features of each patch, and a last token summarising the whole series
+    /// (``ConvolutionTokenizer``).
+    case convolution
 }
