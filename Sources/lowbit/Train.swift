@@ -43,13 +43,13 @@ struct Train: ParsableCommand {
     var positionalEncoding: Bool?
     @Option(help: "Models trained per mode, each from its own seed; the packed model averages their predicted probabilities (default 2; 1 for a single model).")
     var ensemble: Int?
-    @Option(help: "Dropout rate (default \(TrainingSettings().dropout) for one step per token, \(TrainingRecipe().patchDropout) for patches).")
+    @Option(help: "Dropout rate (default \(TrainingRecipe().patchDropout) for patches of raw values, \(TrainingSettings().dropout) otherwise).")
     var dropout: Float?
-    @Option(help: "Augmentation: drop up to this share of each training series' first steps, drawn at every step (default \(TrainingRecipe().patchAugmentation.crop) for patches, 0 for one step per token).")
+    @Option(help: "Augmentation: drop up to this share of each training series' first steps, drawn at every step (default \(TrainingRecipe().patchAugmentation.crop) for patches of raw values, 0 otherwise; with convolution tokens it acts on the tokens).")
     var crop: Float?
-    @Option(help: "Augmentation: multiply each training series by a factor drawn from [1 - S, 1 + S] at every step (default \(TrainingRecipe().patchAugmentation.scale) for patches, 0 for one step per token).")
+    @Option(help: "Augmentation: multiply each training series by a factor drawn from [1 - S, 1 + S] at every step (default \(TrainingRecipe().patchAugmentation.scale) for patches of raw values, 0 otherwise; with convolution tokens it acts on the tokens).")
     var scale: Float?
-    @Option(help: "Augmentation: add uniform noise of this amplitude to every standardized training value (default \(TrainingRecipe().patchAugmentation.jitter) for patches, 0 for one step per token).")
+    @Option(help: "Augmentation: add uniform noise of this amplitude to every standardized training value (default \(TrainingRecipe().patchAugmentation.jitter) for patches of raw values, 0 otherwise; with convolution tokens it acts on the tokens).")
     var jitter: Float?
     @Option(help: "AdamW weight decay.") var weightDecay: Float?
     @Flag(help: "Quantized backward (QT): int8 backward matmuls.") var qt = false

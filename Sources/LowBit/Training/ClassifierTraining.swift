@@ -22,8 +22,9 @@ public final class ClassifierTraining {
     public let model: SequenceClassifier
     /// The optimizer, whose ``AdamW/step`` counts the steps the run has taken.
     public let optimizer: AdamW
-    /// The per-channel standardization fitted on the training data the run was created with,
-    /// applied to every split it trains or evaluates on.
+    /// The per-channel standardization fitted on the training data the run was created with
+    /// (on its tokens' features, with convolution tokens), applied to every split it trains or
+    /// evaluates on.
     public let standardization: ChannelStandardization
     /// The training data's class names, in the order of the model's outputs.
     public let classNames: [String]
