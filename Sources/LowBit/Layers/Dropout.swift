@@ -31,12 +31,21 @@ public final class Dropout {
         let first = exec.rowOffset * (x.shape.last ?? 0)   // the rows' place in the whole batch
         var m = [Float](repeating: 0, count: x.count)
         var y = x
+        // rng.unit() < keep, compared on the draw's 24 bits: unit() is those bits over 2²⁴, so
+        // it is below keep exactly when the bits are below ⌈keep · 2²⁴⌉ (the same masks, with
+        // no conversion to float in the loop).
+        let threshold = UInt64((keep * Float(1 << 24)).rounded(.up))
         m.withUnsafeMutableBufferPointer { mb in
             y.scalars.withUnsafeMutableBufferPointer { yb in
                 // Element i keeps with the generator's (i + 1)-th draw, as a loop of
                 // rng.unit() calls would; computed per element, the loop has no chain.
+                let scaleBits = scale.bitPattern
                 for i in 0..<mb.count {
-                    let kept: Float = rng.unit(ahead: first + i) < keep ? scale : 0
+                    // All ones when the draw is below the threshold (both are under 2²⁵, so the
+                    // difference wraps), else zero: scale or +0 without a branch, which a random
+                    // mask would mispredict a rate's share of the time.
+                    let keeps = UInt32(truncatingIfNeeded: 0 &- ((rng.bits24(ahead: first + i) &- threshold) >> 63))
+                    let kept = Float(bitPattern: scaleBits & keeps)
                     mb[i] = kept
                     yb[i] *= kept
                 }

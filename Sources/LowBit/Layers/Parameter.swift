@@ -74,8 +74,12 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
 
     /// What `unit()` would return on its (i + 1)-th call from here, without advancing.
     @inline(__always)
-    func unit(ahead i: Int) -> Float {
-        Float(SeededGenerator.mix(state &+ UInt64(truncatingIfNeeded: i + 1) &* SeededGenerator.increment) >> 40) / Float(1 << 24)
+    func unit(ahead i: Int) -> Float { Float(bits24(ahead: i)) / Float(1 << 24) }
+
+    /// The 24 bits `unit()` would scale to [0, 1) on its (i + 1)-th call from here.
+    @inline(__always)
+    func bits24(ahead i: Int) -> UInt64 {
+        SeededGenerator.mix(state &+ UInt64(truncatingIfNeeded: i + 1) &* SeededGenerator.increment) >> 40
     }
 
     /// Uniform in [0, 1).
