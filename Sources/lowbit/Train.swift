@@ -71,6 +71,8 @@ struct Train: ParsableCommand {
     var distributed = false
     @Option(help: "Stop every model after this epoch, its checkpoint saved; run again with --resume (and without this option, or a later epoch) to continue.")
     var stopAfterEpoch: Int?
+    @Option(help: "The least seconds between two checkpoints written at an epoch's end (besides the first and last epochs' and a stop's); 0 writes one every epoch.")
+    var checkpointEvery: Double = 20
     @Option(help: "Output directory.") var out = "out/train"
     @Flag(help: "Continue each mode from its checkpoint in --out.") var resume = false
     @Flag(help: "Print only a JSON array (one object per mode) on standard output.") var json = false
@@ -137,6 +139,7 @@ struct Train: ParsableCommand {
         if let selectOn, !(selectOn > 0 && selectOn < 1) { throw ValidationError("--select-on must be in (0, 1), got \(selectOn)") }
         if let steps, steps <= 0 { throw ValidationError("--steps must be positive, got \(steps)") }
         guard (1...64).contains(workers) else { throw ValidationError("--workers must be from 1 to 64, got \(workers)") }
+        if !(checkpointEvery >= 0 && checkpointEvery.isFinite) { throw ValidationError("--checkpoint-every must be non-negative and finite, got \(checkpointEvery)") }
         if let stopAfterEpoch, stopAfterEpoch < 1 { throw ValidationError("--stop-after-epoch must be at least 1, got \(stopAfterEpoch)") }
         if distributed, workers > 1 { throw ValidationError("--distributed and --workers both split a model's steps: give one") }
         if steps != nil, epochs != nil { throw ValidationError("--steps and --epochs both set the run's length: give one") }
@@ -267,6 +270,7 @@ struct Train: ParsableCommand {
         comparison.workersPerModel = workers
         comparison.processGroup = group
         comparison.stopsAfterEpoch = stopAfterEpoch
+        comparison.checkpointInterval = checkpointEvery
         let width = Self.labelWidth(comparison)
         let started = Date()
         let outcomes: [ModeComparison.Result]

@@ -141,7 +141,8 @@ struct CommandLineTests {
             rows += (up ? "up," : "down,") + (0..<16).map { j in String(Float(up ? j : 16 - j) / 16 + rng.float(0.3)) }.joined(separator: ",") + "\n"
         }
         try rows.write(toFile: data, atomically: true, encoding: .utf8)
-        let args = ["train", "--data", data, "--mode", "int4", "--epochs", "200", "--batch-size", "8", "--ensemble", "1", "--json"] + Self.small
+        let args = ["train", "--data", data, "--mode", "int4", "--epochs", "200", "--batch-size", "8", "--ensemble", "1", "--json",
+                    "--checkpoint-every", "0"] + Self.small
         let straight = temporaryPath("cli-kill-straight"), out = temporaryPath("cli-kill")
         let reference = try LowBitProcess.run(args + ["--out", straight])
         #expect(reference.status == 0, "\(reference.err)")
@@ -228,6 +229,7 @@ struct CommandLineTests {
         (["train", "--jitter", "inf"], "augmentation jitter must be non-negative and finite"),
         (["train", "--workers", "0"], "--workers must be from 1 to 64"),
         (["train", "--stop-after-epoch", "0"], "--stop-after-epoch must be at least 1"),
+        (["train", "--checkpoint-every", "nan"], "--checkpoint-every must be non-negative and finite"),
         (["train", "--distributed", "--workers", "2"], "--distributed and --workers both"),
         (["train", "--distributed"], "--traits MPI"),
         (["generate", "--series", "0"], "--series must be at least 1"),

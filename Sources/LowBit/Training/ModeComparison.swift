@@ -39,6 +39,9 @@ public struct ModeComparison: Sendable {
     /// Stop every model after this epoch, its checkpoint saved (``run(train:evaluation:selection:events:shouldStop:)``
     /// then throws ``Interrupted``, and a comparison with ``resume`` set continues); nil runs to the end.
     public var stopsAfterEpoch: Int?
+    /// The least seconds between two epoch-end checkpoints of a model
+    /// (``ClassifierTraining/checkpointInterval``); 20 by default, 0 for one every epoch.
+    public var checkpointInterval: Double = 20
 
     /// Creates a comparison of exactly these settings, one entry per mode, keeping checkpoints
     /// and packed models in `directory`. The settings are checked when the comparison runs.
@@ -250,6 +253,7 @@ public struct ModeComparison: Sendable {
         }
         run.workers = workersPerModel
         run.processGroup = processGroup
+        run.checkpointInterval = checkpointInterval
         let stopStep = stopsAfterEpoch.map { $0 * run.stepsPerEpoch(train) }
         if let stopStep, run.optimizer.step >= stopStep, !run.isFinished(train) { return nil }
         // About ten points of the evaluation curve: evaluating every epoch would cost a quarter of the time.
