@@ -73,7 +73,9 @@ static void store_f32(const matmul_job *j, const int32_t *restrict acc, int64_t 
         const float xs = x_scales[i0 + i];
         const int32_t *restrict a = acc + i * LOWBIT_PANEL_ROWS;
         float *restrict y = yf + (i0 + i) * ldy + row0;
-        if (g == 0) {
+        if (g == 0 && step == 1) { /* every format but binary: no multiply by the step */
+            for (int r = 0; r < rows; r++) y[r] = base[r] + (float)(int32_t)((uint32_t)a[r] - corr) * (xs * ws[r]);
+        } else if (g == 0) {
             for (int r = 0; r < rows; r++) y[r] = base[r] + (float)corrected(step, a[r], corr) * (xs * ws[r]);
         } else {
             for (int r = 0; r < rows; r++) y[r] = y[r] + (float)corrected(step, a[r], corr) * (xs * ws[r]);
@@ -96,8 +98,9 @@ static void run_tiles(void *arg, int64_t begin, int64_t end) {
             const int64_t c0 = k0 / f->chunk_k, c1 = (k1 + f->chunk_k - 1) / f->chunk_k;
             int64_t xsum[TILE_TOKENS]; /* for the zero-point correction */
             for (int i = 0; i < nr; i++) {
-                const int8_t *xi = j->x + (i0 + i) * j->ldx;
-                int64_t s = 0;
+                /* int32 is exact (|sum| <= 127 * LOWBIT_MAX_K) and lets the loop vectorize */
+                const int8_t *restrict xi = j->x + (i0 + i) * j->ldx;
+                int32_t s = 0;
                 for (int64_t c = k0; c < k1; c++) s += xi[c];
                 xsum[i] = s;
             }
@@ -226,15 +229,22 @@ lowbit_status lowbit_gemm_s8(const lowbit_context *ctx, int trans_a, int trans_b
     lowbit_status st = trans_b ? lowbit_pack_strided(LOWBIT_FORMAT_INT8, b, n, k, ldb, 1, packed)
                                : lowbit_pack_strided(LOWBIT_FORMAT_INT8, b, n, k, 1, ldb, packed);
     if (st != LOWBIT_OK) return st;
+    /* A is the symmetric operand: the matmul's own scan of its rows refuses a -128. */
     const int64_t kpad = lowbit_padded_k(k);
-    for (int64_t i = 0; i < m; i++) {
-        int8_t *row = rows + i * kpad;
-        for (int64_t kk = 0; kk < k; kk++) {
-            row[kk] = trans_a ? a[kk * lda + i] : a[i * lda + kk];
-            if (row[kk] == INT8_MIN) return LOWBIT_ERR_ARGUMENT; /* A is the symmetric operand */
+    if (trans_a) {
+        /* in 32 x 32 blocks, so that both sides stay in cache */
+        for (int64_t i0 = 0; i0 < m; i0 += 32) {
+            const int64_t i1 = i0 + 32 < m ? i0 + 32 : m;
+            for (int64_t k0 = 0; k0 < k; k0 += 32) {
+                const int64_t k1 = k0 + 32 < k ? k0 + 32 : k;
+                for (int64_t i = i0; i < i1; i++)
+                    for (int64_t kk = k0; kk < k1; kk++) rows[i * kpad + kk] = a[kk * lda + i];
+            }
         }
-        memset(row + k, 0, (size_t)(kpad - k));
+    } else {
+        for (int64_t i = 0; i < m; i++) memcpy(rows + i * kpad, a + i * lda, (size_t)k);
     }
+    for (int64_t i = 0; i < m; i++) memset(rows + i * kpad + k, 0, (size_t)(kpad - k));
     const lowbit_packed_weights w = {.format = LOWBIT_FORMAT_INT8, .m = n, .k = k, .data = packed};
     return lowbit_matmul_s32(ctx, &w, rows, m, kpad, c, ldc);
 }

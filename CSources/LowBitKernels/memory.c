@@ -11,7 +11,7 @@
 int lowbit_retain_freed_memory(void) {
 #if defined(__GLIBC__)
     /* 32 MB: glibc's largest mmap threshold on 64-bit; larger blocks still map and unmap */
-    return mallopt(M_MMAP_THRESHOLD, 32 << 20) && mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    return mallopt(M_MMAP_THRESHOLD, 32 << 20) && mallopt(M_TRIM_THRESHOLD, 1 << 30);
 #else
     return 0;
 #endif

@@ -65,44 +65,74 @@ extension Backend {
                 weight: try matmul(g, x.dequantized(), transposeA: true, transposeB: false),
                 bias: try Tensor(shape: [m], scalars: gradBias))
         case .int8:
-            var gradInput = [Float](repeating: 0, count: n * k)
+            // The folding and scaling passes below touch every element of the n × m gradient a
+            // few times: they run over unsafe buffers, so that they vectorize (array subscripts'
+            // bounds checks kept them scalar, a sixth of a QT step at the design's size).
+            var gradInput = kernelOutput(Float.self, n * k)
             let scales = q.scalesPerRow, groups = q.groupsPerRow, length = q.groupLength
+            var folded = kernelOutput(Float.self, n * m)
             for group in 0..<groups {
                 let c0 = group * length, c1 = min(c0 + length, k), width = c1 - c0
                 // the weight scales of this group folded into the gradient's columns
-                var folded = g.scalars
-                folded.withUnsafeMutableBufferPointer { f in
-                    for i in 0..<n { for j in 0..<m { f[i * m + j] *= scales[j * groups + group] } }
+                var columnScales = kernelOutput(Float.self, m)
+                for j in 0..<m { columnScales[j] = scales[j * groups + group] }
+                g.scalars.withUnsafeBufferPointer { gs in
+                    columnScales.withUnsafeBufferPointer { cs in
+                        folded.withUnsafeMutableBufferPointer { f in
+                            for i in 0..<n {
+                                let row = i &* m
+                                for j in 0..<m { f[row &+ j] = gs[row &+ j] * cs[j] }
+                            }
+                        }
+                    }
                 }
                 let gq = try quantizeGradient(Tensor(shape: [n, m], scalars: folded), seed: stochasticRoundingSeed.map { $0 &+ UInt64(c0) })
                 let slice: Int8Matrix
                 if groups == 1 {
                     slice = Int8Matrix(rows: m, cols: k, values: q.values)
                 } else {
-                    var values = [Int8](repeating: 0, count: m * width)
-                    for r in 0..<m { for c in 0..<width { values[r * width + c] = q.values[r * k + c0 + c] } }
+                    var values = kernelOutput(Int8.self, m * width)
+                    q.values.withUnsafeBufferPointer { v in
+                        values.withUnsafeMutableBufferPointer { out in
+                            for r in 0..<m { for c in 0..<width { out[r * width + c] = v[r * k + c0 + c] } }
+                        }
+                    }
                     slice = Int8Matrix(rows: m, cols: width, values: values)
                 }
                 let prod = try gemmInt8(gq.matrix, slice, transposeA: false, transposeB: false)
                 prod.withUnsafeBufferPointer { p in
-                    gradInput.withUnsafeMutableBufferPointer { out in
-                        for i in 0..<n {
-                            let s = gq.scales[i]
-                            for c in 0..<width { out[i * k + c0 + c] = Float(p[i * width + c]) * s }
+                    gq.scales.withUnsafeBufferPointer { rowScales in
+                        gradInput.withUnsafeMutableBufferPointer { out in
+                            for i in 0..<n {
+                                let s = rowScales[i], from = i &* width, to = i &* k &+ c0
+                                for c in 0..<width { out[to &+ c] = Float(p[from &+ c]) * s }
+                            }
                         }
                     }
                 }
             }
             // per output channel: quantize the rows of (g · diag(sx))ᵀ
-            var foldedT = [Float](repeating: 0, count: m * n)
+            var foldedT = kernelOutput(Float.self, m * n)
             g.scalars.withUnsafeBufferPointer { gs in
-                foldedT.withUnsafeMutableBufferPointer { t in
-                    // in 32 × 32 tiles, so that both sides stay in cache
-                    for i0 in stride(from: 0, to: n, by: 32) {
-                        for j0 in stride(from: 0, to: m, by: 32) {
-                            for i in i0..<min(i0 + 32, n) {
-                                let s = x.scales[i]
-                                for j in j0..<min(j0 + 32, m) { t[j * n + i] = gs[i * m + j] * s }
+                x.scales.withUnsafeBufferPointer { xs in
+                    foldedT.withUnsafeMutableBufferPointer { t in
+                        // Blocks of 16 rows × 64 columns through a small tile: rows of the gradient
+                        // 4 KB apart (m = 1024) share L1 sets, so a blocked loop straight from g
+                        // to gᵀ missed L1 on most reads.
+                        withUnsafeTemporaryAllocation(of: Float.self, capacity: 1024) { tile in
+                            for i0 in stride(from: 0, to: n, by: 16) {
+                                let rows = min(16, n - i0)
+                                for j0 in stride(from: 0, to: m, by: 64) {
+                                    let cols = min(64, m - j0)
+                                    for a in 0..<rows {
+                                        let s = xs[i0 &+ a], from = (i0 &+ a) &* m &+ j0
+                                        for b in 0..<cols { tile[b &* 16 &+ a] = gs[from &+ b] * s }
+                                    }
+                                    for b in 0..<cols {
+                                        let to = (j0 &+ b) &* n &+ i0
+                                        for a in 0..<rows { t[to &+ a] = tile[b &* 16 &+ a] }
+                                    }
+                                }
                             }
                         }
                     }
@@ -110,12 +140,14 @@ extension Backend {
             }
             let gqT = try quantizeGradient(Tensor(shape: [m, n], scalars: foldedT), seed: stochasticRoundingSeed.map { $0 ^ 0x5bd1_e995 })
             let prod = try gemmInt8(gqT.matrix, x.matrix, transposeA: false, transposeB: false)
-            var gradWeight = [Float](repeating: 0, count: m * k)
+            var gradWeight = kernelOutput(Float.self, m * k)
             prod.withUnsafeBufferPointer { p in
-                gradWeight.withUnsafeMutableBufferPointer { out in
-                    for j in 0..<m {
-                        let s = gqT.scales[j]
-                        for c in 0..<k { out[j * k + c] = Float(p[j * k + c]) * s }
+                gqT.scales.withUnsafeBufferPointer { rowScales in
+                    gradWeight.withUnsafeMutableBufferPointer { out in
+                        for j in 0..<m {
+                            let s = rowScales[j], row = j &* k
+                            for c in 0..<k { out[row &+ c] = Float(p[row &+ c]) * s }
+                        }
                     }
                 }
             }

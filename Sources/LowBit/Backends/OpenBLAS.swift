@@ -67,10 +67,19 @@ enum OpenBLAS {
     /// op(a) · op(b) for matrices already checked by ``Backend/checkMatmul``.
     static func matmul(_ a: Tensor, _ b: Tensor, m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool,
                        threads: Int) throws -> Tensor {
-        var c = [Float](repeating: 0, count: m * n)
+        // sgemm with beta = 0 writes every element of C without reading it
+        var c = kernelOutput(Float.self, m * n)
         sgemm(a.scalars, b.scalars, m: m, n: n, k: k, lda: a.shape[1], ldb: b.shape[1],
               transposeA: transposeA, transposeB: transposeB, into: &c, threads: threads)
         return try Tensor(shape: [m, n], scalars: c)
+    }
+
+    /// c += op(a) · op(b) for matrices already checked by ``Backend/checkMatmul``, `c` holding m · n.
+    static func matmul(_ a: Tensor, _ b: Tensor, m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool,
+                       threads: Int, addingTo c: inout [Float]) {
+        precondition(c.count == m * n, "an accumulator of \(c.count) values for [\(m), \(n)]")
+        sgemm(a.scalars, b.scalars, m: m, n: n, k: k, lda: a.shape[1], ldb: b.shape[1],
+              transposeA: transposeA, transposeB: transposeB, into: &c, accumulate: true, threads: threads)
     }
 
     /// The same in double: exact for int8 products (sums stay far below 2^53).

@@ -48,25 +48,42 @@ public final class LayerNorm {
         let d = features, n = reciprocalStd.count
         guard n > 0 else { throw LowBitError.invalidArgument("\(path): backward without a training forward") }
         guard dy.shape == [n, d] else { throw LowBitError.invalidShape("\(path) output gradient must be [\(n), \(d)], got \(dy.shape)") }
-        var dx = [Float](repeating: 0, count: n * d)
+        var dx = kernelOutput(Float.self, n * d)
         var dGamma = gamma.grad, dBeta = beta.grad
-        let (gv, xhat, rstd) = (gamma.value, normalized, reciprocalStd)
+        // Over unsafe buffers with wrapping index arithmetic, and the γ/β sums in a loop of their
+        // own, so that those loops vectorize; every sum adds the same terms in the same order.
         dy.scalars.withUnsafeBufferPointer { dy in
-            for i in 0..<n {
-                var meanD: Float = 0, meanDX: Float = 0
-                for c in 0..<d {
-                    let g = dy[i * d + c], h = xhat[i * d + c]
-                    dGamma[c] += g * h
-                    dBeta[c] += g
-                    let dn = g * gv[c]
-                    meanD += dn
-                    meanDX += dn * h
-                }
-                meanD /= Float(d)
-                meanDX /= Float(d)
-                for c in 0..<d {
-                    let dn = dy[i * d + c] * gv[c]
-                    dx[i * d + c] = rstd[i] * (dn - meanD - xhat[i * d + c] * meanDX)
+            gamma.value.withUnsafeBufferPointer { gv in
+                normalized.withUnsafeBufferPointer { xhat in
+                    reciprocalStd.withUnsafeBufferPointer { rstd in
+                        dGamma.withUnsafeMutableBufferPointer { dGamma in
+                            dBeta.withUnsafeMutableBufferPointer { dBeta in
+                                dx.withUnsafeMutableBufferPointer { dx in
+                                    for i in 0..<n {
+                                        let row = i &* d
+                                        for c in 0..<d {
+                                            let g = dy[row &+ c]
+                                            dGamma[c] += g * xhat[row &+ c]
+                                            dBeta[c] += g
+                                        }
+                                        var meanD: Float = 0, meanDX: Float = 0
+                                        for c in 0..<d {
+                                            let dn = dy[row &+ c] * gv[c]
+                                            meanD += dn
+                                            meanDX += dn * xhat[row &+ c]
+                                        }
+                                        meanD /= Float(d)
+                                        meanDX /= Float(d)
+                                        let r = rstd[i]
+                                        for c in 0..<d {
+                                            let dn = dy[row &+ c] * gv[c]
+                                            dx[row &+ c] = r * (dn - meanD - xhat[row &+ c] * meanDX)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }

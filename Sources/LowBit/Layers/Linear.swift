@@ -138,11 +138,23 @@ public final class Linear {
         let backend = exec.backend
         guard let q = quantization, let xq = quantizedInput else {
             let dx = try backend.matmul(dy, weight.tensor, transposeA: false, transposeB: false)
-            weight.accumulate(try backend.matmul(dy, x, transposeA: true, transposeB: false))
+            if let fused = backend as? any AccumulatingMatmul {
+                try fused.matmul(dy, x, transposeA: true, transposeB: false, addingTo: &weight.grad)
+            } else {
+                weight.accumulate(try backend.matmul(dy, x, transposeA: true, transposeB: false))
+            }
             bias?.accumulate(columnSums(dy))
             return dx
         }
         let w = try preparedWeights(backend)
+        if q.backward == .float && !q.clippedSTE, let fused = backend as? any AccumulatingMatmul {
+            // The straight-through products, dW added straight into the gradient.
+            let original = q.gradientAt == .original
+            let dx = try backend.matmul(dy, original ? weight.tensor : w.quantized.dequantized(), transposeA: false, transposeB: false)
+            try fused.matmul(dy, original ? x : xq.dequantized(), transposeA: true, transposeB: false, addingTo: &weight.grad)
+            bias?.accumulate(columnSums(dy))
+            return dx
+        }
         var dx: Tensor, dW: Tensor, db: Tensor
         if q.backward == .float && q.gradientAt == .original {
             dx = try backend.matmul(dy, weight.tensor, transposeA: false, transposeB: false)
@@ -184,7 +196,8 @@ func columnSums(_ t: Tensor) -> Tensor {
     var s = [Float](repeating: 0, count: m)
     t.scalars.withUnsafeBufferPointer { x in
         s.withUnsafeMutableBufferPointer { s in
-            for i in 0..<n { for j in 0..<m { s[j] += x[i * m + j] } }
+            // wrapping index arithmetic: an overflow check per element kept the loop scalar
+            for i in 0..<n { let row = i &* m; for j in 0..<m { s[j] += x[row &+ j] } }
         }
     }
     return try! Tensor(shape: [m], scalars: s)
@@ -195,7 +208,7 @@ func addRowVector(_ y: inout Tensor, _ v: [Float]) {
     let m = v.count
     v.withUnsafeBufferPointer { v in
         y.scalars.withUnsafeMutableBufferPointer { y in
-            for i in 0..<(y.count / m) { for j in 0..<m { y[i * m + j] += v[j] } }
+            for i in 0..<(y.count / m) { let row = i &* m; for j in 0..<m { y[row &+ j] += v[j] } }
         }
     }
 }

@@ -71,14 +71,15 @@ public struct QuantizedWeights: Sendable, Equatable {
 
     /// The float weights the forward pass uses: value * scale.
     public func dequantized() -> Tensor {
-        var out = [Float](repeating: 0, count: rows * cols)
+        var out = kernelOutput(Float.self, rows * cols)
         let perRow = scalesPerRow, groups = (cols + groupLength - 1) / groupLength
         values.withUnsafeBufferPointer { v in
             out.withUnsafeMutableBufferPointer { o in
                 for r in 0..<rows {
                     for g in 0..<groups {
                         let s = perRow[r * groups + g]
-                        for c in (g * groupLength)..<min((g + 1) * groupLength, cols) { o[r * cols + c] = Float(v[r * cols + c]) * s }
+                        let row = r &* cols
+                        for c in (g * groupLength)..<min((g + 1) * groupLength, cols) { o[row &+ c] = Float(v[row &+ c]) * s }
                     }
                 }
             }
@@ -139,12 +140,12 @@ public struct QuantizedActivations: Sendable, Equatable {
 
     /// scale * value, [tokens, cols].
     public func dequantized() -> Tensor {
-        var out = [Float](repeating: 0, count: tokens * cols)
+        var out = kernelOutput(Float.self, tokens * cols)
         values.withUnsafeBufferPointer { v in
             out.withUnsafeMutableBufferPointer { o in
                 for t in 0..<tokens {
-                    let s = scales[t]
-                    for c in 0..<cols { o[t * cols + c] = Float(v[t * stride + c]) * s }
+                    let s = scales[t], from = t &* stride, to = t &* cols
+                    for c in 0..<cols { o[to &+ c] = Float(v[from &+ c]) * s }
                 }
             }
         }
