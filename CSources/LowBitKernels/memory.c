@@ -1,7 +1,9 @@
 /* The allocator policy the kernels backend sets: the model's per-pass buffers are megabytes
  * each, which glibc's malloc would hand back to the OS on every free (by munmap, or by trimming
  * the heap) and fault back in as zeroed pages on the next pass: at the design's size that was
- * a third of a forward pass. Keeping up to 256 MB of freed memory in the process removes it. */
+ * a third of a forward pass. Keeping freed memory in the process removes it. The trim threshold
+ * is 1 GB: a training step of the design's model frees ~260 MB at once at its end, and at 256 MB
+ * glibc trimmed that and faulted it back in at the next step (6 % of a QT step in clear_page). */
 #include "lowbit.h"
 
 #if defined(__GLIBC__)
