@@ -156,11 +156,6 @@ static void scores_avx2(const float *restrict q, const float *restrict kt, int64
     }
 }
 
-static void axpy_avx2(float a, const float *restrict x, int64_t n, float *restrict y) {
-    const __m256 av = _mm256_set1_ps(a);
-    for (int64_t i = 0; i < n; i += 8) store(y + i, n - i, _mm256_fmadd_ps(av, load(x + i, n - i), load(y + i, n - i)));
-}
-
 /* 32 columns per pass over the rows: four accumulators */
 static void combine_avx2(const float *restrict p, const float *restrict v, int64_t ldv, int64_t count, int64_t width,
                          float *restrict out) {
@@ -188,7 +183,7 @@ void lowbit_table_init_layers_avx2(lowbit_kernel_table *t) {
 #define SET(name)            \
     t->name = name##_avx2;   \
     t->name##_isa = LOWBIT_ISA_AVX2;
-    SET(softmax) SET(silu) SET(silu_backward) SET(layernorm) SET(scores) SET(axpy) SET(combine)
+    SET(softmax) SET(silu) SET(silu_backward) SET(layernorm) SET(scores) SET(combine)
 #undef SET
 }
 #endif

@@ -141,14 +141,6 @@ static void scores_avx512(const float *restrict q, const float *restrict kt, int
     }
 }
 
-static void axpy_avx512(float a, const float *restrict x, int64_t n, float *restrict y) {
-    const __m512 av = _mm512_set1_ps(a);
-    for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 k = tail_mask(n - i);
-        _mm512_mask_storeu_ps(y + i, k, _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(k, x + i), _mm512_maskz_loadu_ps(k, y + i)));
-    }
-}
-
 /* 64 columns per pass over the rows: four accumulators */
 static void combine_avx512(const float *restrict p, const float *restrict v, int64_t ldv, int64_t count, int64_t width,
                            float *restrict out) {
@@ -204,7 +196,7 @@ void lowbit_table_init_layers_avx512(lowbit_kernel_table *t) {
 #define SET(name)              \
     t->name = name##_avx512;   \
     t->name##_isa = LOWBIT_ISA_AVX512;
-    SET(softmax) SET(silu) SET(silu_backward) SET(layernorm) SET(scores) SET(axpy) SET(quantize_stochastic) SET(combine)
+    SET(softmax) SET(silu) SET(silu_backward) SET(layernorm) SET(scores) SET(quantize_stochastic) SET(combine)
 #undef SET
 }
 #endif

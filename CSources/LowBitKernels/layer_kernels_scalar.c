@@ -1,4 +1,4 @@
-/* Scalar twins of the float kernels (softmax, SiLU, layer norm, attention scores, axpy): the
+/* Scalar twins of the float kernels (softmax, SiLU, layer norm, attention scores and sums): the
  * operations of the contracts in lowbit_kernels.def, one lane at a time. */
 #include "lowbit_internal.h"
 
@@ -58,10 +58,6 @@ void lowbit_scores_scalar(const float *restrict q, const float *restrict kt, int
         for (int64_t c = 0; c < width; c++) acc = fmaf(q[c], kt[c * ldk + j], acc);
         out[j] = acc;
     }
-}
-
-void lowbit_axpy_scalar(float a, const float *restrict x, int64_t n, float *restrict y) {
-    for (int64_t i = 0; i < n; i++) y[i] = fmaf(a, x[i], y[i]);
 }
 
 void lowbit_quantize_stochastic_scalar(const float *restrict x, int64_t n, float inv, uint64_t state, int64_t first,

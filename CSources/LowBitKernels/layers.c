@@ -78,8 +78,9 @@ lowbit_status lowbit_silu_backward(const lowbit_context *ctx, const float *u, in
 
 size_t lowbit_attention_workspace_size(int64_t batch, int64_t steps, int64_t hidden, int64_t heads) {
     if (batch <= 0 || steps <= 0 || hidden <= 0 || heads <= 0) return 0;
-    /* per (sequence, head): hd x steps transposed keys (or values), then a row of steps */
-    return (size_t)(batch * heads) * (size_t)(hidden / heads * steps + steps) * sizeof(float);
+    /* per (sequence, head): hd x steps transposed keys (or values), a steps x steps matrix (the
+     * backward's score gradients; the forward uses its first row), then a column of steps */
+    return (size_t)(batch * heads) * (size_t)(hidden / heads * steps + steps * steps + steps) * sizeof(float);
 }
 
 typedef struct {
@@ -106,7 +107,7 @@ static void attention_units(void *p, int64_t begin, int64_t end) {
     const int64_t T = j->steps, H = j->hidden, hd = H / j->heads, ld = 3 * H;
     for (int64_t u = begin; u < end; u++) {
         const int64_t b = u / j->heads, h = u % j->heads, len = j->lengths[b];
-        float *kt = j->workspace + u * (hd * T + T), *s = kt + hd * T;
+        float *kt = j->workspace + u * (hd * T + T * T + T), *s = kt + hd * T;
         transpose_head(j, b, h, H, len, kt);
         for (int64_t i = 0; i < T; i++) {
             const int64_t count = (i < len - 1 ? i : len - 1) + 1;
@@ -122,32 +123,43 @@ static void attention_units(void *p, int64_t begin, int64_t end) {
     }
 }
 
+/* Per unit: the rows of dQ as weighted sums of keys, one row at a time; then the rows of dK and
+ * dV, each as one weighted sum over the query rows that see it (a column of dS or of P). Every
+ * output row is written once from accumulators in registers: adding each term into memory as it
+ * came (an axpy per pair of rows) took as long as the rest of the backward. The terms of each sum
+ * are added in the same order as those axpys added them, so the result is the same to the bit. */
 static void attention_backward_units(void *p, int64_t begin, int64_t end) {
     const attention_job *j = p;
     const int64_t T = j->steps, H = j->hidden, hd = H / j->heads, ld = 3 * H;
     for (int64_t u = begin; u < end; u++) {
         const int64_t b = u / j->heads, h = u % j->heads, len = j->lengths[b];
-        float *vt = j->workspace + u * (hd * T + T), *dp = vt + hd * T;
+        float *vt = j->workspace + u * (hd * T + T * T + T), *ds = vt + hd * T, *column = ds + T * T;
+        const float *probs = j->probs + (b * j->heads + h) * T * T;
+        float *dq = j->dqkv + b * T * ld + h * hd, *dk = dq + H, *dv = dq + 2 * H;
+        const float *q = j->qkv + b * T * ld + h * hd, *k = q + H;
+        const float *d_o = j->datt + b * T * H + h * hd;
         transpose_head(j, b, h, 2 * H, len, vt);
-        for (int64_t r = 0; r < T; r++)
-            for (int64_t part = 0; part < 3; part++) memset(j->dqkv + (b * T + r) * ld + part * H + h * hd, 0, (size_t)hd * sizeof(float));
         for (int64_t i = 0; i < T; i++) {
             const int64_t count = (i < len - 1 ? i : len - 1) + 1;
-            const float *pr = j->probs + ((b * j->heads + h) * T + i) * T;
-            const float *d_o = j->datt + (b * T + i) * H + h * hd;
-            j->t->scores(d_o, vt, T, hd, count, dp);
+            const float *pr = probs + i * T;
+            float *dp = ds + i * T;
+            j->t->scores(d_o + i * H, vt, T, hd, count, dp);
             float weighted = 0.0f;
-            for (int64_t k = 0; k < count; k++) {
-                j->t->axpy(pr[k], d_o, hd, j->dqkv + (b * T + k) * ld + 2 * H + h * hd);
-                weighted = weighted + pr[k] * dp[k];
-            }
-            /* ds_ik into dp, then dq_i in one weighted sum (dq_i is written only here) */
-            const float *q = j->qkv + (b * T + i) * ld + h * hd;
-            for (int64_t k = 0; k < count; k++) {
-                dp[k] = pr[k] * (dp[k] - weighted) * j->scale;
-                j->t->axpy(dp[k], q, hd, j->dqkv + (b * T + k) * ld + H + h * hd);
-            }
-            j->t->combine(dp, j->qkv + b * T * ld + H + h * hd, ld, count, hd, j->dqkv + (b * T + i) * ld + h * hd);
+            for (int64_t c = 0; c < count; c++) weighted = weighted + pr[c] * dp[c];
+            /* ds_ic into dp, then dq_i in one weighted sum of the keys */
+            for (int64_t c = 0; c < count; c++) dp[c] = pr[c] * (dp[c] - weighted) * j->scale;
+            j->t->combine(dp, k, ld, count, hd, dq + i * ld);
+        }
+        /* row r of dK and dV: query rows r..T-1 see key r (every one of them, as r < len) */
+        for (int64_t r = 0; r < len; r++) {
+            for (int64_t i = r; i < T; i++) column[i - r] = probs[i * T + r];
+            j->t->combine(column, d_o + r * H, H, T - r, hd, dv + r * ld);
+            for (int64_t i = r; i < T; i++) column[i - r] = ds[i * T + r];
+            j->t->combine(column, q + r * ld, ld, T - r, hd, dk + r * ld);
+        }
+        for (int64_t r = len; r < T; r++) {
+            memset(dk + r * ld, 0, (size_t)hd * sizeof(float));
+            memset(dv + r * ld, 0, (size_t)hd * sizeof(float));
         }
     }
 }

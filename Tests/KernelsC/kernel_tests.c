@@ -325,19 +325,6 @@ static void test_kernel_scores(const lowbit_kernel_table *t) {
         }
 }
 
-static void test_kernel_axpy(const lowbit_kernel_table *t) {
-    for (int s = 0; s < NSIZES; s++) {
-        const int64_t n = sizes[s];
-        float *x = xmalloc(n * sizeof *x), *a = xmalloc(n * sizeof *a), *b = xmalloc(n * sizeof *b);
-        fill_floats(x, n, 3.0f), fill_floats(a, n, 3.0f);
-        memcpy(b, a, n * sizeof *a);
-        t->axpy(-0.7f, x, n, a);
-        lowbit_axpy_scalar(-0.7f, x, n, b);
-        CHECK(same_floats(a, b, n), "axpy n=%lld differs", (long long)n);
-        free(x), free(a), free(b);
-    }
-}
-
 static void test_kernel_combine(const lowbit_kernel_table *t) {
     static const int64_t counts[] = {1, 2, 7, 60, 61};
     for (int s = 0; s < NSIZES && sizes[s] <= 257; s++)
@@ -349,7 +336,8 @@ static void test_kernel_combine(const lowbit_kernel_table *t) {
             t->combine(p, v, ldv, count, width, a);
             lowbit_combine_scalar(p, v, ldv, count, width, b);
             memset(c, 0, width * sizeof *c);
-            for (int64_t j = 0; j < count; j++) lowbit_axpy_scalar(p[j], v + j * ldv, width, c);
+            for (int64_t j = 0; j < count; j++)
+                for (int64_t x = 0; x < width; x++) c[x] = fmaf(p[j], v[j * ldv + x], c[x]);
             CHECK(same_floats(a, b, width) && same_floats(a, c, width), "combine width=%lld count=%lld differs",
                   (long long)width, (long long)count);
             free(p), free(v), free(a), free(b), free(c);
