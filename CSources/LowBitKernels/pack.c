@@ -22,7 +22,23 @@ lowbit_status lowbit_pack_strided(lowbit_format format, const int8_t *q, int64_t
         /* chunks outer: a transposed source (the int8 GEMM's B) is then read along its rows */
         for (int64_t ch = 0; ch * 4 < k; ch++) {
             const int64_t c0 = ch * 4, n = k - c0 < 4 ? k - c0 : 4;
-            for (int64_t r = 0; r < m; r++) {
+            int64_t r = 0;
+            if (rs == 1 && n == 4) {
+                /* a transposed source, whole panels: the chunk is four source rows of 16 bytes
+                 * interleaved, a fixed-size loop the compiler turns into shuffles */
+                for (; r + LOWBIT_PANEL_ROWS <= m; r += LOWBIT_PANEL_ROWS) {
+                    uint8_t *restrict dst = out + ((r / LOWBIT_PANEL_ROWS) * chunks + ch) * LOWBIT_CHUNK_BYTES;
+                    const int8_t *restrict s0 = q + r + c0 * cs, *restrict s1 = s0 + cs, *restrict s2 = s1 + cs,
+                                           *restrict s3 = s2 + cs;
+                    for (int i = 0; i < LOWBIT_PANEL_ROWS; i++) {
+                        dst[i * 4 + 0] = (uint8_t)(s0[i] ^ 0x80);
+                        dst[i * 4 + 1] = (uint8_t)(s1[i] ^ 0x80);
+                        dst[i * 4 + 2] = (uint8_t)(s2[i] ^ 0x80);
+                        dst[i * 4 + 3] = (uint8_t)(s3[i] ^ 0x80);
+                    }
+                }
+            }
+            for (; r < m; r++) {
                 uint8_t *dst = out + ((r / LOWBIT_PANEL_ROWS) * chunks + ch) * LOWBIT_CHUNK_BYTES + (r % LOWBIT_PANEL_ROWS) * 4;
                 const int8_t *src = q + r * rs + c0 * cs;
                 for (int64_t kk = 0; kk < n; kk++) dst[kk] = (uint8_t)(src[kk * cs] ^ 0x80);

@@ -588,10 +588,31 @@ static void test_gemm(const lowbit_context *ctx) {
                         bad |= c[i * ldc + j] != s;
                     }
                 CHECK(!bad, "gemm_s8 %lldx%lldx%lld ta=%d tb=%d", (long long)m, (long long)n, (long long)k, ta, tb);
+                /* the float variant: each row of the exact sums times its scale, in one rounding;
+                 * the columns past n in each row of C are left alone */
+                float *scales = xmalloc(m * sizeof *scales), *cf = xmalloc(m * ldc * sizeof *cf);
+                for (int64_t i = 0; i < m; i++) scales[i] = (float)rand_int(1, 1000) / 997.0f;
+                for (int64_t i = 0; i < m * ldc; i++) cf[i] = -7.0f;
+                void *wsf = xmalloc(lowbit_gemm_s8_f32_workspace_size(m, n, k));
+                CHECK(lowbit_gemm_s8_f32(ctx, ta, tb, m, n, k, a, lda, scales, b, ldb, cf, ldc, wsf) == LOWBIT_OK,
+                      "gemm_s8_f32 status");
+                bad = 0;
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t j = 0; j < ldc; j++)
+                        bad |= j < n ? cf[i * ldc + j] != (float)c[i * ldc + j] * scales[i] : cf[i * ldc + j] != -7.0f;
+                CHECK(!bad, "gemm_s8_f32 %lldx%lldx%lld ta=%d tb=%d", (long long)m, (long long)n, (long long)k, ta, tb);
+                scales[m - 1] = NAN;
+                CHECK(lowbit_gemm_s8_f32(ctx, ta, tb, m, n, k, a, lda, scales, b, ldb, cf, ldc, wsf) == LOWBIT_ERR_NONFINITE,
+                      "gemm_s8_f32 accepts a NaN scale");
+                scales[m - 1] = 1.0f;
+                CHECK(lowbit_gemm_s8_f32(ctx, ta, tb, m, n, k, a, lda, scales, b, ldb, cf, n - 1, wsf) == LOWBIT_ERR_SHAPE,
+                      "gemm_s8_f32 accepts ldc < n");
                 a[ta ? (k - 1) * lda + m - 1 : (m - 1) * lda + k - 1] = INT8_MIN; /* A is the symmetric side */
                 CHECK(lowbit_gemm_s8(ctx, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, ws) == LOWBIT_ERR_ARGUMENT,
                       "gemm_s8 accepts -128 in A");
-                free(a), free(b), free(c), free(ws);
+                CHECK(lowbit_gemm_s8_f32(ctx, ta, tb, m, n, k, a, lda, scales, b, ldb, cf, ldc, wsf) == LOWBIT_ERR_ARGUMENT,
+                      "gemm_s8_f32 accepts -128 in A");
+                free(a), free(b), free(c), free(ws), free(scales), free(cf), free(wsf);
             }
 }
 

@@ -247,6 +247,19 @@ lowbit_status lowbit_gemm_s8(const lowbit_context *ctx, int trans_a, int trans_b
                              int64_t n, int64_t k, const int8_t *a, int64_t lda, const int8_t *b,
                              int64_t ldb, int32_t *c, int64_t ldc, void *workspace);
 
+/** Scratch bytes lowbit_gemm_s8_f32 needs. */
+size_t lowbit_gemm_s8_f32_workspace_size(int64_t m, int64_t n, int64_t k);
+/**
+ * lowbit_gemm_s8 with each row of the int32 result scaled into float in the same pass:
+ * C[i, j] = (float)sum * a_scales[i] (a_scales: m finite values, else LOWBIT_ERR_NONFINITE).
+ * For the int8 backward, whose products are dequantized per row at once: it saves writing
+ * and reading the int32 result.
+ */
+lowbit_status lowbit_gemm_s8_f32(const lowbit_context *ctx, int trans_a, int trans_b, int64_t m,
+                                 int64_t n, int64_t k, const int8_t *a, int64_t lda,
+                                 const float *a_scales, const int8_t *b, int64_t ldb, float *c,
+                                 int64_t ldc, void *workspace);
+
 /** out[r] = max |x[r, c]| over the row, for rows of cols floats; LOWBIT_ERR_NONFINITE for NaN or infinity. */
 lowbit_status lowbit_absmax_rows(const lowbit_context *ctx, const float *x, int64_t rows, int64_t cols, float *out);
 

@@ -255,3 +255,27 @@ extension KernelsBackend: AccumulatingMatmul {
         OpenBLAS.matmul(a, b, m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, threads: threads, addingTo: &c)
     }
 }
+
+/// A backend whose int8 products can come out dequantized per row in the same pass: QT's
+/// backward scales each row of its two products at once, and so skips writing and reading
+/// the int32 sums.
+protocol RowScaledInt8Product {
+    /// c[i · ldc + j] = Float(Σₖ a[i, k] · b[k, j]) · rowScales[i], for i < a.rows and j < b.cols.
+    ///
+    /// - Throws: what ``Backend/gemmInt8(_:_:transposeA:transposeB:)`` throws, and
+    ///   ``LowBitError/invalidShape(_:)`` for a scale count other than a's rows.
+    func gemmInt8(_ a: Int8Matrix, rowScales: [Float], _ b: Int8Matrix, into c: UnsafeMutablePointer<Float>, ldc: Int) throws
+}
+
+extension KernelsBackend: RowScaledInt8Product {
+    func gemmInt8(_ a: Int8Matrix, rowScales: [Float], _ b: Int8Matrix, into c: UnsafeMutablePointer<Float>, ldc: Int) throws {
+        let (m, n, k) = try checkGemm(a, b, transposeA: false, transposeB: false)
+        guard rowScales.count == m else { throw LowBitError.invalidShape("\(rowScales.count) row scales for \(m) rows") }
+        var workspace = kernelOutput(UInt8.self, lowbit_gemm_s8_f32_workspace_size(Int64(m), Int64(n), Int64(k)))
+        let status = withUnsafePointer(to: context) { ctx in
+            lowbit_gemm_s8_f32(ctx, 0, 0, Int64(m), Int64(n), Int64(k), a.values, Int64(a.stride), rowScales,
+                               b.values, Int64(b.stride), c, Int64(ldc), &workspace)
+        }
+        try check(status, "int8 GEMM")
+    }
+}

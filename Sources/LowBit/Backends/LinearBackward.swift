@@ -99,6 +99,12 @@ extension Backend {
                     }
                     slice = Int8Matrix(rows: m, cols: width, values: values)
                 }
+                if let scaled = self as? any RowScaledInt8Product {
+                    try gradInput.withUnsafeMutableBufferPointer { out in
+                        try scaled.gemmInt8(gq.matrix, rowScales: gq.scales, slice, into: out.baseAddress! + c0, ldc: k)
+                    }
+                    continue
+                }
                 let prod = try gemmInt8(gq.matrix, slice, transposeA: false, transposeB: false)
                 prod.withUnsafeBufferPointer { p in
                     gq.scales.withUnsafeBufferPointer { rowScales in
@@ -139,14 +145,20 @@ extension Backend {
                 }
             }
             let gqT = try quantizeGradient(Tensor(shape: [m, n], scalars: foldedT), seed: stochasticRoundingSeed.map { $0 ^ 0x5bd1_e995 })
-            let prod = try gemmInt8(gqT.matrix, x.matrix, transposeA: false, transposeB: false)
             var gradWeight = kernelOutput(Float.self, m * k)
-            prod.withUnsafeBufferPointer { p in
-                gqT.scales.withUnsafeBufferPointer { rowScales in
-                    gradWeight.withUnsafeMutableBufferPointer { out in
-                        for j in 0..<m {
-                            let s = rowScales[j], row = j &* k
-                            for c in 0..<k { out[row &+ c] = Float(p[row &+ c]) * s }
+            if let scaled = self as? any RowScaledInt8Product {
+                try gradWeight.withUnsafeMutableBufferPointer { out in
+                    try scaled.gemmInt8(gqT.matrix, rowScales: gqT.scales, x.matrix, into: out.baseAddress!, ldc: k)
+                }
+            } else {
+                let prod = try gemmInt8(gqT.matrix, x.matrix, transposeA: false, transposeB: false)
+                prod.withUnsafeBufferPointer { p in
+                    gqT.scales.withUnsafeBufferPointer { rowScales in
+                        gradWeight.withUnsafeMutableBufferPointer { out in
+                            for j in 0..<m {
+                                let s = rowScales[j], row = j &* k
+                                for c in 0..<k { out[row &+ c] = Float(p[row &+ c]) * s }
+                            }
                         }
                     }
                 }
