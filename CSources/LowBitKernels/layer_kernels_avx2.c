@@ -177,13 +177,34 @@ static void combine_avx2(const float *restrict p, const float *restrict v, int64
     }
 }
 
+/* two halves of 8 rows */
+static void dequantize_avx2(const int32_t *restrict acc, int rows, int nr, uint32_t step, const uint32_t *restrict corr,
+                            const float *restrict xs, const float *restrict ws, const float *restrict base,
+                            float *restrict y, int64_t ldy) {
+    const __m256i st = _mm256_set1_epi32((int)step);
+    for (int h = 0; h < rows; h += 8) {
+        const int left = rows - h;
+        const __m256i m = tail_mask(left);
+        const __m256 w = load(ws + h, left), b = base ? load(base + h, left) : _mm256_setzero_ps();
+        for (int i = 0; i < nr; i++) {
+            const int32_t *a32 = acc + i * LOWBIT_PANEL_ROWS + h;
+            __m256i a = left >= 8 ? _mm256_loadu_si256((const __m256i *)a32) : _mm256_maskload_epi32(a32, m);
+            if (step != 1) a = _mm256_mullo_epi32(st, a);
+            a = _mm256_sub_epi32(a, _mm256_set1_epi32((int)corr[i]));
+            const __m256 prod = _mm256_mul_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(_mm256_set1_ps(xs[i]), w));
+            float *row = y + i * ldy + h;
+            store(row, left, _mm256_add_ps(base ? b : load(row, left), prod));
+        }
+    }
+}
+
 #pragma clang attribute pop
 
 void lowbit_table_init_layers_avx2(lowbit_kernel_table *t) {
 #define SET(name)            \
     t->name = name##_avx2;   \
     t->name##_isa = LOWBIT_ISA_AVX2;
-    SET(softmax) SET(silu) SET(silu_backward) SET(layernorm) SET(scores) SET(combine)
+    SET(softmax) SET(silu) SET(silu_backward) SET(layernorm) SET(scores) SET(combine) SET(dequantize)
 #undef SET
 }
 #endif

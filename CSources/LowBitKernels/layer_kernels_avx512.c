@@ -190,13 +190,29 @@ static void quantize_stochastic_avx512(const float *restrict x, int64_t n, float
     }
 }
 
+static void dequantize_avx512(const int32_t *restrict acc, int rows, int nr, uint32_t step, const uint32_t *restrict corr,
+                              const float *restrict xs, const float *restrict ws, const float *restrict base,
+                              float *restrict y, int64_t ldy) {
+    const __mmask16 k = tail_mask(rows);
+    const __m512 w = _mm512_maskz_loadu_ps(k, ws), b = base ? _mm512_maskz_loadu_ps(k, base) : _mm512_setzero_ps();
+    const __m512i st = _mm512_set1_epi32((int)step);
+    for (int i = 0; i < nr; i++) {
+        __m512i a = _mm512_maskz_loadu_epi32(k, acc + i * LOWBIT_PANEL_ROWS);
+        if (step != 1) a = _mm512_mullo_epi32(st, a);
+        a = _mm512_sub_epi32(a, _mm512_set1_epi32((int)corr[i]));
+        const __m512 prod = _mm512_mul_ps(_mm512_cvtepi32_ps(a), _mm512_mul_ps(_mm512_set1_ps(xs[i]), w));
+        float *row = y + i * ldy;
+        _mm512_mask_storeu_ps(row, k, _mm512_add_ps(base ? b : _mm512_maskz_loadu_ps(k, row), prod));
+    }
+}
+
 #pragma clang attribute pop
 
 void lowbit_table_init_layers_avx512(lowbit_kernel_table *t) {
 #define SET(name)              \
     t->name = name##_avx512;   \
     t->name##_isa = LOWBIT_ISA_AVX512;
-    SET(softmax) SET(silu) SET(silu_backward) SET(layernorm) SET(scores) SET(quantize_stochastic) SET(combine)
+    SET(softmax) SET(silu) SET(silu_backward) SET(layernorm) SET(scores) SET(quantize_stochastic) SET(combine) SET(dequantize)
 #undef SET
 }
 #endif

@@ -1,4 +1,4 @@
-/* Scalar twins of the float kernels (softmax, SiLU, layer norm, attention scores and sums): the
+/* Scalar twins of the float kernels (softmax, SiLU, layer norm, attention scores and sums, the matmul epilogue): the
  * operations of the contracts in lowbit_kernels.def, one lane at a time. */
 #include "lowbit_internal.h"
 
@@ -77,5 +77,17 @@ void lowbit_combine_scalar(const float *restrict p, const float *restrict v, int
         float acc = 0.0f;
         for (int64_t j = 0; j < count; j++) acc = fmaf(p[j], v[j * ldv + c], acc);
         out[c] = acc;
+    }
+}
+
+void lowbit_dequantize_scalar(const int32_t *restrict acc, int rows, int nr, uint32_t step, const uint32_t *restrict corr,
+                              const float *restrict xs, const float *restrict ws, const float *restrict base,
+                              float *restrict y, int64_t ldy) {
+    for (int i = 0; i < nr; i++) {
+        float *restrict row = y + i * ldy;
+        for (int r = 0; r < rows; r++) {
+            const float sum = (float)(int32_t)(step * (uint32_t)acc[i * LOWBIT_PANEL_ROWS + r] - corr[i]);
+            row[r] = (base ? base[r] : row[r]) + sum * (xs[i] * ws[r]);
+        }
     }
 }

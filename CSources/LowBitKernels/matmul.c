@@ -58,29 +58,19 @@ static void store_s32(const matmul_job *j, const int32_t *restrict acc, int64_t 
 }
 
 /* y = (g == 0 ? bias : y) + (float)dot * (x_scale * w_scale), in that order of operations
- * for every group count, so the result does not depend on how the work was split. */
+ * for every group count, so the result does not depend on how the work was split; the ISA's
+ * dequantize kernel does the arithmetic. */
 static void store_f32(const matmul_job *j, const int32_t *restrict acc, int64_t row0, int rows, int64_t i0,
                       int nr, const int64_t *restrict xsum, int64_t g) {
-    const uint32_t step = (uint32_t)j->f->step, zp = (uint32_t)j->f->zero_point;
-    const int64_t groups = j->groups, ldy = j->ldy;
+    const uint32_t zp = (uint32_t)j->f->zero_point;
+    const int64_t groups = j->groups;
     float ws[LOWBIT_PANEL_ROWS], base[LOWBIT_PANEL_ROWS];
+    uint32_t corr[TILE_TOKENS];
     for (int r = 0; r < rows; r++) ws[r] = j->w->scales[(row0 + r) * groups + g];
     for (int r = 0; r < rows; r++) base[r] = j->bias ? j->bias[row0 + r] : 0.0f;
-    const float *restrict x_scales = j->x_scales;
-    float *restrict yf = j->yf;
-    for (int i = 0; i < nr; i++) {
-        const uint32_t corr = zp * (uint32_t)xsum[i];
-        const float xs = x_scales[i0 + i];
-        const int32_t *restrict a = acc + i * LOWBIT_PANEL_ROWS;
-        float *restrict y = yf + (i0 + i) * ldy + row0;
-        if (g == 0 && step == 1) { /* every format but binary: no multiply by the step */
-            for (int r = 0; r < rows; r++) y[r] = base[r] + (float)(int32_t)((uint32_t)a[r] - corr) * (xs * ws[r]);
-        } else if (g == 0) {
-            for (int r = 0; r < rows; r++) y[r] = base[r] + (float)corrected(step, a[r], corr) * (xs * ws[r]);
-        } else {
-            for (int r = 0; r < rows; r++) y[r] = y[r] + (float)corrected(step, a[r], corr) * (xs * ws[r]);
-        }
-    }
+    for (int i = 0; i < nr; i++) corr[i] = zp * (uint32_t)xsum[i];
+    j->t->dequantize(acc, rows, nr, (uint32_t)j->f->step, corr, j->x_scales + i0, ws, g == 0 ? base : NULL,
+                     j->yf + i0 * j->ldy + row0, j->ldy);
 }
 
 static void run_tiles(void *arg, int64_t begin, int64_t end) {

@@ -325,6 +325,44 @@ static void test_kernel_scores(const lowbit_kernel_table *t) {
         }
 }
 
+static void test_kernel_dequantize(const lowbit_kernel_table *t) {
+    /* every row count of a panel, 1..8 tokens, steps 1 and 2, with and without a base; sums near
+     * the int32 limits so that the wrapping is exercised */
+    for (int rows = 1; rows <= LOWBIT_PANEL_ROWS; rows++)
+        for (int nr = 1; nr <= LOWBIT_MAX_NR; nr++)
+            for (int variant = 0; variant < 4; variant++) {
+                const uint32_t step = variant & 1 ? 2 : 1;
+                const int with_base = variant & 2;
+                const int64_t ldy = rows + rand_int(0, 9);
+                int32_t acc[LOWBIT_MAX_NR * LOWBIT_PANEL_ROWS];
+                uint32_t corr[LOWBIT_MAX_NR];
+                float xs[LOWBIT_MAX_NR], ws[LOWBIT_PANEL_ROWS], base[LOWBIT_PANEL_ROWS];
+                for (int i = 0; i < LOWBIT_MAX_NR * LOWBIT_PANEL_ROWS; i++)
+                    acc[i] = rand_int(0, 9) == 0 ? INT32_MAX - rand_int(0, 5) : rand_int(-5000000, 5000000);
+                for (int i = 0; i < LOWBIT_MAX_NR; i++) corr[i] = (uint32_t)rand_int(-100000, 100000);
+                fill_floats(xs, LOWBIT_MAX_NR, 0.01f), fill_floats(ws, LOWBIT_PANEL_ROWS, 0.02f);
+                fill_floats(base, LOWBIT_PANEL_ROWS, 3.0f);
+                float *a = xmalloc(nr * ldy * sizeof *a), *b = xmalloc(nr * ldy * sizeof *b);
+                fill_floats(a, nr * ldy, 2.0f);
+                memcpy(b, a, nr * ldy * sizeof *a);
+                t->dequantize(acc, rows, nr, step, corr, xs, ws, with_base ? base : NULL, a, ldy);
+                lowbit_dequantize_scalar(acc, rows, nr, step, corr, xs, ws, with_base ? base : NULL, b, ldy);
+                /* the whole buffer: the entries past `rows` in each row stay as they were */
+                CHECK(same_floats(a, b, nr * ldy), "dequantize rows=%d nr=%d step=%u base=%d differs", rows, nr,
+                      (unsigned)step, with_base != 0);
+                int bad = 0; /* the contract's formula, in the test's own words */
+                for (int i = 0; i < nr; i++)
+                    for (int r = 0; r < rows; r++) {
+                        const uint32_t u = step * (uint32_t)acc[i * LOWBIT_PANEL_ROWS + r] - corr[i];
+                        const float sum = (float)(int32_t)u, scale = xs[i] * ws[r];
+                        const float prod = sum * scale;
+                        if (with_base) bad |= b[i * ldy + r] != base[r] + prod;
+                    }
+                CHECK(!bad, "dequantize_scalar rows=%d nr=%d is not the contract", rows, nr);
+                free(a), free(b);
+            }
+}
+
 static void test_kernel_combine(const lowbit_kernel_table *t) {
     static const int64_t counts[] = {1, 2, 7, 60, 61};
     for (int s = 0; s < NSIZES && sizes[s] <= 257; s++)
