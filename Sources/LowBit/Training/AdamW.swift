@@ -49,29 +49,64 @@ public final class AdamW {
     }
 
     /// One update of every parameter from its accumulated gradient.
-    public func update(_ parameters: [Parameter]) {
+    public func update(_ parameters: [Parameter]) { update(parameters, threads: 1) }
+
+    /// One update of every parameter, the parameters shared out over `threads` threads (the
+    /// update is element by element, so the result is the same on any number of them).
+    func update(_ parameters: [Parameter], threads: Int) {
         step += 1
         let c1 = 1 - powf(beta1, Float(step)), c2 = 1 - powf(beta2, Float(step))
-        for p in parameters {
-            // Taken out of the dictionaries so that they are updated in place, not copied.
-            var m = firstMoment.removeValue(forKey: p.name) ?? [Float](repeating: 0, count: p.count)
-            var v = secondMoment.removeValue(forKey: p.name) ?? [Float](repeating: 0, count: p.count)
-            let decay = p.decays ? weightDecay : 0
-            let (beta1, beta2, learningRate, epsilon) = (beta1, beta2, learningRate, epsilon)
-            // In place: `value`'s observer only counts the change, so no copy is made.
-            p.grad.withUnsafeBufferPointer { grad in
-                m.withUnsafeMutableBufferPointer { m in
-                    v.withUnsafeMutableBufferPointer { v in
-                        p.value.withUnsafeMutableBufferPointer { value in
-                            adamWStep(value: value, firstMoment: m, secondMoment: v, gradient: grad,
-                                      beta1: beta1, beta2: beta2, learningRate: learningRate, epsilon: epsilon,
-                                      decay: decay, c1: c1, c2: c2)
+        // Taken out of the dictionaries so that they are updated in place, not copied.
+        var moments = parameters.map { p in
+            (firstMoment.removeValue(forKey: p.name) ?? [Float](repeating: 0, count: p.count),
+             secondMoment.removeValue(forKey: p.name) ?? [Float](repeating: 0, count: p.count))
+        }
+        let (beta1, beta2, learningRate, epsilon, weightDecay) = (beta1, beta2, learningRate, epsilon, weightDecay)
+        moments.withUnsafeMutableBufferPointer { moments in
+            nonisolated(unsafe) let moments = moments
+            forEachShare(of: parameters, threads: threads) { i in
+                let p = parameters[i]
+                let decay = p.decays ? weightDecay : 0
+                // In place: `value`'s observer only counts the change, so no copy is made.
+                p.grad.withUnsafeBufferPointer { grad in
+                    moments[i].0.withUnsafeMutableBufferPointer { m in
+                        moments[i].1.withUnsafeMutableBufferPointer { v in
+                            p.value.withUnsafeMutableBufferPointer { value in
+                                adamWStep(value: value, firstMoment: m, secondMoment: v, gradient: grad,
+                                          beta1: beta1, beta2: beta2, learningRate: learningRate, epsilon: epsilon,
+                                          decay: decay, c1: c1, c2: c2)
+                            }
                         }
                     }
                 }
             }
+        }
+        for (p, (m, v)) in zip(parameters, moments) {
             firstMoment[p.name] = m
             secondMoment[p.name] = v
+        }
+    }
+}
+
+/// Runs `body(i)` for every index of `parameters`, the indices shared out over `threads`
+/// threads in contiguous runs of about equal element counts; one thread runs them in order.
+func forEachShare(of parameters: [Parameter], threads: Int, _ body: (Int) -> Void) {
+    guard threads > 1, parameters.count > 1 else {
+        for i in parameters.indices { body(i) }
+        return
+    }
+    let total = parameters.reduce(0) { $0 + $1.count }
+    var bounds = [0], running = 0
+    for (i, p) in parameters.enumerated() {
+        running += p.count
+        if bounds.count < threads && running * threads >= total * bounds.count { bounds.append(i + 1) }
+    }
+    if bounds.last != parameters.count { bounds.append(parameters.count) }
+    let shares = bounds
+    withoutActuallyEscaping(body) { body in
+        nonisolated(unsafe) let body = body
+        DispatchQueue.concurrentPerform(iterations: shares.count - 1) { share in
+            for i in shares[share]..<shares[share + 1] { body(i) }
         }
     }
 }
@@ -140,3 +175,4 @@ public func clipGradients(_ parameters: [Parameter], maxNorm: Float) -> Float {
 func powf(_ x: Float, _ y: Float) -> Float { Float(Foundation.pow(Double(x), Double(y))) }
 
 import Foundation
+import Dispatch

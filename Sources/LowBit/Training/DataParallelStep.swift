@@ -39,8 +39,14 @@ extension Trainer {
             return true
         }
 
+        // The copies' gradients added in worker order, the update element by element: both
+        // shared out over the workers' threads by parameter, which leaves every sum's order as
+        // it is (the clipping norm, a sum over all parameters, stays on one thread).
         let parameters = model.parameters
-        for copy in models.dropFirst() { for (p, q) in zip(parameters, copy.parameters) { p.accumulate(q.grad) } }
+        let copies = models.dropFirst().map(\.parameters)
+        forEachShare(of: parameters, threads: count) { i in
+            for copy in copies { parameters[i].accumulate(copy[i].grad) }
+        }
         for (i, layer) in quantized[0].enumerated() {
             let shares = quantized.compactMap { $0[i].batchAbsmax }
             guard !shares.isEmpty else { continue }
@@ -49,7 +55,7 @@ extension Trainer {
             layer.statistics = ActivationStatistics(count: before[i].count + 1, sumOfAbsmax: before[i].sumOfAbsmax + sum / Double(rows))
         }
         if let maxGradientNorm { clipGradients(parameters, maxNorm: maxGradientNorm) }
-        optimizer.update(parameters)
+        optimizer.update(parameters, threads: count)
         return (loss, argmaxRows(all))
     }
 
