@@ -141,4 +141,26 @@ struct OpenBLASThreadTests {
             #expect(results.allSatisfy { $0 }, "\(label(two)): \(results.filter { !$0 }.count) of 16 concurrent calls changed")
         }
     }
+
+    @Test("a linear layer's backward adds to the gradient it finds (float, QAT and QT; every backend)")
+    func backwardAccumulates() throws {
+        var rng = TestRandom(7)
+        let x = rng.tensor([5, 24], scale: 2), dy = rng.tensor([5, 9])
+        let settings: [LayerQuantization?] = [nil, LayerQuantization(mode: .ternary), LayerQuantization(mode: .int8, backward: .int8)]
+        for b in try allBackends() + [ReferenceBackend()] {
+            for q in settings {
+                let layer = try QAT.quantLinear(inputs: 24, outputs: 9, quantize: q, seed: 3)
+                let exec = Execution(backend: b, training: true)
+                _ = try layer.forward(x, exec)
+                _ = try layer.backward(dy, exec)
+                let once = layer.weight.grad, bias = layer.bias!.grad
+                #expect(once.contains { $0 != 0 })
+                _ = try layer.forward(x, exec)
+                _ = try layer.backward(dy, exec)
+                // the second backward adds the same values again: a sum of two equal terms is exact
+                #expect(layer.weight.grad == once.map { $0 * 2 }, "\(label(b)) \(String(describing: q?.mode)) weight")
+                #expect(layer.bias!.grad == bias.map { $0 * 2 }, "\(label(b)) \(String(describing: q?.mode)) bias")
+            }
+        }
+    }
 }

@@ -248,13 +248,7 @@ final class PackedStorage: @unchecked Sendable {
     }
 }
 
-extension KernelsBackend: AccumulatingMatmul {
-    func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool, addingTo c: inout [Float]) throws {
-        let (m, n, k) = try checkMatmul(a, b, transposeA: transposeA, transposeB: transposeB)
-        guard c.count == m * n else { throw LowBitError.invalidShape("an accumulator of \(c.count) values for [\(m), \(n)]") }
-        OpenBLAS.matmul(a, b, m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, threads: threads, addingTo: &c)
-    }
-}
+extension KernelsBackend: AccumulatingMatmul {}
 
 /// A backend whose int8 products can come out dequantized per row in the same pass: QT's
 /// backward scales each row of its two products at once, and so skips writing and reading
