@@ -121,13 +121,18 @@ static int all_finite(const float *v, int64_t n) {
  * -x, which -128 does not have). One pass over n * kpad bytes, next to the n * m * kpad
  * multiply-adds. */
 static int activations_valid(const int8_t *x, int64_t n, int64_t k, int64_t kpad, int64_t ldx) {
-    int bad = 0;
+    /* a -128 is the one byte whose x + 128 (as uint8) is 0: the smallest such byte is a min
+     * reduction and the padding an OR, two loops the compiler vectorizes */
+    uint8_t low = 0xff, pad = 0;
     for (int64_t i = 0; i < n; i++) {
-        const int8_t *row = x + i * ldx;
-        for (int64_t c = 0; c < k; c++) bad |= row[c] == INT8_MIN;
-        for (int64_t c = k; c < kpad; c++) bad |= row[c] != 0;
+        const uint8_t *restrict row = (const uint8_t *)(x + i * ldx);
+        for (int64_t c = 0; c < k; c++) {
+            const uint8_t shifted = (uint8_t)(row[c] ^ 0x80);
+            low = shifted < low ? shifted : low;
+        }
+        for (int64_t c = k; c < kpad; c++) pad |= row[c];
     }
-    return !bad;
+    return low != 0 && pad == 0;
 }
 
 static lowbit_status run(const lowbit_context *ctx, const lowbit_packed_weights *w, const int8_t *x, int64_t n,
