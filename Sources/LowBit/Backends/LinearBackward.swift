@@ -99,22 +99,8 @@ extension Backend {
                     }
                     slice = Int8Matrix(rows: m, cols: width, values: values)
                 }
-                if let scaled = self as? any RowScaledInt8Product {
-                    try gradInput.withUnsafeMutableBufferPointer { out in
-                        try scaled.gemmInt8(gq.matrix, rowScales: gq.scales, slice, into: out.baseAddress! + c0, ldc: k)
-                    }
-                    continue
-                }
-                let prod = try gemmInt8(gq.matrix, slice, transposeA: false, transposeB: false)
-                prod.withUnsafeBufferPointer { p in
-                    gq.scales.withUnsafeBufferPointer { rowScales in
-                        gradInput.withUnsafeMutableBufferPointer { out in
-                            for i in 0..<n {
-                                let s = rowScales[i], from = i &* width, to = i &* k &+ c0
-                                for c in 0..<width { out[to &+ c] = Float(p[from &+ c]) * s }
-                            }
-                        }
-                    }
+                try gradInput.withUnsafeMutableBufferPointer { out in
+                    try rowScaledProduct(gq, slice, into: out.baseAddress! + c0, ldc: k)
                 }
             }
             // per output channel: quantize the rows of (g · diag(sx))ᵀ
@@ -146,27 +132,31 @@ extension Backend {
             }
             let gqT = try quantizeGradient(Tensor(shape: [m, n], scalars: foldedT), seed: stochasticRoundingSeed.map { $0 ^ 0x5bd1_e995 })
             var gradWeight = kernelOutput(Float.self, m * k)
-            if let scaled = self as? any RowScaledInt8Product {
-                try gradWeight.withUnsafeMutableBufferPointer { out in
-                    try scaled.gemmInt8(gqT.matrix, rowScales: gqT.scales, x.matrix, into: out.baseAddress!, ldc: k)
-                }
-            } else {
-                let prod = try gemmInt8(gqT.matrix, x.matrix, transposeA: false, transposeB: false)
-                prod.withUnsafeBufferPointer { p in
-                    gqT.scales.withUnsafeBufferPointer { rowScales in
-                        gradWeight.withUnsafeMutableBufferPointer { out in
-                            for j in 0..<m {
-                                let s = rowScales[j], row = j &* k
-                                for c in 0..<k { out[row &+ c] = Float(p[row &+ c]) * s }
-                            }
-                        }
-                    }
-                }
+            try gradWeight.withUnsafeMutableBufferPointer { out in
+                try rowScaledProduct(gqT, x.matrix, into: out.baseAddress!, ldc: k)
             }
             return LinearGradients(
                 input: try Tensor(shape: [n, k], scalars: gradInput),
                 weight: try Tensor(shape: [m, k], scalars: gradWeight),
                 bias: try Tensor(shape: [m], scalars: gradBias))
+        }
+    }
+
+    /// c[i · ldc + j] = Float(Σₖ a[i, k] · b[k, j]) · a.scales[i]: an int8 product dequantized per
+    /// row, in the matmul's own epilogue where the backend has one.
+    private func rowScaledProduct(_ a: QuantizedActivations, _ b: Int8Matrix, into c: UnsafeMutablePointer<Float>, ldc: Int) throws {
+        if let scaled = self as? any RowScaledInt8Product {
+            return try scaled.gemmInt8(a.matrix, rowScales: a.scales, b, into: c, ldc: ldc)
+        }
+        let (n, width) = (a.tokens, b.cols)
+        let product = try gemmInt8(a.matrix, b, transposeA: false, transposeB: false)
+        product.withUnsafeBufferPointer { p in
+            a.scales.withUnsafeBufferPointer { rowScales in
+                for i in 0..<n {
+                    let s = rowScales[i], from = i &* width, to = c + i &* ldc
+                    for j in 0..<width { to[j] = Float(p[from &+ j]) * s }
+                }
+            }
         }
     }
 }

@@ -125,3 +125,24 @@ public enum OpenBLASLinear {
         cblas_sasum(Int32(x.count), x.baseAddress, 1)
     }
 }
+
+/// A backend whose float products can add into a buffer that holds a sum already (sgemm with
+/// beta = 1): a weight gradient then goes straight into the parameter's gradient, without a
+/// product array and a second pass to add it.
+protocol AccumulatingMatmul {
+    /// c += op(a) · op(b); `c` holds the product's [m, n] values.
+    ///
+    /// - Throws: what ``Backend/matmul(_:_:transposeA:transposeB:)`` throws, and
+    ///   ``LowBitError/invalidShape(_:)`` if `c` does not hold m · n values.
+    func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool, addingTo c: inout [Float]) throws
+    /// The OpenBLAS threads of each product.
+    var threads: Int { get }
+}
+
+extension AccumulatingMatmul where Self: Backend {
+    func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool, addingTo c: inout [Float]) throws {
+        let (m, n, k) = try checkMatmul(a, b, transposeA: transposeA, transposeB: transposeB)
+        guard c.count == m * n else { throw LowBitError.invalidShape("an accumulator of \(c.count) values for [\(m), \(n)]") }
+        OpenBLAS.matmul(a, b, m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, threads: threads, addingTo: &c)
+    }
+}

@@ -88,29 +88,6 @@ public final class AdamW {
     }
 }
 
-/// Runs `body(i)` for every index of `parameters`, the indices shared out over `threads`
-/// threads in contiguous runs of about equal element counts; one thread runs them in order.
-func forEachShare(of parameters: [Parameter], threads: Int, _ body: (Int) -> Void) {
-    guard threads > 1, parameters.count > 1 else {
-        for i in parameters.indices { body(i) }
-        return
-    }
-    let total = parameters.reduce(0) { $0 + $1.count }
-    var bounds = [0], running = 0
-    for (i, p) in parameters.enumerated() {
-        running += p.count
-        if bounds.count < threads && running * threads >= total * bounds.count { bounds.append(i + 1) }
-    }
-    if bounds.last != parameters.count { bounds.append(parameters.count) }
-    let shares = bounds
-    withoutActuallyEscaping(body) { body in
-        nonisolated(unsafe) let body = body
-        DispatchQueue.concurrentPerform(iterations: shares.count - 1) { share in
-            for i in shares[share]..<shares[share + 1] { body(i) }
-        }
-    }
-}
-
 /// One parameter's update. A function of its own, with every constant a parameter: inside the
 /// closures above they were captured values that the loop reloaded after every store (the
 /// compiler could not rule out that a store changed them), which kept it scalar.
@@ -175,4 +152,3 @@ public func clipGradients(_ parameters: [Parameter], maxNorm: Float) -> Float {
 func powf(_ x: Float, _ y: Float) -> Float { Float(Foundation.pow(Double(x), Double(y))) }
 
 import Foundation
-import Dispatch

@@ -96,3 +96,26 @@ private func parallel<T>(_ count: Int, _ body: (Int) throws -> T) throws -> [T] 
     }
     return try slots.map { try $0!.get() }
 }
+
+/// Runs `body(i)` for every index of `parameters`, the indices shared out over `threads`
+/// threads in contiguous runs of about equal element counts; one thread runs them in order.
+func forEachShare(of parameters: [Parameter], threads: Int, _ body: (Int) -> Void) {
+    guard threads > 1, parameters.count > 1 else {
+        for i in parameters.indices { body(i) }
+        return
+    }
+    let total = parameters.reduce(0) { $0 + $1.count }
+    var bounds = [0], running = 0
+    for (i, p) in parameters.enumerated() {
+        running += p.count
+        if bounds.count < threads && running * threads >= total * bounds.count { bounds.append(i + 1) }
+    }
+    if bounds.last != parameters.count { bounds.append(parameters.count) }
+    let shares = bounds
+    withoutActuallyEscaping(body) { body in
+        nonisolated(unsafe) let body = body
+        DispatchQueue.concurrentPerform(iterations: shares.count - 1) { share in
+            for i in shares[share]..<shares[share + 1] { body(i) }
+        }
+    }
+}
