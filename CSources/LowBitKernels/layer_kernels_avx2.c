@@ -198,13 +198,31 @@ static void dequantize_avx2(const int32_t *restrict acc, int rows, int nr, uint3
     }
 }
 
+static void adamw_avx2(float *restrict w, float *restrict m, float *restrict v, const float *restrict g, int64_t n,
+                       const lowbit_adamw_step *restrict h) {
+    const __m256 b1 = _mm256_set1_ps(h->beta1), b2 = _mm256_set1_ps(h->beta2);
+    const __m256 a1 = _mm256_set1_ps(1.0f - h->beta1), a2 = _mm256_set1_ps(1.0f - h->beta2);
+    const __m256 c1 = _mm256_set1_ps(h->c1), c2 = _mm256_set1_ps(h->c2), eps = _mm256_set1_ps(h->epsilon);
+    const __m256 decay = _mm256_set1_ps(h->decay), lr = _mm256_set1_ps(h->learning_rate);
+    for (int64_t i = 0; i < n; i += 8) {
+        const int64_t left = n - i;
+        const __m256 gi = load(g + i, left), wi = load(w + i, left);
+        const __m256 mi = _mm256_add_ps(_mm256_mul_ps(b1, load(m + i, left)), _mm256_mul_ps(a1, gi));
+        const __m256 vi = _mm256_add_ps(_mm256_mul_ps(b2, load(v + i, left)), _mm256_mul_ps(_mm256_mul_ps(a2, gi), gi));
+        const __m256 den = _mm256_add_ps(_mm256_sqrt_ps(_mm256_div_ps(vi, c2)), eps);
+        const __m256 s = _mm256_add_ps(_mm256_div_ps(_mm256_div_ps(mi, c1), den), _mm256_mul_ps(decay, wi));
+        store(m + i, left, mi), store(v + i, left, vi);
+        store(w + i, left, _mm256_sub_ps(wi, _mm256_mul_ps(lr, s)));
+    }
+}
+
 #pragma clang attribute pop
 
 void lowbit_table_init_layers_avx2(lowbit_kernel_table *t) {
 #define SET(name)            \
     t->name = name##_avx2;   \
     t->name##_isa = LOWBIT_ISA_AVX2;
-    SET(softmax) SET(silu) SET(silu_backward) SET(layernorm) SET(scores) SET(combine) SET(dequantize)
+    SET(softmax) SET(silu) SET(silu_backward) SET(layernorm) SET(scores) SET(combine) SET(dequantize) SET(adamw)
 #undef SET
 }
 #endif

@@ -206,13 +206,32 @@ static void dequantize_avx512(const int32_t *restrict acc, int rows, int nr, uin
     }
 }
 
+static void adamw_avx512(float *restrict w, float *restrict m, float *restrict v, const float *restrict g, int64_t n,
+                         const lowbit_adamw_step *restrict h) {
+    const __m512 b1 = _mm512_set1_ps(h->beta1), b2 = _mm512_set1_ps(h->beta2);
+    const __m512 a1 = _mm512_set1_ps(1.0f - h->beta1), a2 = _mm512_set1_ps(1.0f - h->beta2);
+    const __m512 c1 = _mm512_set1_ps(h->c1), c2 = _mm512_set1_ps(h->c2), eps = _mm512_set1_ps(h->epsilon);
+    const __m512 decay = _mm512_set1_ps(h->decay), lr = _mm512_set1_ps(h->learning_rate);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 k = tail_mask(n - i);
+        const __m512 gi = _mm512_maskz_loadu_ps(k, g + i), wi = _mm512_maskz_loadu_ps(k, w + i);
+        const __m512 mi = _mm512_add_ps(_mm512_mul_ps(b1, _mm512_maskz_loadu_ps(k, m + i)), _mm512_mul_ps(a1, gi));
+        const __m512 vi =
+            _mm512_add_ps(_mm512_mul_ps(b2, _mm512_maskz_loadu_ps(k, v + i)), _mm512_mul_ps(_mm512_mul_ps(a2, gi), gi));
+        const __m512 den = _mm512_add_ps(_mm512_sqrt_ps(_mm512_div_ps(vi, c2)), eps);
+        const __m512 s = _mm512_add_ps(_mm512_div_ps(_mm512_div_ps(mi, c1), den), _mm512_mul_ps(decay, wi));
+        _mm512_mask_storeu_ps(m + i, k, mi), _mm512_mask_storeu_ps(v + i, k, vi);
+        _mm512_mask_storeu_ps(w + i, k, _mm512_sub_ps(wi, _mm512_mul_ps(lr, s)));
+    }
+}
+
 #pragma clang attribute pop
 
 void lowbit_table_init_layers_avx512(lowbit_kernel_table *t) {
 #define SET(name)              \
     t->name = name##_avx512;   \
     t->name##_isa = LOWBIT_ISA_AVX512;
-    SET(softmax) SET(silu) SET(silu_backward) SET(layernorm) SET(scores) SET(quantize_stochastic) SET(combine) SET(dequantize)
+    SET(softmax) SET(silu) SET(silu_backward) SET(layernorm) SET(scores) SET(quantize_stochastic) SET(combine) SET(dequantize) SET(adamw)
 #undef SET
 }
 #endif

@@ -91,3 +91,14 @@ void lowbit_dequantize_scalar(const int32_t *restrict acc, int rows, int nr, uin
         }
     }
 }
+
+void lowbit_adamw_scalar(float *restrict w, float *restrict m, float *restrict v, const float *restrict g, int64_t n,
+                         const lowbit_adamw_step *restrict h) {
+    const float b1 = h->beta1, b2 = h->beta2, a1 = 1.0f - b1, a2 = 1.0f - b2;
+    for (int64_t i = 0; i < n; i++) {
+        const float mi = b1 * m[i] + a1 * g[i], vi = b2 * v[i] + (a2 * g[i]) * g[i];
+        const float s = (mi / h->c1) / (sqrtf(vi / h->c2) + h->epsilon) + h->decay * w[i];
+        m[i] = mi, v[i] = vi;
+        w[i] = w[i] - h->learning_rate * s;
+    }
+}

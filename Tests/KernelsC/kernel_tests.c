@@ -382,6 +382,48 @@ static void test_kernel_combine(const lowbit_kernel_table *t) {
         }
 }
 
+static void test_kernel_adamw(const lowbit_kernel_table *t) {
+    /* the first step (c1 = 0.1, tiny c2) and a late one, with and without decay; gradients
+     * that are zero, tiny or large next to the moments */
+    const lowbit_adamw_step steps[] = {{0.9f, 0.999f, 1e-3f, 1e-8f, 0.01f, 1.0f - 0.9f, 1.0f - 0.999f},
+                                       {0.8f, 0.99f, 3e-4f, 1e-6f, 0.0f, 0.9997f, 0.63f}};
+    for (int s = 0; s < NSIZES; s++)
+        for (int hi = 0; hi < 2; hi++) {
+            const int64_t n = sizes[s];
+            const lowbit_adamw_step *h = &steps[hi];
+            float *g = xmalloc(n * sizeof *g), *w[3], *m[3], *v[3];
+            for (int c = 0; c < 3; c++) w[c] = xmalloc(n * sizeof **w), m[c] = xmalloc(n * sizeof **m), v[c] = xmalloc(n * sizeof **v);
+            fill_floats(g, n, 1.0f), fill_floats(w[0], n, 0.5f), fill_floats(m[0], n, 0.1f), fill_floats(v[0], n, 0.01f);
+            for (int64_t i = 0; i < n; i++) {
+                v[0][i] = fabsf(v[0][i]);
+                if (i % 5 == 1) g[i] = 0.0f;
+                if (i % 7 == 2) g[i] *= 1e-20f;
+                if (i % 11 == 3) g[i] *= 1e4f;
+            }
+            for (int c = 1; c < 3; c++) {
+                memcpy(w[c], w[0], n * sizeof **w), memcpy(m[c], m[0], n * sizeof **m), memcpy(v[c], v[0], n * sizeof **v);
+            }
+            t->adamw(w[1], m[1], v[1], g, n, h);
+            lowbit_adamw_scalar(w[2], m[2], v[2], g, n, h);
+            CHECK(same_floats(w[1], w[2], n) && same_floats(m[1], m[2], n) && same_floats(v[1], v[2], n),
+                  "adamw n=%lld step %d differs from the scalar twin", (long long)n, hi);
+            int bad = 0; /* the contract's formula, in the test's own words */
+            for (int64_t i = 0; i < n; i++) {
+                volatile float b1m = h->beta1 * m[0][i], a1g = (1.0f - h->beta1) * g[i];
+                const float mi = b1m + a1g;
+                volatile float b2v = h->beta2 * v[0][i], a2g = (1.0f - h->beta2) * g[i], a2gg = a2g * g[i];
+                const float vi = b2v + a2gg;
+                volatile float num = mi / h->c1, den = sqrtf(vi / h->c2) + h->epsilon, dw = h->decay * w[0][i];
+                volatile float step = num / den + dw, delta = h->learning_rate * step;
+                const float wi = w[0][i] - delta;
+                bad += memcmp(&mi, &m[2][i], 4) != 0 || memcmp(&vi, &v[2][i], 4) != 0 || memcmp(&wi, &w[2][i], 4) != 0;
+            }
+            CHECK(bad == 0, "adamw n=%lld step %d: %d values differ from the contract", (long long)n, hi, bad);
+            free(g);
+            for (int c = 0; c < 3; c++) free(w[c]), free(m[c]), free(v[c]);
+        }
+}
+
 static void test_kernel_quantize_stochastic(const lowbit_kernel_table *t) {
     for (int s = 0; s < NSIZES; s++) {
         const int64_t n = sizes[s], first = rand_int(0, 1000);

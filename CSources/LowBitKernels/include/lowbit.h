@@ -291,6 +291,21 @@ lowbit_status lowbit_silu_forward(const lowbit_context *ctx, const float *u, int
 /** g *= silu'(u), n values: the gradient of the SiLU's output becomes its input's. */
 lowbit_status lowbit_silu_backward(const lowbit_context *ctx, const float *u, int64_t n, float *g);
 
+/** The constants of one AdamW step: Adam's decay rates, step size and epsilon, this parameter's
+ *  decoupled weight decay (0 for one that does not decay), and the bias corrections
+ *  c1 = 1 - beta1^t and c2 = 1 - beta2^t of step t. */
+typedef struct lowbit_adamw_step {
+    float beta1, beta2, learning_rate, epsilon, decay, c1, c2;
+} lowbit_adamw_step;
+
+/**
+ * One AdamW update of n parameters w from their gradients g, with their first and second
+ * moments m and v updated in place (the formula is the adamw contract of lowbit_kernels.def).
+ * Element by element, so every ISA and thread count gives the same bits.
+ */
+lowbit_status lowbit_adamw_update(const lowbit_context *ctx, float *w, float *m, float *v, const float *g, int64_t n,
+                                  const lowbit_adamw_step *h);
+
 /** Scratch bytes either attention pass needs for `batch` sequences of `steps` rows of `hidden` in `heads` heads (as many floats as the rows plus a row of scores per sequence and head). */
 size_t lowbit_attention_workspace_size(int64_t batch, int64_t steps, int64_t hidden, int64_t heads);
 

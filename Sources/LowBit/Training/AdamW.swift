@@ -1,3 +1,5 @@
+import LowBitKernels
+
 /// AdamW (Loshchilov & Hutter): Adam with decoupled weight decay, applied only to the
 /// parameters that decay (matrices). Keeps its moments by parameter name, so that they
 /// can be saved and restored with a checkpoint.
@@ -88,41 +90,25 @@ public final class AdamW {
     }
 }
 
-/// One parameter's update. A function of its own, with every constant a parameter: inside the
-/// closures above they were captured values that the loop reloaded after every store (the
-/// compiler could not rule out that a store changed them), which kept it scalar.
-@inline(never)
+/// One parameter's update, by the C kernels' `adamw` (an AVX-512 or AVX2 loop where the CPU
+/// has one): Swift's `SIMD8.squareRoot()` ran lane by lane, which made the update of a
+/// design-size model 9 ms of a step. Every ISA gives the same bits (the kernel's contract).
 private func adamWStep(value: UnsafeMutableBufferPointer<Float>, firstMoment m: UnsafeMutableBufferPointer<Float>,
                        secondMoment v: UnsafeMutableBufferPointer<Float>, gradient grad: UnsafeBufferPointer<Float>,
                        beta1: Float, beta2: Float, learningRate: Float, epsilon: Float, decay: Float, c1: Float, c2: Float) {
-    // Eight at a time in SIMD8: element for element the same operations as the scalar tail.
-    typealias V = SIMD8<Float>
-    let count = grad.count
-    var i = 0
-    if let gp = grad.baseAddress, let mp = m.baseAddress, let vp = v.baseAddress, let wp = value.baseAddress {
-        let (rg, rm, rv, rw) = (UnsafeRawPointer(gp), UnsafeMutableRawPointer(mp), UnsafeMutableRawPointer(vp), UnsafeMutableRawPointer(wp))
-        let size = MemoryLayout<Float>.stride
-        while i + 8 <= count {
-            let at = i * size
-            let g = rg.loadUnaligned(fromByteOffset: at, as: V.self)
-            let mi = V(repeating: beta1) * rm.loadUnaligned(fromByteOffset: at, as: V.self) + V(repeating: 1 - beta1) * g
-            let vi = V(repeating: beta2) * rv.loadUnaligned(fromByteOffset: at, as: V.self) + V(repeating: 1 - beta2) * g * g
-            let w = rw.loadUnaligned(fromByteOffset: at, as: V.self)
-            let step = (mi / c1) / ((vi / c2).squareRoot() + epsilon) + decay * w
-            rm.storeBytes(of: mi, toByteOffset: at, as: V.self)
-            rv.storeBytes(of: vi, toByteOffset: at, as: V.self)
-            rw.storeBytes(of: w - learningRate * step, toByteOffset: at, as: V.self)
-            i += 8
-        }
-    }
-    while i < count {
-        let g = grad[i]
-        m[i] = beta1 * m[i] + (1 - beta1) * g
-        v[i] = beta2 * v[i] + (1 - beta2) * g * g
-        value[i] -= learningRate * ((m[i] / c1) / ((v[i] / c2).squareRoot() + epsilon) + decay * value[i])
-        i += 1
-    }
+    guard grad.count > 0, let w = value.baseAddress, let mp = m.baseAddress, let vp = v.baseAddress, let g = grad.baseAddress else { return }
+    var h = lowbit_adamw_step(beta1: beta1, beta2: beta2, learning_rate: learningRate, epsilon: epsilon, decay: decay, c1: c1, c2: c2)
+    let status = withUnsafePointer(to: optimizerContext) { lowbit_adamw_update($0, w, mp, vp, g, Int64(grad.count), &h) }
+    precondition(status == LOWBIT_OK, "lowbit_adamw_update refused \(grad.count) parameters")
 }
+
+/// The context of the optimizer's kernel: the fastest ISA, one thread (the callers share the
+/// parameters out over their own threads).
+nonisolated(unsafe) private let optimizerContext: lowbit_context = {
+    var ctx = lowbit_context()
+    if lowbit_context_init(&ctx, lowbit_isa_best(), 1) != LOWBIT_OK { _ = lowbit_context_init(&ctx, LOWBIT_ISA_SCALAR, 1) }
+    return ctx
+}()
 
 /// Scales all gradients down so that their global L2 norm is at most `maxNorm`; returns the norm before.
 @discardableResult
