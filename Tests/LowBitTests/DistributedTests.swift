@@ -1,5 +1,5 @@
 import Foundation
-import LowBit
+@testable import LowBit
 import Testing
 
 /// Steps split over the ranks of a process group: in-process ranks (threads) here; the same
@@ -9,10 +9,11 @@ struct DistributedTests {
     /// `steps` steps of `DataParallelTests`' model on `size` in-process ranks: every rank's
     /// parameters, losses and statistics.
     static func train(_ mode: QuantizationMode?, qt: Bool, ranks size: Int, backend: @escaping @Sendable () throws -> any Backend,
-                      steps: Int) throws -> [(values: [[Float]], losses: [Float], statistics: [ActivationStatistics])] {
+                      steps: Int, bucketLimit: Int? = nil) throws -> [(values: [[Float]], losses: [Float], statistics: [ActivationStatistics])] {
         try InProcessGroup.run(size: size) { group in
             let model = try DataParallelTests.model(mode, qt: qt)
             let trainer = Trainer(model: model, backend: try backend(), optimizer: AdamW(learningRate: 1e-2), group: group)
+            if let bucketLimit { trainer.gradientBucketLimit = bucketLimit }
             var losses: [Float] = []
             for step in 0..<steps {
                 let (batch, labels) = try DataParallelTests.batch(seed: UInt64(step))
@@ -31,9 +32,13 @@ struct DistributedTests {
         for (name, make) in backends {
             for size in [2, 3] {
                 let workers = try DataParallelTests.train(mode, qt: qt, workers: size, backend: try make(), steps: 3)
-                let ranks = try Self.train(mode, qt: qt, ranks: size, backend: make, steps: 3)
-                for (r, rank) in ranks.enumerated() {
-                    let what = "\(name) \(mode?.rawValue ?? "float")\(qt ? "+qt" : "") rank \(r) of \(size)"
+                // every gradient packed into one sum (this model's are small), and the larger
+                // ones (the weight matrices) summed in place
+                let packed = try Self.train(mode, qt: qt, ranks: size, backend: make, steps: 3)
+                let mixed = try Self.train(mode, qt: qt, ranks: size, backend: make, steps: 3, bucketLimit: 64)
+                for (r, rank) in (packed + mixed).enumerated() {
+                    let what = "\(name) \(mode?.rawValue ?? "float")\(qt ? "+qt" : "") rank \(r % size) of \(size)"
+                        + (r < size ? "" : ", large gradients in place")
                     #expect(rank.values == workers.values, "\(what): weights differ from \(size) workers'")
                     #expect(rank.losses == workers.losses, "\(what): losses \(rank.losses) vs \(workers.losses)")
                     #expect(rank.statistics == workers.statistics, "\(what): statistics differ")

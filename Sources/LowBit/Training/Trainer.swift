@@ -26,8 +26,11 @@ public final class Trainer {
     /// The ranks this trainer's steps are split over (see DistributedStep.swift); nil: this
     /// process alone.
     public let group: (any ProcessGroup)?
-    /// The gradients' buffer of the group's sums, kept between steps.
+    /// The buffer of the group's sums of small gradients, kept between steps.
     var reductionScratch: [Float] = []
+    /// Gradients of fewer floats than this are summed over the group packed into one buffer;
+    /// larger ones in place (see `allReduceGradients`).
+    var gradientBucketLimit = 1 << 14
 
     /// Creates a trainer that updates `model` on `backend` with `optimizer` (by default a fresh
     /// ``AdamW`` with its defaults), clipping the gradients to a norm of 1 unless told otherwise.
