@@ -66,7 +66,9 @@ static void detect(void) {
     lowbit_table_init_avx512(&tables[LOWBIT_ISA_AVX512VNNI]);
     lowbit_table_init_avx512vnni(&tables[LOWBIT_ISA_AVX512VNNI]);
     lowbit_table_init_layers_avx2(&tables[LOWBIT_ISA_AVX2]);
+    lowbit_table_init_layers_avx2(&tables[LOWBIT_ISA_AVX512]);
     lowbit_table_init_layers_avx512(&tables[LOWBIT_ISA_AVX512]);
+    lowbit_table_init_layers_avx2(&tables[LOWBIT_ISA_AVX512VNNI]);
     lowbit_table_init_layers_avx512(&tables[LOWBIT_ISA_AVX512VNNI]);
 #elif defined(__aarch64__)
     lowbit_table_init_neon(&tables[LOWBIT_ISA_NEON]);

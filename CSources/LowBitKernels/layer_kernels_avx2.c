@@ -216,6 +216,50 @@ static void adamw_avx2(float *restrict w, float *restrict m, float *restrict v, 
     }
 }
 
+/* 8 rows x 8 columns, transposed in registers: row i of the result is column i of r */
+INLINE void transpose8(__m256 r[8]) {
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
+    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
+    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20), r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20), r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31), r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31), r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/* Blocks of 8 rows x 16 columns (both halves of a 16-row strip in turn, so that each line of
+ * x is used whole once loaded); the columns past the last 16 and a strip of fewer than 16
+ * rows go through the scalar twin. Exact products: the same bits as the twin. */
+void lowbit_transpose_scaled_avx2(const float *restrict x, int64_t ldx, int rows, int64_t cols, const float *restrict s,
+                                  float *restrict out, int64_t ldo) {
+    if (rows != 16) {
+        lowbit_transpose_scaled_scalar(x, ldx, rows, cols, s, out, ldo);
+        return;
+    }
+    int64_t c = 0;
+    for (; c + 16 <= cols; c += 16)
+        for (int h = 0; h < 16; h += 8) {
+            __m256 lo[8], hi[8];
+            for (int i = 0; i < 8; i++) {
+                const float *row = x + (h + i) * ldx + c;
+                const __m256 si = _mm256_set1_ps(s[h + i]);
+                lo[i] = _mm256_mul_ps(_mm256_loadu_ps(row), si);
+                hi[i] = _mm256_mul_ps(_mm256_loadu_ps(row + 8), si);
+            }
+            transpose8(lo), transpose8(hi);
+            for (int i = 0; i < 8; i++) {
+                _mm256_storeu_ps(out + (c + i) * ldo + h, lo[i]);
+                _mm256_storeu_ps(out + (c + 8 + i) * ldo + h, hi[i]);
+            }
+        }
+    if (c < cols) lowbit_transpose_scaled_scalar(x + c, ldx, rows, cols - c, s, out + c * ldo, ldo);
+}
+
 #pragma clang attribute pop
 
 void lowbit_table_init_layers_avx2(lowbit_kernel_table *t) {
@@ -224,5 +268,7 @@ void lowbit_table_init_layers_avx2(lowbit_kernel_table *t) {
     t->name##_isa = LOWBIT_ISA_AVX2;
     SET(softmax) SET(silu) SET(silu_backward) SET(layernorm) SET(scores) SET(combine) SET(dequantize) SET(adamw)
 #undef SET
+    t->transpose_scaled = lowbit_transpose_scaled_avx2;
+    t->transpose_scaled_isa = LOWBIT_ISA_AVX2;
 }
 #endif

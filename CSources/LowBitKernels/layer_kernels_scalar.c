@@ -102,3 +102,9 @@ void lowbit_adamw_scalar(float *restrict w, float *restrict m, float *restrict v
         w[i] = w[i] - h->learning_rate * s;
     }
 }
+
+void lowbit_transpose_scaled_scalar(const float *restrict x, int64_t ldx, int rows, int64_t cols, const float *restrict s,
+                                    float *restrict out, int64_t ldo) {
+    for (int64_t c = 0; c < cols; c++)
+        for (int r = 0; r < rows; r++) out[c * ldo + r] = x[r * ldx + c] * s[r];
+}

@@ -200,3 +200,29 @@ lowbit_status lowbit_attention_backward(const lowbit_context *ctx, const float *
                         units, attention_backward_units, &j);
     return LOWBIT_OK;
 }
+
+/* ---- scaled transpose (the QT backward's weight gradient) ---- */
+
+typedef struct {
+    const lowbit_kernel_table *t;
+    const float *x, *s;
+    int64_t n, m;
+    float *out;
+} transpose_job;
+
+static void transpose_strips(void *p, int64_t begin, int64_t end) {
+    const transpose_job *j = p;
+    for (int64_t b = begin; b < end; b++) {
+        const int64_t r0 = b * 16, rows = j->n - r0 < 16 ? j->n - r0 : 16;
+        j->t->transpose_scaled(j->x + r0 * j->m, j->m, (int)rows, j->m, j->s + r0, j->out + r0, j->n);
+    }
+}
+
+lowbit_status lowbit_transpose_scaled(const lowbit_context *ctx, const float *x, int64_t n, int64_t m, const float *s,
+                                      float *out) {
+    if (!ctx || !x || !s || !out) return LOWBIT_ERR_ARGUMENT;
+    if (n <= 0 || m <= 0) return LOWBIT_ERR_SHAPE;
+    transpose_job j = {ctx->table, x, s, n, m, out};
+    lowbit_parallel_for(lowbit_threads_for_work(ctx->threads, n * m, LAYER_GRAIN), (n + 15) / 16, transpose_strips, &j);
+    return LOWBIT_OK;
+}

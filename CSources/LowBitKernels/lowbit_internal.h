@@ -27,6 +27,9 @@ typedef struct lowbit_kernel_table {
 
 /* Each ISA file overrides the entries it optimises in a table already filled by a lower ISA. */
 void lowbit_table_init_layers_avx2(lowbit_kernel_table *t);
+/* AVX2 code that the AVX-512 tables keep (lowbit_table_init_layers_avx2 fills them first). */
+void lowbit_transpose_scaled_avx2(const float *restrict x, int64_t ldx, int rows, int64_t cols, const float *restrict s,
+                                  float *restrict out, int64_t ldo);
 void lowbit_table_init_layers_avx512(lowbit_kernel_table *t);
 void lowbit_table_init_scalar(lowbit_kernel_table *t);
 void lowbit_table_init_avx2(lowbit_kernel_table *t);

@@ -424,6 +424,29 @@ static void test_kernel_adamw(const lowbit_kernel_table *t) {
         }
 }
 
+static void test_kernel_transpose_scaled(const lowbit_kernel_table *t) {
+    for (int s = 0; s < NSIZES && sizes[s] <= 1088; s++)
+        for (int rows = 1; rows <= 16; rows += rows < 15 ? 7 : 1) { /* 1, 8, 15, 16 */
+            const int64_t cols = sizes[s], ldx = cols + rand_int(0, 3), ldo = rows + rand_int(0, 20);
+            float *x = xmalloc(rows * ldx * sizeof *x), *sc = xmalloc(rows * sizeof *sc);
+            float *a = xmalloc(cols * ldo * sizeof *a), *b = xmalloc(cols * ldo * sizeof *b);
+            fill_floats(x, rows * ldx, 3.0f), fill_floats(sc, rows, 0.5f);
+            fill_floats(a, cols * ldo, 1.0f);
+            memcpy(b, a, cols * ldo * sizeof *a);
+            t->transpose_scaled(x, ldx, rows, cols, sc, a, ldo);
+            lowbit_transpose_scaled_scalar(x, ldx, rows, cols, sc, b, ldo);
+            int bad = 0; /* the formula, and the entries past `rows` of each row of out untouched */
+            for (int64_t c = 0; c < cols; c++)
+                for (int r = 0; r < rows; r++) {
+                    const float want = x[r * ldx + c] * sc[r];
+                    bad += memcmp(&want, &b[c * ldo + r], 4) != 0;
+                }
+            CHECK(same_floats(a, b, cols * ldo) && bad == 0, "transpose_scaled rows=%d cols=%lld differs (%d from the formula)",
+                  rows, (long long)cols, bad);
+            free(x), free(sc), free(a), free(b);
+        }
+}
+
 static void test_kernel_quantize_stochastic(const lowbit_kernel_table *t) {
     for (int s = 0; s < NSIZES; s++) {
         const int64_t n = sizes[s], first = rand_int(0, 1000);

@@ -306,6 +306,11 @@ typedef struct lowbit_adamw_step {
 lowbit_status lowbit_adamw_update(const lowbit_context *ctx, float *w, float *m, float *v, const float *g, int64_t n,
                                   const lowbit_adamw_step *h);
 
+/** out[j * n + i] = x[i * m + j] * s[i]: x [n, m] with row i scaled by s[i], transposed to
+ *  [m, n]; exact products, so every ISA and thread count gives the same bits. */
+lowbit_status lowbit_transpose_scaled(const lowbit_context *ctx, const float *x, int64_t n, int64_t m, const float *s,
+                                      float *out);
+
 /** Scratch bytes either attention pass needs for `batch` sequences of `steps` rows of `hidden` in `heads` heads (as many floats as the rows plus a row of scores per sequence and head). */
 size_t lowbit_attention_workspace_size(int64_t batch, int64_t steps, int64_t hidden, int64_t heads);
 

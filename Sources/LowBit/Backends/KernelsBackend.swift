@@ -273,3 +273,22 @@ extension KernelsBackend: RowScaledInt8Product {
         try check(status, "int8 GEMM")
     }
 }
+
+/// A backend that transposes a matrix with its rows scaled in one pass of its own kernels.
+protocol ScaledTranspose {
+    /// out[j · n + i] = x[i · m + j] · scales[i] for x of n rows of m; `out` holds m · n floats.
+    func transposeScaled(_ x: UnsafeBufferPointer<Float>, rows n: Int, cols m: Int, scales: UnsafeBufferPointer<Float>,
+                         into out: UnsafeMutableBufferPointer<Float>) throws
+}
+
+extension KernelsBackend: ScaledTranspose {
+    func transposeScaled(_ x: UnsafeBufferPointer<Float>, rows n: Int, cols m: Int, scales: UnsafeBufferPointer<Float>,
+                         into out: UnsafeMutableBufferPointer<Float>) throws {
+        precondition(x.count >= n * m && scales.count >= n && out.count >= n * m)
+        guard n > 0, m > 0 else { return }
+        let status = withUnsafePointer(to: context) { ctx in
+            lowbit_transpose_scaled(ctx, x.baseAddress!, Int64(n), Int64(m), scales.baseAddress!, out.baseAddress!)
+        }
+        try check(status, "scaled transpose")
+    }
+}

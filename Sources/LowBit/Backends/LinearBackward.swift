@@ -105,9 +105,12 @@ extension Backend {
             }
             // per output channel: quantize the rows of (g · diag(sx))ᵀ
             var foldedT = kernelOutput(Float.self, m * n)
-            g.scalars.withUnsafeBufferPointer { gs in
-                x.scales.withUnsafeBufferPointer { xs in
-                    foldedT.withUnsafeMutableBufferPointer { t in
+            try g.scalars.withUnsafeBufferPointer { gs in
+                try x.scales.withUnsafeBufferPointer { xs in
+                    try foldedT.withUnsafeMutableBufferPointer { t in
+                        if let kernels = self as? any ScaledTranspose {
+                            return try kernels.transposeScaled(gs, rows: n, cols: m, scales: xs, into: t)
+                        }
                         // Blocks of 16 rows × 64 columns through a small tile: rows of the gradient
                         // 4 KB apart (m = 1024) share L1 sets, so a blocked loop straight from g
                         // to gᵀ missed L1 on most reads.
