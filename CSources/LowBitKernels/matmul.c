@@ -8,6 +8,9 @@
 #include "lowbit_internal.h"
 #include <float.h>
 #include <stdint.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 enum { TILE_TOKENS = LOWBIT_MAX_NR, MAX_TILE_PANELS = 1024 };
 
@@ -62,15 +65,40 @@ static void store_s32(const matmul_job *j, const int32_t *restrict acc, int64_t 
  * dequantize kernel does the arithmetic. */
 static void store_f32(const matmul_job *j, const int32_t *restrict acc, int64_t row0, int rows, int64_t i0,
                       int nr, const int64_t *restrict xsum, int64_t g) {
+    static const float zeros[LOWBIT_PANEL_ROWS];
     const uint32_t zp = (uint32_t)j->f->zero_point;
     const int64_t groups = j->groups;
-    float ws[LOWBIT_PANEL_ROWS], base[LOWBIT_PANEL_ROWS];
     uint32_t corr[TILE_TOKENS];
-    for (int r = 0; r < rows; r++) ws[r] = j->w->scales[(row0 + r) * groups + g];
-    for (int r = 0; r < rows; r++) base[r] = j->bias ? j->bias[row0 + r] : 0.0f;
     for (int i = 0; i < nr; i++) corr[i] = zp * (uint32_t)xsum[i];
-    j->t->dequantize(acc, rows, nr, (uint32_t)j->f->step, corr, j->x_scales + i0, ws, g == 0 ? base : NULL,
-                     j->yf + i0 * j->ldy + row0, j->ldy);
+    /* one scale group: the panel's scales and biases are read where they are (with a small K a
+     * copy of each per panel and token block cost a tenth of the dot) */
+    float ws_copy[LOWBIT_PANEL_ROWS];
+    const float *ws = j->w->scales + row0;
+    if (groups > 1) {
+        for (int r = 0; r < rows; r++) ws_copy[r] = j->w->scales[(row0 + r) * groups + g];
+        ws = ws_copy;
+    }
+    const float *base = g != 0 ? NULL : j->bias ? j->bias + row0 : zeros;
+    j->t->dequantize(acc, rows, nr, (uint32_t)j->f->step, corr, j->x_scales + i0, ws, base, j->yf + i0 * j->ldy + row0,
+                     j->ldy);
+}
+
+/* Σ x[c] for c < n. Each tile takes it for each of its tokens, a pass over n bytes next to
+ * the tile's 16 · n multiply-adds per panel; SSE2 (every x86-64) sums 16 bytes in two
+ * instructions (x + 128 as unsigned, then psadbw), where the compiler's sign extensions took
+ * ten. int32 is exact: |sum| <= 127 * LOWBIT_MAX_K. */
+static int32_t byte_sum(const int8_t *restrict x, int64_t n) {
+    int64_t c = 0;
+    int32_t s = 0;
+#if defined(__SSE2__)
+    const __m128i flip = _mm_set1_epi8((char)0x80), zero = _mm_setzero_si128();
+    __m128i acc = zero;
+    for (; c + 16 <= n; c += 16)
+        acc = _mm_add_epi64(acc, _mm_sad_epu8(_mm_xor_si128(_mm_loadu_si128((const __m128i *)(x + c)), flip), zero));
+    s = (int32_t)(_mm_cvtsi128_si64(acc) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(acc, acc)) - 128 * c);
+#endif
+    for (; c < n; c++) s += x[c];
+    return s;
 }
 
 static void run_tiles(void *arg, int64_t begin, int64_t end) {
@@ -87,13 +115,7 @@ static void run_tiles(void *arg, int64_t begin, int64_t end) {
             const int64_t k0 = g * j->group, k1 = k0 + j->group < j->w->k ? k0 + j->group : j->w->k;
             const int64_t c0 = k0 / f->chunk_k, c1 = (k1 + f->chunk_k - 1) / f->chunk_k;
             int64_t xsum[TILE_TOKENS]; /* for the zero-point correction */
-            for (int i = 0; i < nr; i++) {
-                /* int32 is exact (|sum| <= 127 * LOWBIT_MAX_K) and lets the loop vectorize */
-                const int8_t *restrict xi = j->x + (i0 + i) * j->ldx;
-                int32_t s = 0;
-                for (int64_t c = k0; c < k1; c++) s += xi[c];
-                xsum[i] = s;
-            }
+            for (int i = 0; i < nr; i++) xsum[i] = byte_sum(j->x + (i0 + i) * j->ldx + k0, k1 - k0);
             for (int64_t p = p0; p < p1; p += LOWBIT_MAX_NP) {
                 const int np = p1 - p < LOWBIT_MAX_NP ? (int)(p1 - p) : LOWBIT_MAX_NP;
                 j->dot(c1 - c0, j->w->data + p * panel_bytes + c0 * LOWBIT_CHUNK_BYTES, panel_bytes, np,
