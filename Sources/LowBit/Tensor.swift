@@ -76,6 +76,19 @@ public struct Tensor: Sendable, Equatable {
 
 /// Whether every value is finite: x · 0 is 0 for a finite x and NaN for NaN or ±∞, and a NaN
 /// survives the sum. Sixteen lanes at a time, since this guards every layer's inputs.
+extension Tensor {
+    /// The rows `indices` of a matrix, in that order: [indices.count, cols].
+    func gatheringRows(_ indices: [Int]) throws -> Tensor {
+        let (rows, cols) = try matrixShape("gathered matrix")
+        var out = [Float](repeating: 0, count: indices.count * cols)
+        for (i, r) in indices.enumerated() {
+            precondition((0..<rows).contains(r), "row \(r) of \(rows)")
+            out.replaceSubrange((i * cols)..<((i + 1) * cols), with: scalars[(r * cols)..<((r + 1) * cols)])
+        }
+        return try Tensor(shape: [indices.count, cols], scalars: out)
+    }
+}
+
 func allFinite(_ b: UnsafeBufferPointer<Float>) -> Bool {
     guard let base = b.baseAddress else { return true }
     let raw = UnsafeRawPointer(base)

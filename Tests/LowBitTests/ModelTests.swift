@@ -7,6 +7,21 @@ import Testing
 struct ModelTests {
     static let allModes: [QuantizationMode?] = [nil] + QuantizationMode.allCases
 
+    @Test("an evaluation pass takes the last block's output at each sequence's last real step alone, bit for bit the full pass's")
+    func evaluationKeepsLastSteps() throws {
+        let (batch, _) = try DataParallelTests.batch(seed: 9)   // sequences of several lengths
+        for backend in try allBackends() {
+            for mode in Self.allModes {
+                let encoder = try DataParallelTests.model(mode).encoder
+                let got = try encoder.forward(batch, Execution(backend: backend, training: false))
+                // a calibration pass runs every row of every block (and only adds to statistics)
+                let full = try encoder.forward(batch, Execution(backend: backend, training: false, calibrating: true))
+                #expect(got.shape == full.shape)
+                #expect(got.scalars.map(\.bitPattern) == full.scalars.map(\.bitPattern), "\(label(backend)) \(mode?.rawValue ?? "float")")
+            }
+        }
+    }
+
     @Test("forward and backward agree across backends and ISAs for every mode (random small configs)")
     func backendsAgree() async throws {
         let backends = try allBackends()

@@ -44,6 +44,18 @@ public final class TransformerBlock {
         return dropOutput.forward(add(x1, f), exec)
     }
 
+    /// The block's output at `rows` only, [rows.count, hidden], in evaluation: what the encoder
+    /// keeps of its last block (each sequence's last real step). Attention reads every row;
+    /// the output projection, the second norm and the feed-forward network, 9/12 of the
+    /// block's multiply-adds, run on the kept rows alone. Each row's result is the full pass's
+    /// (every layer works row by row; dropout is off).
+    func forward(_ x: Tensor, _ s: SequenceShape, _ exec: Execution, keepingRows rows: [Int]) throws -> Tensor {
+        precondition(!exec.training, "an evaluation pass")
+        let a = try attention.forward(norm1.forward(x, exec), s, exec, keepingRows: rows)
+        let x1 = add(try x.gatheringRows(rows), a)
+        return add(x1, try feedForward.forward(norm2.forward(x1, exec), exec))
+    }
+
     /// Takes dL/d(output) [batch · steps, hidden] for the last training forward, returns
     /// dL/d(input) of the same shape, and adds to every parameter's gradient.
     ///

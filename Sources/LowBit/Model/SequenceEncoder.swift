@@ -65,16 +65,18 @@ public final class SequenceEncoder {
         var h = try inputProjection?.forward(batch.rows, exec) ?? batch.rows
         if configuration.usesPositionalEncoding { addPositions(&h, s) }
         h = dropInput.forward(h, exec)
+        let last = (0..<s.batch).map { $0 * s.steps + s.lengths[$0] - 1 }
+        if !exec.training && !exec.calibrating, let final = blocks.last {
+            // Only each sequence's last real step leaves the encoder, so the last block
+            // computes the rest of its rows no further than their keys and values (a
+            // calibration pass still sees every row, for its statistics).
+            for block in blocks.dropLast() { h = try block.forward(h, s, exec) }
+            return try finalNorm.forward(final.forward(h, s, exec, keepingRows: last), exec)
+        }
         for block in blocks { h = try block.forward(h, s, exec) }
         h = try finalNorm.forward(h, exec)
         if exec.training { shape = s }
-        let H = configuration.width
-        var pooled = [Float](repeating: 0, count: s.batch * H)
-        for b in 0..<s.batch {
-            let row = b * s.steps + s.lengths[b] - 1
-            for c in 0..<H { pooled[b * H + c] = h.scalars[row * H + c] }
-        }
-        return try Tensor(shape: [s.batch, H], scalars: pooled)
+        return try h.gatheringRows(last)
     }
 
     /// Backward from dL/d(pooled) [batch, hiddenSize]; returns dL/d(input) [batch, steps, embedDim].
