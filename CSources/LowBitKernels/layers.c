@@ -89,6 +89,7 @@ typedef struct {
     const int64_t *lengths;
     int64_t steps, hidden, heads;
     float scale;
+    int last_only; /* the forward of each sequence's last real step alone, att [batch, hidden] */
     float *att, *probs_out, *dqkv, *workspace;
 } attention_job;
 
@@ -109,11 +110,11 @@ static void attention_units(void *p, int64_t begin, int64_t end) {
         const int64_t b = u / j->heads, h = u % j->heads, len = j->lengths[b];
         float *kt = j->workspace + u * (hd * T + T * T + T), *s = kt + hd * T;
         transpose_head(j, b, h, H, len, kt);
-        for (int64_t i = 0; i < T; i++) {
-            const int64_t count = (i < len - 1 ? i : len - 1) + 1;
+        for (int64_t i = j->last_only ? len - 1 : 0; i < (j->last_only ? len : T); i++) {
+            const int64_t count = (i < len - 1 ? i : len - 1) + 1, out = j->last_only ? b : b * T + i;
             j->t->scores(j->qkv + (b * T + i) * ld + h * hd, kt, T, hd, count, s);
             j->t->softmax(s, count, j->scale);
-            j->t->combine(s, j->qkv + b * T * ld + 2 * H + h * hd, ld, count, hd, j->att + (b * T + i) * H + h * hd);
+            j->t->combine(s, j->qkv + b * T * ld + 2 * H + h * hd, ld, count, hd, j->att + out * H + h * hd);
             if (j->probs_out) {
                 float *row = j->probs_out + ((b * j->heads + h) * T + i) * T;
                 memcpy(row, s, (size_t)count * sizeof *row);
@@ -184,6 +185,20 @@ lowbit_status lowbit_attention_forward(const lowbit_context *ctx, const float *q
     const int64_t units = batch * heads;
     lowbit_parallel_for(lowbit_threads_for_work(ctx->threads, units * steps * steps * (hidden / heads), LAYER_GRAIN * 4),
                         units, attention_units, &j);
+    return LOWBIT_OK;
+}
+
+lowbit_status lowbit_attention_forward_last(const lowbit_context *ctx, const float *qkv, int64_t batch, int64_t steps,
+                                            int64_t hidden, int64_t heads, const int64_t *lengths, float scale, float *att,
+                                            void *workspace) {
+    const lowbit_status st = attention_check(ctx, qkv, batch, steps, hidden, heads, lengths, workspace);
+    if (st != LOWBIT_OK) return st;
+    if (!att) return LOWBIT_ERR_ARGUMENT;
+    attention_job j = {.t = ctx->table, .qkv = qkv, .lengths = lengths, .steps = steps, .hidden = hidden,
+                       .heads = heads, .scale = scale, .last_only = 1, .att = att, .workspace = workspace};
+    const int64_t units = batch * heads;
+    lowbit_parallel_for(lowbit_threads_for_work(ctx->threads, units * steps * (hidden / heads), LAYER_GRAIN * 4), units,
+                        attention_units, &j);
     return LOWBIT_OK;
 }
 

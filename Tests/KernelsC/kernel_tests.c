@@ -778,6 +778,17 @@ static void test_layers(const lowbit_context *ctx) {
                       same_floats(dqkv[0], dqkv[c], rows * 3 * H),
                   "attention %lldx%lldx%lld/%lld differs from %s", (long long)B, (long long)T, (long long)H,
                   (long long)heads, c == 1 ? "one thread" : "scalar");
+        /* each sequence's last real step alone: those rows of the full pass, bit for bit */
+        float *last = xmalloc(B * H * sizeof *last);
+        for (int c = 0; c < 3; c++) {
+            CHECK(lowbit_attention_forward_last(ctxs[c], qkv, B, T, H, heads, len, scale, last, work) == LOWBIT_OK,
+                  "attention forward (last steps) status");
+            for (int64_t b = 0; b < B; b++)
+                CHECK(same_floats(last + b * H, att[0] + (b * T + len[b] - 1) * H, H),
+                      "attention %lldx%lldx%lld/%lld: sequence %lld's last step differs from the full pass (%d)", (long long)B,
+                      (long long)T, (long long)H, (long long)heads, (long long)b, c);
+        }
+        free(last);
         double *want = xmalloc(rows * H * sizeof *want), worst = 0;
         naive_attention(qkv, B, T, H, heads, len, scale, want);
         for (int64_t i = 0; i < rows * H; i++) worst = fmax(worst, fabs(att[0][i] - want[i]));

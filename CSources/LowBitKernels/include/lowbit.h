@@ -326,6 +326,15 @@ lowbit_status lowbit_attention_forward(const lowbit_context *ctx, const float *q
                                        float *att, float *probs, void *workspace);
 
 /**
+ * Row lengths[b] - 1 of lowbit_attention_forward's att for each sequence b, into att [batch,
+ * hidden], bit for bit: what a model that keeps each sequence's last real step needs of its
+ * last block (every key and value, one query per sequence). The same workspace.
+ */
+lowbit_status lowbit_attention_forward_last(const lowbit_context *ctx, const float *qkv, int64_t batch, int64_t steps,
+                                            int64_t hidden, int64_t heads, const int64_t *lengths, float scale, float *att,
+                                            void *workspace);
+
+/**
  * The gradient of lowbit_attention_forward: from the forward's qkv and probs and datt (the
  * gradient of att), writes dqkv [batch * steps, 3 * hidden]:
  * dv_j += p_ij do_i; ds_ij = p_ij (do_i . v_j - sum_j' p_ij' do_i . v_j') scale;

@@ -49,6 +49,10 @@ public protocol Backend: Sendable {
     func siluBackward(_ u: [Float], gradient: inout [Float])
     /// Causal self-attention over `qkv` [batch · steps, 3 · hidden] laid out by `shape`.
     func attention(_ qkv: Tensor, shape: SequenceShape, heads: Int, keepingProbabilities: Bool) throws -> AttentionResult
+    /// Row `lengths[b] - 1` of ``attention(_:shape:heads:keepingProbabilities:)``'s output for
+    /// each sequence b, [batch, hidden], bit for bit: all an evaluation pass needs of the last
+    /// block.
+    func attentionAtLastSteps(_ qkv: Tensor, shape: SequenceShape, heads: Int) throws -> Tensor
     /// The gradient of ``attention(_:shape:heads:keepingProbabilities:)`` with respect to its `qkv`.
     func attentionBackward(_ qkv: Tensor, probabilities: [Float], gradient: Tensor, shape: SequenceShape, heads: Int) throws -> Tensor
 }

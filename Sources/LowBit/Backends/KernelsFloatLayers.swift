@@ -55,6 +55,20 @@ extension KernelsBackend {
         return AttentionResult(output: try Tensor(shape: [s.rows, H], scalars: att), probabilities: probs)
     }
 
+    /// Attention at each sequence's last real step by `lowbit_attention_forward_last`.
+    public func attentionAtLastSteps(_ qkv: Tensor, shape s: SequenceShape, heads: Int) throws -> Tensor {
+        let H = try attentionWidth(qkv, s, heads)
+        var att = kernelOutput(Float.self, s.batch * H)
+        var workspace = attentionWorkspace(s, H, heads)
+        let lengths = s.lengths.map(Int64.init)
+        let status = withUnsafePointer(to: context) { ctx in
+            lowbit_attention_forward_last(ctx, qkv.scalars, Int64(s.batch), Int64(s.steps), Int64(H), Int64(heads), lengths,
+                                          1 / Float(H / heads).squareRoot(), &att, &workspace)
+        }
+        try check(status, "attention")
+        return try Tensor(shape: [s.batch, H], scalars: att)
+    }
+
     /// Attention's backward by `lowbit_attention_backward`.
     public func attentionBackward(_ qkv: Tensor, probabilities: [Float], gradient: Tensor, shape s: SequenceShape,
                                   heads: Int) throws -> Tensor {

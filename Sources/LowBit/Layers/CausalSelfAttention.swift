@@ -51,18 +51,16 @@ public final class CausalSelfAttention {
         return try output.forward(result.output, exec)
     }
 
-    /// The layer's output at `rows` only, [rows.count, hidden], in evaluation: every row's
-    /// queries, keys and values and every row's attention as in ``forward(_:_:_:)`` (the keys
-    /// and values are needed, and the attention is cheap beside the projections), then the
-    /// output projection of the kept rows alone. Each row's result is that of the full pass.
-    func forward(_ x: Tensor, _ s: SequenceShape, _ exec: Execution, keepingRows rows: [Int]) throws -> Tensor {
+    /// The layer's output at each sequence's last real step, [batch, hidden], in evaluation:
+    /// every row's keys and values (and queries: the projection is one matrix), one query per
+    /// sequence through attention and the output projection. Each row is the full pass's.
+    func forwardAtLastSteps(_ x: Tensor, _ s: SequenceShape, _ exec: Execution) throws -> Tensor {
         precondition(!exec.training, "an evaluation pass")
         guard x.shape == [s.rows, hidden] else {
             throw LowBitError.invalidShape("attention input must be [\(s.rows), \(hidden)] for \(s.batch) sequences of \(s.steps) steps, got \(x.shape)")
         }
-        let result = try exec.backend.attention(try qkv.forward(x, exec), shape: s, heads: heads, keepingProbabilities: false)
         (qkvOut, probabilities, shape) = (nil, [], nil)
-        return try output.forward(result.output.gatheringRows(rows), exec)
+        return try output.forward(exec.backend.attentionAtLastSteps(try qkv.forward(x, exec), shape: s, heads: heads), exec)
     }
 
     /// Takes dL/d(output) [batch · steps, hidden] for the last training forward, returns

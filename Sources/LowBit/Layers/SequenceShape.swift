@@ -23,4 +23,8 @@ public struct SequenceShape: Sendable, Equatable {
 
     /// Rows of the activation matrix: batch · steps.
     public var rows: Int { batch * steps }
+
+    /// The row of each sequence's last real step, b · steps + lengths[b] - 1: the encoder's
+    /// output rows.
+    public var lastSteps: [Int] { (0..<batch).map { $0 * steps + lengths[$0] - 1 } }
 }

@@ -44,15 +44,15 @@ public final class TransformerBlock {
         return dropOutput.forward(add(x1, f), exec)
     }
 
-    /// The block's output at `rows` only, [rows.count, hidden], in evaluation: what the encoder
-    /// keeps of its last block (each sequence's last real step). Attention reads every row;
-    /// the output projection, the second norm and the feed-forward network, 9/12 of the
-    /// block's multiply-adds, run on the kept rows alone. Each row's result is the full pass's
-    /// (every layer works row by row; dropout is off).
-    func forward(_ x: Tensor, _ s: SequenceShape, _ exec: Execution, keepingRows rows: [Int]) throws -> Tensor {
+    /// The block's output at each sequence's last real step, [batch, hidden], in evaluation:
+    /// what the encoder keeps of its last block. Every row gives its keys and values; the
+    /// rest (one query per sequence through attention, the output projection, the second norm
+    /// and the feed-forward network: 9/12 of the block's multiply-adds) runs on the kept rows
+    /// alone. Each row is the full pass's (every layer works row by row; dropout is off).
+    func forwardAtLastSteps(_ x: Tensor, _ s: SequenceShape, _ exec: Execution) throws -> Tensor {
         precondition(!exec.training, "an evaluation pass")
-        let a = try attention.forward(norm1.forward(x, exec), s, exec, keepingRows: rows)
-        let x1 = add(try x.gatheringRows(rows), a)
+        let a = try attention.forwardAtLastSteps(norm1.forward(x, exec), s, exec)
+        let x1 = add(try x.gatheringRows(s.lastSteps), a)
         return add(x1, try feedForward.forward(norm2.forward(x1, exec), exec))
     }
 

@@ -65,18 +65,17 @@ public final class SequenceEncoder {
         var h = try inputProjection?.forward(batch.rows, exec) ?? batch.rows
         if configuration.usesPositionalEncoding { addPositions(&h, s) }
         h = dropInput.forward(h, exec)
-        let last = (0..<s.batch).map { $0 * s.steps + s.lengths[$0] - 1 }
         if !exec.training && !exec.calibrating, let final = blocks.last {
-            // Only each sequence's last real step leaves the encoder, so the last block
-            // computes the rest of its rows no further than their keys and values (a
-            // calibration pass still sees every row, for its statistics).
+            // Only each sequence's last real step leaves the encoder, so the last block takes
+            // the other rows no further than their keys and values (a calibration pass still
+            // runs every row, for its statistics).
             for block in blocks.dropLast() { h = try block.forward(h, s, exec) }
-            return try finalNorm.forward(final.forward(h, s, exec, keepingRows: last), exec)
+            return try finalNorm.forward(final.forwardAtLastSteps(h, s, exec), exec)
         }
         for block in blocks { h = try block.forward(h, s, exec) }
         h = try finalNorm.forward(h, exec)
         if exec.training { shape = s }
-        return try h.gatheringRows(last)
+        return try h.gatheringRows(s.lastSteps)
     }
 
     /// Backward from dL/d(pooled) [batch, hiddenSize]; returns dL/d(input) [batch, steps, embedDim].
@@ -86,8 +85,7 @@ public final class SequenceEncoder {
         let H = configuration.width
         guard dPooled.shape == [s.batch, H] else { throw LowBitError.invalidShape("pooled gradient must be [\(s.batch), \(H)], got \(dPooled.shape)") }
         var dh = Tensor(zeros: [s.rows, H])
-        for b in 0..<s.batch {
-            let row = b * s.steps + s.lengths[b] - 1
+        for (b, row) in s.lastSteps.enumerated() {
             for c in 0..<H { dh.scalars[row * H + c] = dPooled.scalars[b * H + c] }
         }
         dh = try finalNorm.backward(dh, exec)
