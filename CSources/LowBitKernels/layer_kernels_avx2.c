@@ -233,17 +233,15 @@ INLINE void transpose8(__m256 r[8]) {
 }
 
 /* Blocks of 8 rows x 16 columns (both halves of a 16-row strip in turn, so that each line of
- * x is used whole once loaded); the columns past the last 16 and a strip of fewer than 16
- * rows go through the scalar twin. Exact products: the same bits as the twin. */
+ * x is used whole once loaded and each line of out is written whole at once); the columns
+ * past the last 16, and the rows past the last 8, go through the scalar twin. Exact
+ * products: the same bits as the twin. */
 void lowbit_transpose_scaled_avx2(const float *restrict x, int64_t ldx, int rows, int64_t cols, const float *restrict s,
                                   float *restrict out, int64_t ldo) {
-    if (rows != 16) {
-        lowbit_transpose_scaled_scalar(x, ldx, rows, cols, s, out, ldo);
-        return;
-    }
+    const int full = rows / 8 * 8;
     int64_t c = 0;
     for (; c + 16 <= cols; c += 16)
-        for (int h = 0; h < 16; h += 8) {
+        for (int h = 0; h < full; h += 8) {
             __m256 lo[8], hi[8];
             for (int i = 0; i < 8; i++) {
                 const float *row = x + (h + i) * ldx + c;
@@ -257,7 +255,8 @@ void lowbit_transpose_scaled_avx2(const float *restrict x, int64_t ldx, int rows
                 _mm256_storeu_ps(out + (c + 8 + i) * ldo + h, hi[i]);
             }
         }
-    if (c < cols) lowbit_transpose_scaled_scalar(x + c, ldx, rows, cols - c, s, out + c * ldo, ldo);
+    if (full > 0 && c < cols) lowbit_transpose_scaled_scalar(x + c, ldx, full, cols - c, s, out + c * ldo, ldo);
+    if (full < rows) lowbit_transpose_scaled_scalar(x + full * ldx, ldx, rows - full, cols, s + full, out + full, ldo);
 }
 
 #pragma clang attribute pop

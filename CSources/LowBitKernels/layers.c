@@ -94,13 +94,14 @@ typedef struct {
 } attention_job;
 
 /* The unit's keys (offset `part` = hidden) or values (2 * hidden) of its head, transposed:
- * kt[c * steps + j] for the visible rows j. */
+ * kt[c * steps + j] for the visible rows j, by the ISA's transpose in strips of 16 rows (a
+ * product by 1 is exact). A loop of strided stores took a tenth of a forward pass. */
 static void transpose_head(const attention_job *j, int64_t b, int64_t h, int64_t part, int64_t len, float *kt) {
+    static const float ones[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
     const int64_t T = j->steps, H = j->hidden, hd = H / j->heads;
-    for (int64_t r = 0; r < len; r++) {
-        const float *src = j->qkv + (b * T + r) * 3 * H + part + h * hd;
-        for (int64_t c = 0; c < hd; c++) kt[c * T + r] = src[c];
-    }
+    for (int64_t r = 0; r < len; r += 16)
+        j->t->transpose_scaled(j->qkv + (b * T + r) * 3 * H + part + h * hd, 3 * H, (int)(len - r < 16 ? len - r : 16), hd,
+                               ones, kt + r, T);
 }
 
 static void attention_units(void *p, int64_t begin, int64_t end) {
