@@ -136,8 +136,8 @@ static void layernorm_avx2(const float *restrict x, int64_t d, const float *rest
 }
 
 /* 32 keys per pass over q: four accumulators share each broadcast of q[c] */
-static void scores_avx2(const float *restrict q, const float *restrict kt, int64_t ldk, int64_t width, int64_t count,
-                        float *restrict out) {
+static void scores_row_avx2(const float *restrict q, const float *restrict kt, int64_t ldk, int64_t width, int64_t count,
+                            float *restrict out) {
     for (int64_t j = 0; j < count; j += 32) {
         const int64_t left = count - j;
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
@@ -157,8 +157,8 @@ static void scores_avx2(const float *restrict q, const float *restrict kt, int64
 }
 
 /* 32 columns per pass over the rows: four accumulators */
-static void combine_avx2(const float *restrict p, const float *restrict v, int64_t ldv, int64_t count, int64_t width,
-                         float *restrict out) {
+static void combine_row_avx2(const float *restrict p, const float *restrict v, int64_t ldv, int64_t count, int64_t width,
+                             float *restrict out) {
     for (int64_t c = 0; c < width; c += 32) {
         const int64_t left = width - c;
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
@@ -175,6 +175,17 @@ static void combine_avx2(const float *restrict p, const float *restrict v, int64
         store(out + c + 16, left - 16, a2);
         store(out + c + 24, left - 24, a3);
     }
+}
+
+/* one query (one row of weights) at a time */
+static void scores_avx2(const float *restrict q, int64_t ldq, int nq, const float *restrict kt, int64_t ldk, int64_t width,
+                        int64_t count, float *restrict out, int64_t ldo) {
+    for (int r = 0; r < nq; r++) scores_row_avx2(q + r * ldq, kt, ldk, width, count, out + r * ldo);
+}
+
+static void combine_avx2(const float *restrict p, int64_t ldp, int nq, const int64_t *restrict counts,
+                         const float *restrict v, int64_t ldv, int64_t width, float *restrict out, int64_t ldo) {
+    for (int r = 0; r < nq; r++) combine_row_avx2(p + r * ldp, v, ldv, counts[r], width, out + r * ldo);
 }
 
 /* two halves of 8 rows */

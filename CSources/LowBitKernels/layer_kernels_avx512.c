@@ -119,47 +119,91 @@ static void layernorm_avx512(const float *restrict x, int64_t d, const float *re
     *rstd = r;
 }
 
-/* 64 keys per pass over q: four accumulators share each broadcast of q[c] */
-static void scores_avx512(const float *restrict q, const float *restrict kt, int64_t ldk, int64_t width, int64_t count,
-                          float *restrict out) {
-    for (int64_t j = 0; j < count; j += 64) {
-        const __mmask16 k0 = tail_mask(count - j), k1 = tail_mask(count - j - 16), k2 = tail_mask(count - j - 32),
-                        k3 = tail_mask(count - j - 48);
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int64_t c = 0; c < width; c++) {
-            const __m512 qc = _mm512_set1_ps(q[c]);
-            const float *row = kt + c * ldk + j;
-            a0 = _mm512_fmadd_ps(qc, _mm512_maskz_loadu_ps(k0, row), a0);
-            if (k1) a1 = _mm512_fmadd_ps(qc, _mm512_maskz_loadu_ps(k1, row + 16), a1);
-            if (k2) a2 = _mm512_fmadd_ps(qc, _mm512_maskz_loadu_ps(k2, row + 32), a2);
-            if (k3) a3 = _mm512_fmadd_ps(qc, _mm512_maskz_loadu_ps(k3, row + 48), a3);
+/* A register tile of NR (1..4) queries x NV (1..4) vectors of 16 keys: each load of keys
+ * feeds NR queries' FMAs, and the NR x NV accumulators are independent chains (a single
+ * query's one or two would wait on the FMA's latency: the causal rows are mostly short).
+ * NR and NV are constants in every expansion, so the loops carry no branches. */
+INLINE void scores_tile(const int NR, const int NV, const float *restrict q, int64_t ldq, const float *restrict kt,
+                        int64_t ldk, int64_t width, const __mmask16 *k, float *restrict out, int64_t ldo) {
+    __m512 a[4][4];
+    for (int r = 0; r < NR; r++)
+        for (int x = 0; x < NV; x++) a[r][x] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < width; c++) {
+        __m512 v[4];
+        for (int x = 0; x < NV; x++) v[x] = _mm512_maskz_loadu_ps(k[x], kt + c * ldk + 16 * x);
+        for (int r = 0; r < NR; r++) {
+            const __m512 qc = _mm512_set1_ps(q[r * ldq + c]);
+            for (int x = 0; x < NV; x++) a[r][x] = _mm512_fmadd_ps(qc, v[x], a[r][x]);
         }
-        _mm512_mask_storeu_ps(out + j, k0, a0);
-        _mm512_mask_storeu_ps(out + j + 16, k1, a1);
-        _mm512_mask_storeu_ps(out + j + 32, k2, a2);
-        _mm512_mask_storeu_ps(out + j + 48, k3, a3);
+    }
+    for (int r = 0; r < NR; r++)
+        for (int x = 0; x < NV; x++) _mm512_mask_storeu_ps(out + r * ldo + 16 * x, k[x], a[r][x]);
+}
+
+static void scores_avx512(const float *restrict q, int64_t ldq, int nq, const float *restrict kt, int64_t ldk,
+                          int64_t width, int64_t count, float *restrict out, int64_t ldo) {
+    for (int r0 = 0; r0 < nq; r0 += 4) {
+        const int nr = nq - r0 < 4 ? nq - r0 : 4;
+        for (int64_t j = 0; j < count; j += 64) {
+            const int nv = count - j >= 64 ? 4 : (int)((count - j + 15) / 16);
+            const __mmask16 k[4] = {tail_mask(count - j), tail_mask(count - j - 16), tail_mask(count - j - 32),
+                                    tail_mask(count - j - 48)};
+            const float *qr = q + r0 * ldq, *kj = kt + j;
+            float *o = out + r0 * ldo + j;
+            switch ((nr - 1) * 4 + nv - 1) {
+#define CASE(R, V) \
+    case (R - 1) * 4 + V - 1: scores_tile(R, V, qr, ldq, kj, ldk, width, k, o, ldo); break;
+            CASE(1, 1) CASE(1, 2) CASE(1, 3) CASE(1, 4) CASE(2, 1) CASE(2, 2) CASE(2, 3) CASE(2, 4)
+            CASE(3, 1) CASE(3, 2) CASE(3, 3) CASE(3, 4) CASE(4, 1) CASE(4, 2) CASE(4, 3) CASE(4, 4)
+#undef CASE
+            }
+        }
     }
 }
 
-/* 64 columns per pass over the rows: four accumulators */
-static void combine_avx512(const float *restrict p, const float *restrict v, int64_t ldv, int64_t count, int64_t width,
-                           float *restrict out) {
-    for (int64_t c = 0; c < width; c += 64) {
-        const __mmask16 k0 = tail_mask(width - c), k1 = tail_mask(width - c - 16), k2 = tail_mask(width - c - 32),
-                        k3 = tail_mask(width - c - 48);
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int64_t j = 0; j < count; j++) {
-            const __m512 pj = _mm512_set1_ps(p[j]);
-            const float *row = v + j * ldv + c;
-            a0 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(k0, row), a0);
-            if (k1) a1 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(k1, row + 16), a1);
-            if (k2) a2 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(k2, row + 32), a2);
-            if (k3) a3 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(k3, row + 48), a3);
+/* NR (1..4) rows of weights x NV (1..4) vectors of 16 columns: each load of v feeds NR rows'
+ * FMAs; a row whose count has ended keeps its accumulators by the FMA's mask (so its sums are
+ * exactly its own) and its weights past the count are not read. */
+INLINE void combine_tile(const int NR, const int NV, const float *restrict p, int64_t ldp, const int64_t *cnt, int64_t most,
+                         const float *restrict v, int64_t ldv, const __mmask16 *k, float *restrict out, int64_t ldo) {
+    __m512 a[4][4];
+    for (int r = 0; r < NR; r++)
+        for (int x = 0; x < NV; x++) a[r][x] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < most; j++) {
+        __m512 vx[4];
+        for (int x = 0; x < NV; x++) vx[x] = _mm512_maskz_loadu_ps(k[x], v + j * ldv + 16 * x);
+        for (int r = 0; r < NR; r++) {
+            const int live = j < cnt[r];
+            const __mmask16 on = live ? 0xffff : 0;
+            const __m512 pj = _mm512_set1_ps(live ? p[r * ldp + j] : 0.0f);
+            for (int x = 0; x < NV; x++) a[r][x] = _mm512_mask3_fmadd_ps(pj, vx[x], a[r][x], on);
         }
-        _mm512_mask_storeu_ps(out + c, k0, a0);
-        _mm512_mask_storeu_ps(out + c + 16, k1, a1);
-        _mm512_mask_storeu_ps(out + c + 32, k2, a2);
-        _mm512_mask_storeu_ps(out + c + 48, k3, a3);
+    }
+    for (int r = 0; r < NR; r++)
+        for (int x = 0; x < NV; x++) _mm512_mask_storeu_ps(out + r * ldo + 16 * x, k[x], a[r][x]);
+}
+
+static void combine_avx512(const float *restrict p, int64_t ldp, int nq, const int64_t *restrict counts,
+                           const float *restrict v, int64_t ldv, int64_t width, float *restrict out, int64_t ldo) {
+    for (int r0 = 0; r0 < nq; r0 += 4) {
+        const int nr = nq - r0 < 4 ? nq - r0 : 4;
+        int64_t most = 0;
+        for (int r = 0; r < nr; r++) most = counts[r0 + r] > most ? counts[r0 + r] : most;
+        for (int64_t c = 0; c < width; c += 64) {
+            const int nv = width - c >= 64 ? 4 : (int)((width - c + 15) / 16);
+            const __mmask16 k[4] = {tail_mask(width - c), tail_mask(width - c - 16), tail_mask(width - c - 32),
+                                    tail_mask(width - c - 48)};
+            const float *pr = p + r0 * ldp, *vc = v + c;
+            const int64_t *cnt = counts + r0;
+            float *o = out + r0 * ldo + c;
+            switch ((nr - 1) * 4 + nv - 1) {
+#define CASE(R, V) \
+    case (R - 1) * 4 + V - 1: combine_tile(R, V, pr, ldp, cnt, most, vc, ldv, k, o, ldo); break;
+            CASE(1, 1) CASE(1, 2) CASE(1, 3) CASE(1, 4) CASE(2, 1) CASE(2, 2) CASE(2, 3) CASE(2, 4)
+            CASE(3, 1) CASE(3, 2) CASE(3, 3) CASE(3, 4) CASE(4, 1) CASE(4, 2) CASE(4, 3) CASE(4, 4)
+#undef CASE
+            }
+        }
     }
 }
 

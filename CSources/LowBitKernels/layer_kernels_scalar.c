@@ -51,13 +51,14 @@ void lowbit_layernorm_scalar(const float *restrict x, int64_t d, const float *re
     *rstd = r;
 }
 
-void lowbit_scores_scalar(const float *restrict q, const float *restrict kt, int64_t ldk, int64_t width, int64_t count,
-                          float *restrict out) {
-    for (int64_t j = 0; j < count; j++) {
-        float acc = 0.0f;
-        for (int64_t c = 0; c < width; c++) acc = fmaf(q[c], kt[c * ldk + j], acc);
-        out[j] = acc;
-    }
+void lowbit_scores_scalar(const float *restrict q, int64_t ldq, int nq, const float *restrict kt, int64_t ldk,
+                          int64_t width, int64_t count, float *restrict out, int64_t ldo) {
+    for (int r = 0; r < nq; r++)
+        for (int64_t j = 0; j < count; j++) {
+            float acc = 0.0f;
+            for (int64_t c = 0; c < width; c++) acc = fmaf(q[r * ldq + c], kt[c * ldk + j], acc);
+            out[r * ldo + j] = acc;
+        }
 }
 
 void lowbit_quantize_stochastic_scalar(const float *restrict x, int64_t n, float inv, uint64_t state, int64_t first,
@@ -71,13 +72,14 @@ void lowbit_quantize_stochastic_scalar(const float *restrict x, int64_t n, float
     }
 }
 
-void lowbit_combine_scalar(const float *restrict p, const float *restrict v, int64_t ldv, int64_t count, int64_t width,
-                           float *restrict out) {
-    for (int64_t c = 0; c < width; c++) {
-        float acc = 0.0f;
-        for (int64_t j = 0; j < count; j++) acc = fmaf(p[j], v[j * ldv + c], acc);
-        out[c] = acc;
-    }
+void lowbit_combine_scalar(const float *restrict p, int64_t ldp, int nq, const int64_t *restrict counts,
+                           const float *restrict v, int64_t ldv, int64_t width, float *restrict out, int64_t ldo) {
+    for (int r = 0; r < nq; r++)
+        for (int64_t c = 0; c < width; c++) {
+            float acc = 0.0f;
+            for (int64_t j = 0; j < counts[r]; j++) acc = fmaf(p[r * ldp + j], v[j * ldv + c], acc);
+            out[r * ldo + c] = acc;
+        }
 }
 
 void lowbit_dequantize_scalar(const int32_t *restrict acc, int rows, int nr, uint32_t step, const uint32_t *restrict corr,

@@ -8,6 +8,9 @@
 /* Multiply-adds (or values) each thread must get before a call splits. */
 #define LAYER_GRAIN ((int64_t)1 << 15)
 
+/* Attention's queries per call of the scores and combine kernels (a register tile's rows). */
+#define QUERY_BLOCK 4
+
 /* ---- layer norm ---- */
 
 typedef struct {
@@ -79,7 +82,7 @@ lowbit_status lowbit_silu_backward(const lowbit_context *ctx, const float *u, in
 size_t lowbit_attention_workspace_size(int64_t batch, int64_t steps, int64_t hidden, int64_t heads) {
     if (batch <= 0 || steps <= 0 || hidden <= 0 || heads <= 0) return 0;
     /* per (sequence, head): hd x steps transposed keys (or values), a steps x steps matrix (the
-     * backward's score gradients; the forward uses its first row), then a column of steps */
+     * backward's score gradients; the forward uses a block of query rows), then a column of steps */
     return (size_t)(batch * heads) * (size_t)(hidden / heads * steps + steps * steps + steps) * sizeof(float);
 }
 
@@ -111,15 +114,21 @@ static void attention_units(void *p, int64_t begin, int64_t end) {
         const int64_t b = u / j->heads, h = u % j->heads, len = j->lengths[b];
         float *kt = j->workspace + u * (hd * T + T * T + T), *s = kt + hd * T;
         transpose_head(j, b, h, H, len, kt);
-        for (int64_t i = j->last_only ? len - 1 : 0; i < (j->last_only ? len : T); i++) {
-            const int64_t count = (i < len - 1 ? i : len - 1) + 1, out = j->last_only ? b : b * T + i;
-            j->t->scores(j->qkv + (b * T + i) * ld + h * hd, kt, T, hd, count, s);
-            j->t->softmax(s, count, j->scale);
-            j->t->combine(s, j->qkv + b * T * ld + 2 * H + h * hd, ld, count, hd, j->att + out * H + h * hd);
-            if (j->probs_out) {
-                float *row = j->probs_out + ((b * j->heads + h) * T + i) * T;
-                memcpy(row, s, (size_t)count * sizeof *row);
-                memset(row + count, 0, (size_t)(T - count) * sizeof *row);
+        /* queries in blocks of QUERY_BLOCK: their scores in rows of s (T apart), each row's
+         * softmax over its own visible keys, then their weighted sums of the values */
+        const int64_t stop = j->last_only ? len : T;
+        for (int64_t i0 = j->last_only ? len - 1 : 0; i0 < stop; i0 += QUERY_BLOCK) {
+            const int nq = (int)(stop - i0 < QUERY_BLOCK ? stop - i0 : QUERY_BLOCK);
+            int64_t counts[QUERY_BLOCK];
+            for (int r = 0; r < nq; r++) counts[r] = (i0 + r < len - 1 ? i0 + r : len - 1) + 1;
+            const int64_t out = j->last_only ? b : b * T + i0;
+            j->t->scores(j->qkv + (b * T + i0) * ld + h * hd, ld, nq, kt, T, hd, counts[nq - 1], s, T);
+            for (int r = 0; r < nq; r++) j->t->softmax(s + r * T, counts[r], j->scale);
+            j->t->combine(s, T, nq, counts, j->qkv + b * T * ld + 2 * H + h * hd, ld, hd, j->att + out * H + h * hd, H);
+            for (int r = 0; j->probs_out && r < nq; r++) {
+                float *row = j->probs_out + ((b * j->heads + h) * T + i0 + r) * T;
+                memcpy(row, s + r * T, (size_t)counts[r] * sizeof *row);
+                memset(row + counts[r], 0, (size_t)(T - counts[r]) * sizeof *row);
             }
         }
     }
@@ -145,19 +154,20 @@ static void attention_backward_units(void *p, int64_t begin, int64_t end) {
             const int64_t count = (i < len - 1 ? i : len - 1) + 1;
             const float *pr = probs + i * T;
             float *dp = ds + i * T;
-            j->t->scores(d_o + i * H, vt, T, hd, count, dp);
+            j->t->scores(d_o + i * H, H, 1, vt, T, hd, count, dp, T);
             float weighted = 0.0f;
             for (int64_t c = 0; c < count; c++) weighted = weighted + pr[c] * dp[c];
             /* ds_ic into dp, then dq_i in one weighted sum of the keys */
             for (int64_t c = 0; c < count; c++) dp[c] = pr[c] * (dp[c] - weighted) * j->scale;
-            j->t->combine(dp, k, ld, count, hd, dq + i * ld);
+            j->t->combine(dp, T, 1, &count, k, ld, hd, dq + i * ld, ld);
         }
         /* row r of dK and dV: query rows r..T-1 see key r (every one of them, as r < len) */
         for (int64_t r = 0; r < len; r++) {
+            const int64_t visible = T - r;
             for (int64_t i = r; i < T; i++) column[i - r] = probs[i * T + r];
-            j->t->combine(column, d_o + r * H, H, T - r, hd, dv + r * ld);
+            j->t->combine(column, T, 1, &visible, d_o + r * H, H, hd, dv + r * ld, ld);
             for (int64_t i = r; i < T; i++) column[i - r] = ds[i * T + r];
-            j->t->combine(column, q + r * ld, ld, T - r, hd, dk + r * ld);
+            j->t->combine(column, T, 1, &visible, q + r * ld, ld, hd, dk + r * ld, ld);
         }
         for (int64_t r = len; r < T; r++) {
             memset(dk + r * ld, 0, (size_t)hd * sizeof(float));

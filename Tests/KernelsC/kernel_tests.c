@@ -312,15 +312,28 @@ static void test_kernel_layernorm(const lowbit_kernel_table *t) {
 
 static void test_kernel_scores(const lowbit_kernel_table *t) {
     static const int64_t widths[] = {1, 7, 16, 33, 64};
+    static const int queries[] = {1, 2, 4, 5, 9};
     for (int s = 0; s < NSIZES && sizes[s] <= 257; s++)
         for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++) {
+            const int nq = queries[(s + w) % 5];
             const int64_t count = sizes[s], width = widths[w], ldk = count + rand_int(0, 5);
-            float *q = xmalloc(width * sizeof *q), *kt = xmalloc(width * ldk * sizeof *kt);
-            float *a = xmalloc(count * sizeof *a), *b = xmalloc(count * sizeof *b);
-            fill_floats(q, width, 2.0f), fill_floats(kt, width * ldk, 2.0f);
-            t->scores(q, kt, ldk, width, count, a);
-            lowbit_scores_scalar(q, kt, ldk, width, count, b);
-            CHECK(same_floats(a, b, count), "scores count=%lld width=%lld differs", (long long)count, (long long)width);
+            const int64_t ldq = width + rand_int(0, 3), ldo = count + rand_int(0, 3);
+            float *q = xmalloc(nq * ldq * sizeof *q), *kt = xmalloc(width * ldk * sizeof *kt);
+            float *a = xmalloc(nq * ldo * sizeof *a), *b = xmalloc(nq * ldo * sizeof *b);
+            fill_floats(q, nq * ldq, 2.0f), fill_floats(kt, width * ldk, 2.0f);
+            fill_floats(a, nq * ldo, 1.0f);
+            memcpy(b, a, nq * ldo * sizeof *a);
+            t->scores(q, ldq, nq, kt, ldk, width, count, a, ldo);
+            lowbit_scores_scalar(q, ldq, nq, kt, ldk, width, count, b, ldo);
+            int bad = 0; /* the contract's formula, in the test's own words */
+            for (int r = 0; r < nq; r++)
+                for (int64_t j = 0; j < count; j++) {
+                    float acc = 0.0f;
+                    for (int64_t c = 0; c < width; c++) acc = fmaf(q[r * ldq + c], kt[c * ldk + j], acc);
+                    bad += memcmp(&acc, &b[r * ldo + j], 4) != 0;
+                }
+            CHECK(same_floats(a, b, nq * ldo) && bad == 0, "scores nq=%d count=%lld width=%lld differs", nq, (long long)count,
+                  (long long)width);
             free(q), free(kt), free(a), free(b);
         }
 }
@@ -365,19 +378,30 @@ static void test_kernel_dequantize(const lowbit_kernel_table *t) {
 
 static void test_kernel_combine(const lowbit_kernel_table *t) {
     static const int64_t counts[] = {1, 2, 7, 60, 61};
+    static const int queries[] = {1, 3, 4, 6};
     for (int s = 0; s < NSIZES && sizes[s] <= 257; s++)
         for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++) {
-            const int64_t width = sizes[s], count = counts[ci], ldv = width + rand_int(0, 5);
-            float *p = xmalloc(count * sizeof *p), *v = xmalloc(count * ldv * sizeof *v);
-            float *a = xmalloc(width * sizeof *a), *b = xmalloc(width * sizeof *b), *c = xmalloc(width * sizeof *c);
-            fill_floats(p, count, 1.0f), fill_floats(v, count * ldv, 2.0f);
-            t->combine(p, v, ldv, count, width, a);
-            lowbit_combine_scalar(p, v, ldv, count, width, b);
-            memset(c, 0, width * sizeof *c);
-            for (int64_t j = 0; j < count; j++)
-                for (int64_t x = 0; x < width; x++) c[x] = fmaf(p[j], v[j * ldv + x], c[x]);
-            CHECK(same_floats(a, b, width) && same_floats(a, c, width), "combine width=%lld count=%lld differs",
-                  (long long)width, (long long)count);
+            const int nq = queries[(s + ci) % 4];
+            const int64_t width = sizes[s], most = counts[ci], ldv = width + rand_int(0, 5), ldp = most + rand_int(0, 3);
+            const int64_t ldo = width + rand_int(0, 3);
+            int64_t cnt[8];
+            for (int r = 0; r < nq; r++) cnt[r] = r == nq - 1 ? most : rand_int(1, (int)most); /* causal rows, or any */
+            float *p = xmalloc(nq * ldp * sizeof *p), *v = xmalloc(most * ldv * sizeof *v);
+            float *a = xmalloc(nq * ldo * sizeof *a), *b = xmalloc(nq * ldo * sizeof *b), *c = xmalloc(nq * ldo * sizeof *c);
+            fill_floats(p, nq * ldp, 1.0f), fill_floats(v, most * ldv, 2.0f);
+            for (int r = 0; r < nq; r++) /* weights past a row's count must not be read: NaN there */
+                for (int64_t j = cnt[r]; j < ldp; j++) p[r * ldp + j] = NAN;
+            fill_floats(a, nq * ldo, 1.0f);
+            memcpy(b, a, nq * ldo * sizeof *a), memcpy(c, a, nq * ldo * sizeof *a);
+            t->combine(p, ldp, nq, cnt, v, ldv, width, a, ldo);
+            lowbit_combine_scalar(p, ldp, nq, cnt, v, ldv, width, b, ldo);
+            for (int r = 0; r < nq; r++) {
+                for (int64_t x = 0; x < width; x++) c[r * ldo + x] = 0.0f;
+                for (int64_t j = 0; j < cnt[r]; j++)
+                    for (int64_t x = 0; x < width; x++) c[r * ldo + x] = fmaf(p[r * ldp + j], v[j * ldv + x], c[r * ldo + x]);
+            }
+            CHECK(same_floats(a, b, nq * ldo) && same_floats(a, c, nq * ldo), "combine nq=%d width=%lld count=%lld differs", nq,
+                  (long long)width, (long long)most);
             free(p), free(v), free(a), free(b), free(c);
         }
 }
