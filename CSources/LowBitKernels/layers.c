@@ -150,16 +150,22 @@ static void attention_backward_units(void *p, int64_t begin, int64_t end) {
         const float *q = j->qkv + b * T * ld + h * hd, *k = q + H;
         const float *d_o = j->datt + b * T * H + h * hd;
         transpose_head(j, b, h, 2 * H, len, vt);
-        for (int64_t i = 0; i < T; i++) {
-            const int64_t count = (i < len - 1 ? i : len - 1) + 1;
-            const float *pr = probs + i * T;
-            float *dp = ds + i * T;
-            j->t->scores(d_o + i * H, H, 1, vt, T, hd, count, dp, T);
-            float weighted = 0.0f;
-            for (int64_t c = 0; c < count; c++) weighted = weighted + pr[c] * dp[c];
-            /* ds_ic into dp, then dq_i in one weighted sum of the keys */
-            for (int64_t c = 0; c < count; c++) dp[c] = pr[c] * (dp[c] - weighted) * j->scale;
-            j->t->combine(dp, T, 1, &count, k, ld, hd, dq + i * ld, ld);
+        /* query rows in blocks: dP = dO V^T for the block, ds_i row by row, then the block's dQ
+         * rows as weighted sums of the keys */
+        for (int64_t i0 = 0; i0 < T; i0 += QUERY_BLOCK) {
+            const int nq = (int)(T - i0 < QUERY_BLOCK ? T - i0 : QUERY_BLOCK);
+            int64_t counts[QUERY_BLOCK];
+            for (int r = 0; r < nq; r++) counts[r] = (i0 + r < len - 1 ? i0 + r : len - 1) + 1;
+            j->t->scores(d_o + i0 * H, H, nq, vt, T, hd, counts[nq - 1], ds + i0 * T, T);
+            for (int r = 0; r < nq; r++) {
+                const int64_t count = counts[r];
+                const float *pr = probs + (i0 + r) * T;
+                float *dp = ds + (i0 + r) * T;
+                float weighted = 0.0f;
+                for (int64_t c = 0; c < count; c++) weighted = weighted + pr[c] * dp[c];
+                for (int64_t c = 0; c < count; c++) dp[c] = pr[c] * (dp[c] - weighted) * j->scale;
+            }
+            j->t->combine(ds + i0 * T, T, nq, counts, k, ld, hd, dq + i0 * ld, ld);
         }
         /* row r of dK and dV: query rows r..T-1 see key r (every one of them, as r < len) */
         for (int64_t r = 0; r < len; r++) {
