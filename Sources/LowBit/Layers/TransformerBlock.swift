@@ -67,10 +67,18 @@ public final class TransformerBlock {
     }
 }
 
-/// Elementwise sum of two tensors of one shape.
+/// Elementwise sum of two tensors of one shape, in one pass into a new buffer (a copy of `a`
+/// and an add into it were two).
 func add(_ a: Tensor, _ b: Tensor) -> Tensor {
     precondition(a.shape == b.shape)
     var c = a
-    for i in 0..<c.count { c.scalars[i] += b.scalars[i] }
+    c.scalars = kernelOutput(Float.self, a.count)
+    a.scalars.withUnsafeBufferPointer { x in
+        b.scalars.withUnsafeBufferPointer { y in
+            c.scalars.withUnsafeMutableBufferPointer { z in
+                for i in 0..<z.count { z[i] = x[i] + y[i] }
+            }
+        }
+    }
     return c
 }
