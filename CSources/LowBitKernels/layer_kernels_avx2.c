@@ -1,6 +1,7 @@
 /* AVX2 + FMA float kernels: the contracts of lowbit_kernels.def, 8 lanes at a time; the
  * canonical 16-lane sums keep their 16 partials in two registers (lanes 0-7 and 8-15). */
 #include "lowbit_internal.h"
+#include "adamw_lanes.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -209,23 +210,7 @@ static void dequantize_avx2(const int32_t *restrict acc, int rows, int nr, uint3
     }
 }
 
-static void adamw_avx2(float *restrict w, float *restrict m, float *restrict v, const float *restrict g, int64_t n,
-                       const lowbit_adamw_step *restrict h) {
-    const __m256 b1 = _mm256_set1_ps(h->beta1), b2 = _mm256_set1_ps(h->beta2);
-    const __m256 a1 = _mm256_set1_ps(1.0f - h->beta1), a2 = _mm256_set1_ps(1.0f - h->beta2);
-    const __m256 c1 = _mm256_set1_ps(h->c1), c2 = _mm256_set1_ps(h->c2), eps = _mm256_set1_ps(h->epsilon);
-    const __m256 decay = _mm256_set1_ps(h->decay), lr = _mm256_set1_ps(h->learning_rate);
-    for (int64_t i = 0; i < n; i += 8) {
-        const int64_t left = n - i;
-        const __m256 gi = load(g + i, left), wi = load(w + i, left);
-        const __m256 mi = _mm256_add_ps(_mm256_mul_ps(b1, load(m + i, left)), _mm256_mul_ps(a1, gi));
-        const __m256 vi = _mm256_add_ps(_mm256_mul_ps(b2, load(v + i, left)), _mm256_mul_ps(_mm256_mul_ps(a2, gi), gi));
-        const __m256 den = _mm256_add_ps(_mm256_sqrt_ps(_mm256_div_ps(vi, c2)), eps);
-        const __m256 s = _mm256_add_ps(_mm256_div_ps(_mm256_div_ps(mi, c1), den), _mm256_mul_ps(decay, wi));
-        store(m + i, left, mi), store(v + i, left, vi);
-        store(w + i, left, _mm256_sub_ps(wi, _mm256_mul_ps(lr, s)));
-    }
-}
+LOWBIT_DEFINE_ADAMW(adamw_avx2, 8)
 
 /* 8 rows x 8 columns, transposed in registers: row i of the result is column i of r */
 INLINE void transpose8(__m256 r[8]) {

@@ -1,6 +1,7 @@
 /* AVX-512F float kernels: the contracts of lowbit_kernels.def, 16 lanes at a time, with the
  * scalar twins' operations in the same order (masked loads pad tails with +0.0). */
 #include "lowbit_internal.h"
+#include "adamw_lanes.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -119,92 +120,74 @@ static void layernorm_avx512(const float *restrict x, int64_t d, const float *re
     *rstd = r;
 }
 
-/* A register tile of NR (1..4) queries x NV (1..4) vectors of 16 keys: each load of keys
- * feeds NR queries' FMAs, and the NR x NV accumulators are independent chains (a single
- * query's one or two would wait on the FMA's latency: the causal rows are mostly short).
- * NR and NV are constants in every expansion, so the loops carry no branches. */
-INLINE void scores_tile(const int NR, const int NV, const float *restrict q, int64_t ldq, const float *restrict kt,
-                        int64_t ldk, int64_t width, const __mmask16 *k, float *restrict out, int64_t ldo) {
-    __m512 a[4][4];
+/* Attention's register tile: NR (1..4) rows of a small matrix a (ld lda) times `depth` rows of
+ * b (ld ldb), NV (1..4) vectors of 16 columns wide: out[r][.] = sum over t of a[r][t] b[t][.],
+ * t in order, one FMA chain per (row, vector). Each load of b feeds NR rows' FMAs, and the
+ * NR x NV chains are independent (one row's one or two would wait on the FMA's latency: the
+ * causal rows are mostly short). With `ends` (combine), row r stops after ends[r] terms: its
+ * FMAs are masked off past it, so its sums are exactly its own, and its a past it is not read.
+ * NR, NV and whether there are ends are constants in every expansion: no branches in the loop.
+ * scores: a = queries, b = keys transposed, depth = width; combine: a = weights, b = v. */
+INLINE void tile(const int NR, const int NV, const float *restrict a, int64_t lda, const int64_t *ends, int64_t depth,
+                 const float *restrict b, int64_t ldb, const __mmask16 *k, float *restrict out, int64_t ldo) {
+    __m512 acc[4][4];
     for (int r = 0; r < NR; r++)
-        for (int x = 0; x < NV; x++) a[r][x] = _mm512_setzero_ps();
-    for (int64_t c = 0; c < width; c++) {
-        __m512 v[4];
-        for (int x = 0; x < NV; x++) v[x] = _mm512_maskz_loadu_ps(k[x], kt + c * ldk + 16 * x);
+        for (int x = 0; x < NV; x++) acc[r][x] = _mm512_setzero_ps();
+    for (int64_t t = 0; t < depth; t++) {
+        __m512 bt[4];
+        for (int x = 0; x < NV; x++) bt[x] = _mm512_maskz_loadu_ps(k[x], b + t * ldb + 16 * x);
         for (int r = 0; r < NR; r++) {
-            const __m512 qc = _mm512_set1_ps(q[r * ldq + c]);
-            for (int x = 0; x < NV; x++) a[r][x] = _mm512_fmadd_ps(qc, v[x], a[r][x]);
+            const int live = !ends || t < ends[r];
+            const __m512 ar = _mm512_set1_ps(live ? a[r * lda + t] : 0.0f);
+            for (int x = 0; x < NV; x++)
+                acc[r][x] = ends ? _mm512_mask3_fmadd_ps(ar, bt[x], acc[r][x], live ? 0xffff : 0)
+                                 : _mm512_fmadd_ps(ar, bt[x], acc[r][x]);
         }
     }
     for (int r = 0; r < NR; r++)
-        for (int x = 0; x < NV; x++) _mm512_mask_storeu_ps(out + r * ldo + 16 * x, k[x], a[r][x]);
+        for (int x = 0; x < NV; x++) _mm512_mask_storeu_ps(out + r * ldo + 16 * x, k[x], acc[r][x]);
+}
+
+/* Rows of a in blocks of 4, columns of b in blocks of 64, each block through its expansion
+ * of `tile` (ends: NULL for scores). */
+INLINE void tiles(const float *restrict a, int64_t lda, int nq, const int64_t *ends, int64_t depth, const float *restrict b,
+                  int64_t ldb, int64_t cols, float *restrict out, int64_t ldo) {
+    for (int r0 = 0; r0 < nq; r0 += 4) {
+        const int nr = nq - r0 < 4 ? nq - r0 : 4;
+        int64_t most = depth;
+        if (ends) {
+            most = 0;
+            for (int r = 0; r < nr; r++) most = ends[r0 + r] > most ? ends[r0 + r] : most;
+        }
+        for (int64_t c = 0; c < cols; c += 64) {
+            const int nv = cols - c >= 64 ? 4 : (int)((cols - c + 15) / 16);
+            const __mmask16 k[4] = {tail_mask(cols - c), tail_mask(cols - c - 16), tail_mask(cols - c - 32),
+                                    tail_mask(cols - c - 48)};
+            const float *ar = a + r0 * lda, *bc = b + c;
+            const int64_t *e = ends ? ends + r0 : NULL;
+            float *o = out + r0 * ldo + c;
+            switch ((nr - 1) * 4 + nv - 1) {
+#define CASE(R, V)                                                                      \
+    case (R - 1) * 4 + V - 1:                                                           \
+        if (e) tile(R, V, ar, lda, e, most, bc, ldb, k, o, ldo);                        \
+        else tile(R, V, ar, lda, NULL, most, bc, ldb, k, o, ldo);                       \
+        break;
+            CASE(1, 1) CASE(1, 2) CASE(1, 3) CASE(1, 4) CASE(2, 1) CASE(2, 2) CASE(2, 3) CASE(2, 4)
+            CASE(3, 1) CASE(3, 2) CASE(3, 3) CASE(3, 4) CASE(4, 1) CASE(4, 2) CASE(4, 3) CASE(4, 4)
+#undef CASE
+            }
+        }
+    }
 }
 
 static void scores_avx512(const float *restrict q, int64_t ldq, int nq, const float *restrict kt, int64_t ldk,
                           int64_t width, int64_t count, float *restrict out, int64_t ldo) {
-    for (int r0 = 0; r0 < nq; r0 += 4) {
-        const int nr = nq - r0 < 4 ? nq - r0 : 4;
-        for (int64_t j = 0; j < count; j += 64) {
-            const int nv = count - j >= 64 ? 4 : (int)((count - j + 15) / 16);
-            const __mmask16 k[4] = {tail_mask(count - j), tail_mask(count - j - 16), tail_mask(count - j - 32),
-                                    tail_mask(count - j - 48)};
-            const float *qr = q + r0 * ldq, *kj = kt + j;
-            float *o = out + r0 * ldo + j;
-            switch ((nr - 1) * 4 + nv - 1) {
-#define CASE(R, V) \
-    case (R - 1) * 4 + V - 1: scores_tile(R, V, qr, ldq, kj, ldk, width, k, o, ldo); break;
-            CASE(1, 1) CASE(1, 2) CASE(1, 3) CASE(1, 4) CASE(2, 1) CASE(2, 2) CASE(2, 3) CASE(2, 4)
-            CASE(3, 1) CASE(3, 2) CASE(3, 3) CASE(3, 4) CASE(4, 1) CASE(4, 2) CASE(4, 3) CASE(4, 4)
-#undef CASE
-            }
-        }
-    }
-}
-
-/* NR (1..4) rows of weights x NV (1..4) vectors of 16 columns: each load of v feeds NR rows'
- * FMAs; a row whose count has ended keeps its accumulators by the FMA's mask (so its sums are
- * exactly its own) and its weights past the count are not read. */
-INLINE void combine_tile(const int NR, const int NV, const float *restrict p, int64_t ldp, const int64_t *cnt, int64_t most,
-                         const float *restrict v, int64_t ldv, const __mmask16 *k, float *restrict out, int64_t ldo) {
-    __m512 a[4][4];
-    for (int r = 0; r < NR; r++)
-        for (int x = 0; x < NV; x++) a[r][x] = _mm512_setzero_ps();
-    for (int64_t j = 0; j < most; j++) {
-        __m512 vx[4];
-        for (int x = 0; x < NV; x++) vx[x] = _mm512_maskz_loadu_ps(k[x], v + j * ldv + 16 * x);
-        for (int r = 0; r < NR; r++) {
-            const int live = j < cnt[r];
-            const __mmask16 on = live ? 0xffff : 0;
-            const __m512 pj = _mm512_set1_ps(live ? p[r * ldp + j] : 0.0f);
-            for (int x = 0; x < NV; x++) a[r][x] = _mm512_mask3_fmadd_ps(pj, vx[x], a[r][x], on);
-        }
-    }
-    for (int r = 0; r < NR; r++)
-        for (int x = 0; x < NV; x++) _mm512_mask_storeu_ps(out + r * ldo + 16 * x, k[x], a[r][x]);
+    tiles(q, ldq, nq, NULL, width, kt, ldk, count, out, ldo);
 }
 
 static void combine_avx512(const float *restrict p, int64_t ldp, int nq, const int64_t *restrict counts,
                            const float *restrict v, int64_t ldv, int64_t width, float *restrict out, int64_t ldo) {
-    for (int r0 = 0; r0 < nq; r0 += 4) {
-        const int nr = nq - r0 < 4 ? nq - r0 : 4;
-        int64_t most = 0;
-        for (int r = 0; r < nr; r++) most = counts[r0 + r] > most ? counts[r0 + r] : most;
-        for (int64_t c = 0; c < width; c += 64) {
-            const int nv = width - c >= 64 ? 4 : (int)((width - c + 15) / 16);
-            const __mmask16 k[4] = {tail_mask(width - c), tail_mask(width - c - 16), tail_mask(width - c - 32),
-                                    tail_mask(width - c - 48)};
-            const float *pr = p + r0 * ldp, *vc = v + c;
-            const int64_t *cnt = counts + r0;
-            float *o = out + r0 * ldo + c;
-            switch ((nr - 1) * 4 + nv - 1) {
-#define CASE(R, V) \
-    case (R - 1) * 4 + V - 1: combine_tile(R, V, pr, ldp, cnt, most, vc, ldv, k, o, ldo); break;
-            CASE(1, 1) CASE(1, 2) CASE(1, 3) CASE(1, 4) CASE(2, 1) CASE(2, 2) CASE(2, 3) CASE(2, 4)
-            CASE(3, 1) CASE(3, 2) CASE(3, 3) CASE(3, 4) CASE(4, 1) CASE(4, 2) CASE(4, 3) CASE(4, 4)
-#undef CASE
-            }
-        }
-    }
+    tiles(p, ldp, nq, counts, 0, v, ldv, width, out, ldo);
 }
 
 INLINE __m512i splitmix8(__m512i z) {
@@ -250,24 +233,7 @@ static void dequantize_avx512(const int32_t *restrict acc, int rows, int nr, uin
     }
 }
 
-static void adamw_avx512(float *restrict w, float *restrict m, float *restrict v, const float *restrict g, int64_t n,
-                         const lowbit_adamw_step *restrict h) {
-    const __m512 b1 = _mm512_set1_ps(h->beta1), b2 = _mm512_set1_ps(h->beta2);
-    const __m512 a1 = _mm512_set1_ps(1.0f - h->beta1), a2 = _mm512_set1_ps(1.0f - h->beta2);
-    const __m512 c1 = _mm512_set1_ps(h->c1), c2 = _mm512_set1_ps(h->c2), eps = _mm512_set1_ps(h->epsilon);
-    const __m512 decay = _mm512_set1_ps(h->decay), lr = _mm512_set1_ps(h->learning_rate);
-    for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 k = tail_mask(n - i);
-        const __m512 gi = _mm512_maskz_loadu_ps(k, g + i), wi = _mm512_maskz_loadu_ps(k, w + i);
-        const __m512 mi = _mm512_add_ps(_mm512_mul_ps(b1, _mm512_maskz_loadu_ps(k, m + i)), _mm512_mul_ps(a1, gi));
-        const __m512 vi =
-            _mm512_add_ps(_mm512_mul_ps(b2, _mm512_maskz_loadu_ps(k, v + i)), _mm512_mul_ps(_mm512_mul_ps(a2, gi), gi));
-        const __m512 den = _mm512_add_ps(_mm512_sqrt_ps(_mm512_div_ps(vi, c2)), eps);
-        const __m512 s = _mm512_add_ps(_mm512_div_ps(_mm512_div_ps(mi, c1), den), _mm512_mul_ps(decay, wi));
-        _mm512_mask_storeu_ps(m + i, k, mi), _mm512_mask_storeu_ps(v + i, k, vi);
-        _mm512_mask_storeu_ps(w + i, k, _mm512_sub_ps(wi, _mm512_mul_ps(lr, s)));
-    }
-}
+LOWBIT_DEFINE_ADAMW(adamw_avx512, 16)
 
 #pragma clang attribute pop
 
