@@ -107,6 +107,11 @@ static void transpose_head(const attention_job *j, int64_t b, int64_t h, int64_t
                                ones, kt + r, T);
 }
 
+/* How many keys query rows i0..i0+nq-1 see: up to themselves, within the real steps. */
+static void visible_counts(int64_t i0, int nq, int64_t len, int64_t *counts) {
+    for (int r = 0; r < nq; r++) counts[r] = (i0 + r < len - 1 ? i0 + r : len - 1) + 1;
+}
+
 static void attention_units(void *p, int64_t begin, int64_t end) {
     const attention_job *j = p;
     const int64_t T = j->steps, H = j->hidden, hd = H / j->heads, ld = 3 * H;
@@ -120,7 +125,7 @@ static void attention_units(void *p, int64_t begin, int64_t end) {
         for (int64_t i0 = j->last_only ? len - 1 : 0; i0 < stop; i0 += QUERY_BLOCK) {
             const int nq = (int)(stop - i0 < QUERY_BLOCK ? stop - i0 : QUERY_BLOCK);
             int64_t counts[QUERY_BLOCK];
-            for (int r = 0; r < nq; r++) counts[r] = (i0 + r < len - 1 ? i0 + r : len - 1) + 1;
+            visible_counts(i0, nq, len, counts);
             const int64_t out = j->last_only ? b : b * T + i0;
             j->t->scores(j->qkv + (b * T + i0) * ld + h * hd, ld, nq, kt, T, hd, counts[nq - 1], s, T);
             for (int r = 0; r < nq; r++) j->t->softmax(s + r * T, counts[r], j->scale);
@@ -155,7 +160,7 @@ static void attention_backward_units(void *p, int64_t begin, int64_t end) {
         for (int64_t i0 = 0; i0 < T; i0 += QUERY_BLOCK) {
             const int nq = (int)(T - i0 < QUERY_BLOCK ? T - i0 : QUERY_BLOCK);
             int64_t counts[QUERY_BLOCK];
-            for (int r = 0; r < nq; r++) counts[r] = (i0 + r < len - 1 ? i0 + r : len - 1) + 1;
+            visible_counts(i0, nq, len, counts);
             j->t->scores(d_o + i0 * H, H, nq, vt, T, hd, counts[nq - 1], ds + i0 * T, T);
             for (int r = 0; r < nq; r++) {
                 const int64_t count = counts[r];
@@ -191,32 +196,33 @@ static lowbit_status attention_check(const lowbit_context *ctx, const float *qkv
     return LOWBIT_OK;
 }
 
-lowbit_status lowbit_attention_forward(const lowbit_context *ctx, const float *qkv, int64_t batch, int64_t steps,
-                                       int64_t hidden, int64_t heads, const int64_t *lengths, float scale, float *att,
-                                       float *probs, void *workspace) {
+/* Both forwards: every query row (att [batch * steps, hidden], probs optional), or each
+ * sequence's last real step alone (att [batch, hidden]). */
+static lowbit_status attention_forward_run(const lowbit_context *ctx, const float *qkv, int64_t batch, int64_t steps,
+                                           int64_t hidden, int64_t heads, const int64_t *lengths, float scale,
+                                           int last_only, float *att, float *probs, void *workspace) {
     const lowbit_status st = attention_check(ctx, qkv, batch, steps, hidden, heads, lengths, workspace);
     if (st != LOWBIT_OK) return st;
     if (!att) return LOWBIT_ERR_ARGUMENT;
     attention_job j = {.t = ctx->table, .qkv = qkv, .lengths = lengths, .steps = steps, .hidden = hidden,
-                       .heads = heads, .scale = scale, .att = att, .probs_out = probs, .workspace = workspace};
-    const int64_t units = batch * heads;
-    lowbit_parallel_for(lowbit_threads_for_work(ctx->threads, units * steps * steps * (hidden / heads), LAYER_GRAIN * 4),
+                       .heads = heads, .scale = scale, .last_only = last_only, .att = att, .probs_out = probs,
+                       .workspace = workspace};
+    const int64_t units = batch * heads, queries = last_only ? 1 : steps;
+    lowbit_parallel_for(lowbit_threads_for_work(ctx->threads, units * queries * steps * (hidden / heads), LAYER_GRAIN * 4),
                         units, attention_units, &j);
     return LOWBIT_OK;
+}
+
+lowbit_status lowbit_attention_forward(const lowbit_context *ctx, const float *qkv, int64_t batch, int64_t steps,
+                                       int64_t hidden, int64_t heads, const int64_t *lengths, float scale, float *att,
+                                       float *probs, void *workspace) {
+    return attention_forward_run(ctx, qkv, batch, steps, hidden, heads, lengths, scale, 0, att, probs, workspace);
 }
 
 lowbit_status lowbit_attention_forward_last(const lowbit_context *ctx, const float *qkv, int64_t batch, int64_t steps,
                                             int64_t hidden, int64_t heads, const int64_t *lengths, float scale, float *att,
                                             void *workspace) {
-    const lowbit_status st = attention_check(ctx, qkv, batch, steps, hidden, heads, lengths, workspace);
-    if (st != LOWBIT_OK) return st;
-    if (!att) return LOWBIT_ERR_ARGUMENT;
-    attention_job j = {.t = ctx->table, .qkv = qkv, .lengths = lengths, .steps = steps, .hidden = hidden,
-                       .heads = heads, .scale = scale, .last_only = 1, .att = att, .workspace = workspace};
-    const int64_t units = batch * heads;
-    lowbit_parallel_for(lowbit_threads_for_work(ctx->threads, units * steps * (hidden / heads), LAYER_GRAIN * 4), units,
-                        attention_units, &j);
-    return LOWBIT_OK;
+    return attention_forward_run(ctx, qkv, batch, steps, hidden, heads, lengths, scale, 1, att, NULL, workspace);
 }
 
 lowbit_status lowbit_attention_backward(const lowbit_context *ctx, const float *qkv, const float *probs,

@@ -74,8 +74,6 @@ public struct Tensor: Sendable, Equatable {
     }
 }
 
-/// Whether every value is finite: x · 0 is 0 for a finite x and NaN for NaN or ±∞, and a NaN
-/// survives the sum. Sixteen lanes at a time, since this guards every layer's inputs.
 extension Tensor {
     /// The rows `indices` of a matrix, in that order: [indices.count, cols].
     func gatheringRows(_ indices: [Int]) throws -> Tensor {
@@ -89,6 +87,8 @@ extension Tensor {
     }
 }
 
+/// Whether every value is finite: x · 0 is 0 for a finite x and NaN for NaN or ±∞, and a NaN
+/// survives the sum. Sixteen lanes at a time, since this guards every layer's inputs.
 func allFinite(_ b: UnsafeBufferPointer<Float>) -> Bool {
     guard let base = b.baseAddress else { return true }
     let raw = UnsafeRawPointer(base)

@@ -65,15 +65,15 @@ extension Backend {
         }
     }
 
-    /// Causal self-attention over `qkv` [batch · steps, 3 · hidden] (Q, K, V side by side in
-    /// each row) laid out by `shape`: each step attends to the real steps of its sequence up to
-    /// itself, softmax scaled by 1 / √(hidden / heads). `hidden` must be a multiple of `heads`.
     /// The full attention's rows at each sequence's last real step.
     public func attentionAtLastSteps(_ qkv: Tensor, shape s: SequenceShape, heads: Int) throws -> Tensor {
         try attention(qkv, shape: s, heads: heads, keepingProbabilities: false).output
             .gatheringRows(s.lastSteps)
     }
 
+    /// Causal self-attention over `qkv` [batch · steps, 3 · hidden] (Q, K, V side by side in
+    /// each row) laid out by `shape`: each step attends to the real steps of its sequence up to
+    /// itself, softmax scaled by 1 / √(hidden / heads). `hidden` must be a multiple of `heads`.
     public func attention(_ qkv: Tensor, shape s: SequenceShape, heads: Int, keepingProbabilities: Bool) throws -> AttentionResult {
         let H = qkv.shape[1] / 3, T = s.steps, hd = H / heads
         let scale = 1 / Float(hd).squareRoot()

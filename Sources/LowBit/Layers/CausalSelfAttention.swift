@@ -42,9 +42,7 @@ public final class CausalSelfAttention {
     /// scaled by 1 / √(hidden / heads). In training, keeps what ``backward(_:_:)`` needs.
     /// Throws ``LowBitError/invalidShape(_:)`` if rows are not `hidden` wide.
     public func forward(_ x: Tensor, _ s: SequenceShape, _ exec: Execution) throws -> Tensor {
-        guard x.shape == [s.rows, hidden] else {
-            throw LowBitError.invalidShape("attention input must be [\(s.rows), \(hidden)] for \(s.batch) sequences of \(s.steps) steps, got \(x.shape)")
-        }
+        try checkInput(x, s)
         let qkvT = try qkv.forward(x, exec)
         let result = try exec.backend.attention(qkvT, shape: s, heads: heads, keepingProbabilities: exec.training)
         (qkvOut, probabilities, shape) = exec.training ? (qkvT, result.probabilities, s) : (nil, [], nil)
@@ -56,11 +54,15 @@ public final class CausalSelfAttention {
     /// sequence through attention and the output projection. Each row is the full pass's.
     func forwardAtLastSteps(_ x: Tensor, _ s: SequenceShape, _ exec: Execution) throws -> Tensor {
         precondition(!exec.training, "an evaluation pass")
+        try checkInput(x, s)
+        (qkvOut, probabilities, shape) = (nil, [], nil)
+        return try output.forward(exec.backend.attentionAtLastSteps(try qkv.forward(x, exec), shape: s, heads: heads), exec)
+    }
+
+    private func checkInput(_ x: Tensor, _ s: SequenceShape) throws {
         guard x.shape == [s.rows, hidden] else {
             throw LowBitError.invalidShape("attention input must be [\(s.rows), \(hidden)] for \(s.batch) sequences of \(s.steps) steps, got \(x.shape)")
         }
-        (qkvOut, probabilities, shape) = (nil, [], nil)
-        return try output.forward(exec.backend.attentionAtLastSteps(try qkv.forward(x, exec), shape: s, heads: heads), exec)
     }
 
     /// Takes dL/d(output) [batch · steps, hidden] for the last training forward, returns
