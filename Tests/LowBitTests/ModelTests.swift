@@ -1,5 +1,5 @@
 import Foundation
-import LowBit
+@testable import LowBit
 import PropertyBased
 import Testing
 
@@ -18,6 +18,23 @@ struct ModelTests {
                 let full = try encoder.forward(batch, Execution(backend: backend, training: false, calibrating: true))
                 #expect(got.shape == full.shape)
                 #expect(got.scalars.map(\.bitPattern) == full.scalars.map(\.bitPattern), "\(label(backend)) \(mode?.rawValue ?? "float")")
+            }
+        }
+    }
+
+    @Test("an evaluation pass in chunks of sequences gives every sequence the bits of a pass over the whole batch")
+    func evaluationInChunks() throws {
+        let (batch, _) = try DataParallelTests.batch(seed: 4)   // 7 sequences of 6 padded steps
+        for backend in try allBackends() {
+            for mode in Self.allModes {
+                let encoder = try DataParallelTests.model(mode).encoder
+                let whole = try encoder.forward(batch, Execution(backend: backend, training: false))
+                for rows in [6, 13, 24] {   // chunks of 1, 2 and 4 sequences, the last one shorter
+                    encoder.evaluationRows = rows
+                    let got = try encoder.forward(batch, Execution(backend: backend, training: false))
+                    #expect(got.shape == whole.shape)
+                    #expect(got.scalars.map(\.bitPattern) == whole.scalars.map(\.bitPattern), "\(label(backend)) \(mode?.rawValue ?? "float") \(rows)")
+                }
             }
         }
     }

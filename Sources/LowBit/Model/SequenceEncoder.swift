@@ -60,6 +60,30 @@ public final class SequenceEncoder {
         guard s.steps <= configuration.maxSteps else {
             throw LowBitError.invalidShape("sequences of \(s.steps) steps exceed windowSize \(configuration.maxSteps)")
         }
+        if !exec.training && !exec.calibrating {
+            // An evaluation pass keeps nothing for a backward, so it can take the sequences a
+            // few at a time, every row-wise step alike: the activations of a chunk stay in the
+            // core's L2 between the passes over them (the design's batch of 32 at 60 steps took
+            // 8 % longer in one piece), and every result is the same to the bit.
+            let chunk = max(1, evaluationRows / s.steps)
+            if s.batch > chunk {
+                var pooled = [Float]()
+                pooled.reserveCapacity(s.batch * configuration.width)
+                for first in stride(from: 0, to: s.batch, by: chunk) {
+                    pooled += try encode(batch.sequences(first..<min(first + chunk, s.batch)), exec).scalars
+                }
+                return try Tensor(shape: [s.batch, configuration.width], scalars: pooled)
+            }
+        }
+        return try encode(batch, exec)
+    }
+
+    /// Rows (sequences × padded steps) per chunk of an evaluation pass.
+    var evaluationRows = 256
+
+    /// The pass itself, over the whole of `batch`.
+    private func encode(_ batch: SequenceBatch, _ exec: Execution) throws -> Tensor {
+        let s = batch.shape
         var exec = exec
         exec.sequences = s
         var h = try inputProjection?.forward(batch.rows, exec) ?? batch.rows
