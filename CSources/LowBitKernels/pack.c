@@ -1,9 +1,67 @@
 /* Packing: signed values to the panel/chunk layout of lowbit.h, and back. Runs once per
  * model, so it is written once, in plain C, for every ISA. */
 #include "lowbit_internal.h"
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
-static int value_ok(const lowbit_format_traits *f, int v) {
-    return v >= f->qmin && v <= f->qmax && (f->step == 1 || (v + f->zero_point) % f->step == 0);
+/* Four source rows of 16 bytes, interleaved into one chunk of a panel: dst[4i + j] = s_j[i]
+ * as an unsigned code (v + 128). SSE2 (every x86-64) does it in byte and word unpacks. */
+static void interleave4(const int8_t *restrict s0, const int8_t *restrict s1, const int8_t *restrict s2,
+                        const int8_t *restrict s3, uint8_t *restrict dst) {
+#if defined(__SSE2__)
+    const __m128i flip = _mm_set1_epi8((char)0x80);
+    const __m128i a = _mm_xor_si128(_mm_loadu_si128((const __m128i *)s0), flip);
+    const __m128i b = _mm_xor_si128(_mm_loadu_si128((const __m128i *)s1), flip);
+    const __m128i c = _mm_xor_si128(_mm_loadu_si128((const __m128i *)s2), flip);
+    const __m128i d = _mm_xor_si128(_mm_loadu_si128((const __m128i *)s3), flip);
+    const __m128i ab_lo = _mm_unpacklo_epi8(a, b), ab_hi = _mm_unpackhi_epi8(a, b);
+    const __m128i cd_lo = _mm_unpacklo_epi8(c, d), cd_hi = _mm_unpackhi_epi8(c, d);
+    _mm_storeu_si128((__m128i *)dst, _mm_unpacklo_epi16(ab_lo, cd_lo));
+    _mm_storeu_si128((__m128i *)(dst + 16), _mm_unpackhi_epi16(ab_lo, cd_lo));
+    _mm_storeu_si128((__m128i *)(dst + 32), _mm_unpacklo_epi16(ab_hi, cd_hi));
+    _mm_storeu_si128((__m128i *)(dst + 48), _mm_unpackhi_epi16(ab_hi, cd_hi));
+#else
+    for (int i = 0; i < LOWBIT_PANEL_ROWS; i++) {
+        dst[i * 4 + 0] = (uint8_t)(s0[i] ^ 0x80);
+        dst[i * 4 + 1] = (uint8_t)(s1[i] ^ 0x80);
+        dst[i * 4 + 2] = (uint8_t)(s2[i] ^ 0x80);
+        dst[i * 4 + 3] = (uint8_t)(s3[i] ^ 0x80);
+    }
+#endif
+}
+
+/* The low-bit formats, rows outer (they come from weights, rows contiguous). `bits` is a
+ * constant at each call, so that a whole chunk's loop unrolls: its shifts become constants
+ * and the value checks (steps are 1 or 2: a mask, not a division) one flag per chunk.
+ * Returns whether every value was a code of the format. */
+static inline __attribute__((always_inline)) int pack_lowbit(const lowbit_format_traits *f, const int8_t *q, int64_t m,
+                                                             int64_t k, int64_t rs, int64_t cs, uint8_t *out,
+                                                             const int bits) {
+    const int chunk_k = 32 / bits, halve = f->step == 2, odd = f->step - 1;
+    const int qmin = f->qmin, qmax = f->qmax, zp = f->zero_point;
+    const int64_t chunks = lowbit_padded_k(k) / chunk_k;
+    int bad = 0;
+    for (int64_t r = 0; r < m; r++) {
+        uint8_t *row = out + (r / LOWBIT_PANEL_ROWS) * chunks * LOWBIT_CHUNK_BYTES + (r % LOWBIT_PANEL_ROWS) * 4;
+        for (int64_t ch = 0; ch * chunk_k < k; ch++) {
+            const int64_t c0 = ch * chunk_k;
+            const int8_t *src = q + r * rs + c0 * cs;
+            uint8_t bytes[4] = {0, 0, 0, 0};
+#define CODE(kk, v)                                                     \
+    do {                                                                \
+        bad |= (v) < qmin || (v) > qmax || (((v) + zp) & odd);          \
+        bytes[(kk) % 4] |= (uint8_t)((((v) + zp) >> halve) << (((kk) / 4) * bits)); \
+    } while (0)
+            if (c0 + chunk_k <= k && cs == 1)
+                for (int kk = 0; kk < chunk_k; kk++) CODE(kk, src[kk]);
+            else
+                for (int64_t kk = 0; kk < chunk_k && c0 + kk < k; kk++) CODE(kk, src[kk * cs]);
+#undef CODE
+            memcpy(row + ch * LOWBIT_CHUNK_BYTES, bytes, 4);
+        }
+    }
+    return !bad;
 }
 
 /* Element (row, col) of the source is q[row * rs + col * cs]. Each row's codes are gathered
@@ -15,7 +73,7 @@ lowbit_status lowbit_pack_strided(lowbit_format format, const int8_t *q, int64_t
     if (!f || !q || !out) return LOWBIT_ERR_ARGUMENT;
     if (m <= 0 || k <= 0) return LOWBIT_ERR_SHAPE;
     const int64_t kpad = lowbit_padded_k(k);
-    const int bits = f->bits, chunk_k = 32 / bits, halve = f->step == 2;
+    const int bits = f->bits, chunk_k = 32 / bits;
     const int64_t chunks = kpad / chunk_k;
     memset(out, 0, lowbit_packed_size(format, m, k));
     if (bits == 8) { /* every int8 is a code: code = v + 128, four to a chunk's row */
@@ -27,15 +85,9 @@ lowbit_status lowbit_pack_strided(lowbit_format format, const int8_t *q, int64_t
                 /* a transposed source, whole panels: the chunk is four source rows of 16 bytes
                  * interleaved, a fixed-size loop the compiler turns into shuffles */
                 for (; r + LOWBIT_PANEL_ROWS <= m; r += LOWBIT_PANEL_ROWS) {
-                    uint8_t *restrict dst = out + ((r / LOWBIT_PANEL_ROWS) * chunks + ch) * LOWBIT_CHUNK_BYTES;
-                    const int8_t *restrict s0 = q + r + c0 * cs, *restrict s1 = s0 + cs, *restrict s2 = s1 + cs,
-                                           *restrict s3 = s2 + cs;
-                    for (int i = 0; i < LOWBIT_PANEL_ROWS; i++) {
-                        dst[i * 4 + 0] = (uint8_t)(s0[i] ^ 0x80);
-                        dst[i * 4 + 1] = (uint8_t)(s1[i] ^ 0x80);
-                        dst[i * 4 + 2] = (uint8_t)(s2[i] ^ 0x80);
-                        dst[i * 4 + 3] = (uint8_t)(s3[i] ^ 0x80);
-                    }
+                    const int8_t *s0 = q + r + c0 * cs;
+                    interleave4(s0, s0 + cs, s0 + 2 * cs, s0 + 3 * cs,
+                                out + ((r / LOWBIT_PANEL_ROWS) * chunks + ch) * LOWBIT_CHUNK_BYTES);
                 }
             }
             for (; r < m; r++) {
@@ -46,21 +98,10 @@ lowbit_status lowbit_pack_strided(lowbit_format format, const int8_t *q, int64_t
         }
         return LOWBIT_OK;
     }
-    /* the low-bit formats come from weights, rows contiguous: rows outer */
-    for (int64_t r = 0; r < m; r++) {
-        for (int64_t ch = 0; ch * chunk_k < k; ch++) {
-            const int64_t c0 = ch * chunk_k, n = k - c0 < chunk_k ? k - c0 : chunk_k;
-            const int8_t *src = q + r * rs + c0 * cs;
-            uint8_t bytes[4] = {0, 0, 0, 0};
-            for (int64_t kk = 0; kk < n; kk++) {
-                const int v = src[kk * cs];
-                if (!value_ok(f, v)) return LOWBIT_ERR_ARGUMENT;
-                bytes[kk % 4] |= (uint8_t)(((v + f->zero_point) >> halve) << ((kk / 4) * bits));
-            }
-            memcpy(out + ((r / LOWBIT_PANEL_ROWS) * chunks + ch) * LOWBIT_CHUNK_BYTES + (r % LOWBIT_PANEL_ROWS) * 4, bytes, 4);
-        }
-    }
-    return LOWBIT_OK;
+    const int ok = bits == 1 ? pack_lowbit(f, q, m, k, rs, cs, out, 1)
+                 : bits == 2 ? pack_lowbit(f, q, m, k, rs, cs, out, 2)
+                             : pack_lowbit(f, q, m, k, rs, cs, out, 4);
+    return ok ? LOWBIT_OK : LOWBIT_ERR_ARGUMENT;
 }
 
 lowbit_status lowbit_pack(lowbit_format format, const int8_t *q, int64_t m, int64_t k, uint8_t *out) {

@@ -161,6 +161,12 @@ static void stochastic_absmax(void *p, int64_t begin, int64_t end) {
     if (bad) __atomic_store_n(&j->bad, 1, __ATOMIC_RELAXED);
 }
 
+/* 127 / absmax, kept finite */
+static float stochastic_inverse(float absmax) {
+    const float inv = 127.0f / absmax;
+    return inv <= FLT_MAX ? inv : FLT_MAX;
+}
+
 static void stochastic_rows(void *p, int64_t begin, int64_t end) {
     stochastic_job *j = p;
     /* draws are taken in row order, one per value of each non-zero row */
@@ -174,9 +180,7 @@ static void stochastic_rows(void *p, int64_t begin, int64_t end) {
             memset(q, 0, (size_t)j->cols);
             continue;
         }
-        float inv = 127.0f / absmax;
-        inv = inv <= FLT_MAX ? inv : FLT_MAX;
-        j->t->quantize_stochastic(j->x + r * j->cols, j->cols, inv, j->state, first, q);
+        j->t->quantize_stochastic(j->x + r * j->cols, j->cols, stochastic_inverse(absmax), j->state, first, q);
         first += j->cols;
     }
 }
@@ -191,6 +195,88 @@ lowbit_status lowbit_quantize_stochastic(const lowbit_context *ctx, const float 
     if (j.bad) return LOWBIT_ERR_NONFINITE;
     lowbit_parallel_for(threads, rows, stochastic_rows, &j);
     for (int64_t r = 0; r < rows; r++) scales[r] = scales[r] / 127.0f; /* after every thread has counted */
+    return LOWBIT_OK;
+}
+
+/* ---- the same of a scaled transpose, without the transpose in memory ---- */
+
+/* Tokens per block of the second pass, and columns per tile: a tile of TILE x TILE floats
+ * (16 KB) is transposed from x and quantized from L1. */
+enum { TRANSPOSED_TILE = 64 };
+
+typedef struct {
+    const lowbit_kernel_table *t;
+    const float *x, *s;
+    int64_t n, m, ldq, width; /* width: columns per unit of the first pass */
+    uint64_t state;
+    int8_t *q;
+    float *scales; /* the columns' absmax after the first pass, their scales at the end */
+    int bad;
+} transposed_job;
+
+/* First pass, over a range of columns: max |x[i, j] * s[i]| over the rows, row by row (a
+ * contiguous stream; max is exact, so the order does not matter). */
+static void transposed_absmax(void *p, int64_t begin, int64_t end) {
+    transposed_job *j = p;
+    const int64_t c0 = begin * j->width, c1 = end * j->width < j->m ? end * j->width : j->m;
+    float *restrict mx = j->scales + c0;
+    const int64_t w = c1 - c0;
+    for (int64_t c = 0; c < w; c++) mx[c] = 0.0f;
+    int bad = 0;
+    for (int64_t i = 0; i < j->n; i++) {
+        const float *restrict row = j->x + i * j->m + c0;
+        const float si = j->s[i];
+        for (int64_t c = 0; c < w; c++) {
+            const float v = fabsf(row[c] * si);
+            bad |= !(v <= FLT_MAX);
+            mx[c] = v > mx[c] ? v : mx[c];
+        }
+    }
+    if (bad) __atomic_store_n(&j->bad, 1, __ATOMIC_RELAXED);
+}
+
+/* Second pass, over blocks of TILE tokens: each tile of (TILE tokens) x (TILE columns) goes
+ * through the ISA's transpose into L1, then each of its rows (a segment of one output row)
+ * through the ISA's stochastic rounding, with the draws that segment has in the whole. */
+static void transposed_blocks(void *p, int64_t begin, int64_t end) {
+    const transposed_job *j = p;
+    float tile[TRANSPOSED_TILE * TRANSPOSED_TILE];
+    for (int64_t b = begin; b < end; b++) {
+        const int64_t i0 = b * TRANSPOSED_TILE, len = j->n - i0 < TRANSPOSED_TILE ? j->n - i0 : TRANSPOSED_TILE;
+        int64_t nonzero = 0; /* non-zero output rows before the current one: each drew n values */
+        for (int64_t c0 = 0; c0 < j->m; c0 += TRANSPOSED_TILE) {
+            const int64_t cols = j->m - c0 < TRANSPOSED_TILE ? j->m - c0 : TRANSPOSED_TILE;
+            for (int64_t r = 0; r < len; r += 16)
+                j->t->transpose_scaled(j->x + (i0 + r) * j->m + c0, j->m, (int)(len - r < 16 ? len - r : 16), cols,
+                                       j->s + i0 + r, tile + r, TRANSPOSED_TILE);
+            for (int64_t c = 0; c < cols; c++) {
+                const float absmax = j->scales[c0 + c];
+                int8_t *q = j->q + (c0 + c) * j->ldq + i0;
+                if (i0 + len == j->n) memset(q + len, 0, (size_t)(j->ldq - j->n));
+                if (!(absmax > 0.0f)) {
+                    memset(q, 0, (size_t)len);
+                    continue;
+                }
+                j->t->quantize_stochastic(tile + c * TRANSPOSED_TILE, len, stochastic_inverse(absmax), j->state,
+                                          nonzero * j->n + i0, q);
+                nonzero++;
+            }
+        }
+    }
+}
+
+lowbit_status lowbit_quantize_stochastic_transposed(const lowbit_context *ctx, const float *x, int64_t n, int64_t m,
+                                                    const float *s, uint64_t seed, int8_t *q, int64_t ldq,
+                                                    float *scales) {
+    if (!ctx || !x || !s || !q || !scales) return LOWBIT_ERR_ARGUMENT;
+    if (n <= 0 || m <= 0 || ldq < n) return LOWBIT_ERR_SHAPE;
+    const int threads = lowbit_threads_for_work(ctx->threads, n * m, QUANTIZE_GRAIN);
+    transposed_job j = {.t = ctx->table, .x = x, .s = s, .n = n, .m = m, .ldq = ldq,
+                        .width = (m + threads - 1) / threads, .state = seed, .q = q, .scales = scales};
+    lowbit_parallel_for(threads, (m + j.width - 1) / j.width, transposed_absmax, &j);
+    if (j.bad) return LOWBIT_ERR_NONFINITE;
+    lowbit_parallel_for(threads, (n + TRANSPOSED_TILE - 1) / TRANSPOSED_TILE, transposed_blocks, &j);
+    for (int64_t c = 0; c < m; c++) scales[c] = scales[c] / 127.0f; /* after every block has read them */
     return LOWBIT_OK;
 }
 

@@ -644,6 +644,9 @@ static void test_pack_and_matmul(const lowbit_context *ctx) {
                 if (fmt != LOWBIT_FORMAT_INT8) {
                     wv[0] = (int8_t)(fmt == LOWBIT_FORMAT_BINARY ? 0 : f->qmax + 1);
                     CHECK(lowbit_pack(fmt, wv, m, k, packed) == LOWBIT_ERR_ARGUMENT, "%s pack accepts %d", f->name, wv[0]);
+                    wv[0] = (int8_t)f->qmax, wv[m * k - 1] = (int8_t)(fmt == LOWBIT_FORMAT_BINARY ? 0 : f->qmin - 1);
+                    CHECK(lowbit_pack(fmt, wv, m, k, packed) == LOWBIT_ERR_ARGUMENT, "%s pack accepts a last %d", f->name,
+                          wv[m * k - 1]);
                 }
                 xs[0] = NAN;
                 CHECK(lowbit_matmul_f32(ctx, &pg, x, n, kpad, xs, bias, yf, m) == LOWBIT_ERR_NONFINITE, "NaN scale");
@@ -904,6 +907,34 @@ static void test_layers(const lowbit_context *ctx) {
         CHECK(lowbit_quantize_stochastic(ctx, x, rows, cols, 42, q1, ldq, s1) == LOWBIT_ERR_NONFINITE, "NaN accepted");
         CHECK(lowbit_absmax_rows(ctx, x, rows, cols, s1) == LOWBIT_ERR_NONFINITE, "absmax_rows accepts NaN");
         free(x), free(q1), free(q2);
+    }
+    /* stochastic rounding of a scaled transpose: the bits of the transpose, then the rounding,
+     * on awkward shapes (one value, tails of the 16- and 64-wide tiles, a zero column, a
+     * product that overflows) */
+    {
+        const int64_t shapes[][2] = {{1, 1}, {130, 75}, {200, 300}, {64, 64}, {17, 129}};
+        for (size_t e = 0; e < sizeof shapes / sizeof shapes[0]; e++) {
+            const int64_t n = shapes[e][0], m = shapes[e][1], ldq = n + 13;
+            float *x = xmalloc(n * m * sizeof *x), *s = xmalloc(n * sizeof *s), *t = xmalloc(n * m * sizeof *t);
+            float *s1 = xmalloc(m * sizeof *s1), *s2 = xmalloc(m * sizeof *s2);
+            int8_t *q1 = xmalloc(m * ldq), *q2 = xmalloc(m * ldq);
+            fill_floats(x, n * m, 3.0f);
+            for (int64_t i = 0; i < n; i++) s[i] = 0.5f + (float)(i % 7);
+            if (m > 3)
+                for (int64_t i = 0; i < n; i++) x[i * m + 3] = 0.0f; /* a column that takes no draws */
+            memset(q1, 7, m * ldq), memset(q2, 9, m * ldq);
+            CHECK(lowbit_quantize_stochastic_transposed(ctx, x, n, m, s, 42, q1, ldq, s1) == LOWBIT_OK &&
+                      lowbit_transpose_scaled(&scalar_ctx, x, n, m, s, t) == LOWBIT_OK &&
+                      lowbit_quantize_stochastic(&scalar_ctx, t, m, n, 42, q2, ldq, s2) == LOWBIT_OK,
+                  "quantize_stochastic_transposed status (%lld x %lld)", (long long)n, (long long)m);
+            CHECK(memcmp(q1, q2, m * ldq) == 0 && memcmp(s1, s2, m * sizeof *s1) == 0,
+                  "quantize_stochastic_transposed differs from transpose + quantize_stochastic (%lld x %lld)",
+                  (long long)n, (long long)m);
+            s[n - 1] = FLT_MAX, x[(n - 1) * m] = 4.0f;
+            CHECK(lowbit_quantize_stochastic_transposed(ctx, x, n, m, s, 42, q1, ldq, s1) == LOWBIT_ERR_NONFINITE,
+                  "an infinite product accepted");
+            free(x), free(s), free(t), free(s1), free(s2), free(q1), free(q2);
+        }
     }
     float one_value = 1.0f, out;
     CHECK(lowbit_layernorm_forward(ctx, &one_value, 0, 1, &one_value, &one_value, 1e-5f, &out, NULL, &out) == LOWBIT_ERR_SHAPE,

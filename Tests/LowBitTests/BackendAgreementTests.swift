@@ -83,6 +83,8 @@ struct BackendAgreementTests {
             let magInput = magnitudes(g, try q.dequantized().transposed())
             let magWeight = magnitudes(try g.transposed(), try xq.dequantized().transposed())
             let wantQT = try reference.linearBackward(gradOutput: g, input: xq, weights: reference.prepare(q), precision: .int8)
+            let wantSR = try reference.linearBackward(gradOutput: g, input: xq, weights: reference.prepare(q), precision: .int8,
+                                                      stochasticRoundingSeed: 7)
             for b in try allBackends() {
                 let prepared = try b.prepare(q)
                 let got = try b.linearBackward(gradOutput: g, input: xq, weights: prepared, precision: .float)
@@ -94,6 +96,10 @@ struct BackendAgreementTests {
                 // QT's integer products are exact; only the final scaling rounds.
                 expectAgree(qt.input, wantQT.input, magnitudes: magInput, k: 1, groups: q.groupsPerRow, "\(label(b)) \(mode) QT dX")
                 expectAgree(qt.weight, wantQT.weight, magnitudes: magWeight, k: 1, "\(label(b)) \(mode) QT dW")
+                // stochastic rounding draws the same numbers on every backend
+                let sr = try b.linearBackward(gradOutput: g, input: xq, weights: prepared, precision: .int8, stochasticRoundingSeed: 7)
+                expectAgree(sr.input, wantSR.input, magnitudes: magInput, k: 1, groups: q.groupsPerRow, "\(label(b)) \(mode) QT SR dX")
+                expectAgree(sr.weight, wantSR.weight, magnitudes: magWeight, k: 1, "\(label(b)) \(mode) QT SR dW")
             }
             // int8 gradients lose little against the float STE gradient.
             for (a, e) in [(wantQT.input, want.input), (wantQT.weight, want.weight)] {

@@ -273,6 +273,16 @@ lowbit_status lowbit_absmax_rows(const lowbit_context *ctx, const float *x, int6
 lowbit_status lowbit_quantize_stochastic(const lowbit_context *ctx, const float *x, int64_t rows, int64_t cols,
                                          uint64_t seed, int8_t *q, int64_t ldq, float *scales);
 
+/**
+ * lowbit_quantize_stochastic of the [m, n] transpose of x [n, m] with row i scaled by s[i]
+ * (lowbit_transpose_scaled's output), bit for bit, without that transpose in memory: q has
+ * m rows of n codes, ldq apart, one scale per row (a column of x). QT's weight gradient
+ * quantizes its output gradient so, per output channel.
+ */
+lowbit_status lowbit_quantize_stochastic_transposed(const lowbit_context *ctx, const float *x, int64_t n, int64_t m,
+                                                    const float *s, uint64_t seed, int8_t *q, int64_t ldq,
+                                                    float *scales);
+
 /* ---------------------------------------------------------------- float layers
  * The model's passes besides its matmuls, on the ISA's float kernels (whose contracts are in
  * lowbit_kernels.def): every ISA gives the same bits, and so does every thread count (the

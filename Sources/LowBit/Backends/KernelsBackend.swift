@@ -279,6 +279,10 @@ protocol ScaledTranspose {
     /// out[j · n + i] = x[i · m + j] · scales[i] for x of n rows of m; `out` holds m · n floats.
     func transposeScaled(_ x: UnsafeBufferPointer<Float>, rows n: Int, cols m: Int, scales: UnsafeBufferPointer<Float>,
                          into out: UnsafeMutableBufferPointer<Float>) throws
+    /// ``Backend/quantizeStochastic(rows:seed:)`` of that transpose, bit for bit, without the
+    /// float transpose in memory.
+    func quantizeStochasticTransposed(_ x: UnsafeBufferPointer<Float>, rows n: Int, cols m: Int,
+                                      scales: UnsafeBufferPointer<Float>, seed: UInt64) throws -> QuantizedActivations
 }
 
 extension KernelsBackend: ScaledTranspose {
@@ -290,5 +294,19 @@ extension KernelsBackend: ScaledTranspose {
             lowbit_transpose_scaled(ctx, x.baseAddress!, Int64(n), Int64(m), scales.baseAddress!, out.baseAddress!)
         }
         try check(status, "scaled transpose")
+    }
+
+    func quantizeStochasticTransposed(_ x: UnsafeBufferPointer<Float>, rows n: Int, cols m: Int,
+                                      scales: UnsafeBufferPointer<Float>, seed: UInt64) throws -> QuantizedActivations {
+        precondition(x.count >= n * m && scales.count >= n && n > 0 && m > 0)
+        let stride = ReferenceQuantizer.paddedLength(n)
+        var q = kernelOutput(Int8.self, m * stride)
+        var rowScales = kernelOutput(Float.self, m)
+        let status = withUnsafePointer(to: context) { ctx in
+            lowbit_quantize_stochastic_transposed(ctx, x.baseAddress!, Int64(n), Int64(m), scales.baseAddress!, seed,
+                                                  &q, Int64(stride), &rowScales)
+        }
+        try check(status, "gradient")
+        return QuantizedActivations(quantized: m, cols: n, stride: stride, values: q, scales: rowScales)
     }
 }

@@ -104,36 +104,17 @@ extension Backend {
                 }
             }
             // per output channel: quantize the rows of (g · diag(sx))ᵀ
-            var foldedT = kernelOutput(Float.self, m * n)
-            try g.scalars.withUnsafeBufferPointer { gs in
-                try x.scales.withUnsafeBufferPointer { xs in
-                    try foldedT.withUnsafeMutableBufferPointer { t in
-                        if let kernels = self as? any ScaledTranspose {
-                            return try kernels.transposeScaled(gs, rows: n, cols: m, scales: xs, into: t)
-                        }
-                        // Blocks of 16 rows × 64 columns through a small tile: rows of the gradient
-                        // 4 KB apart (m = 1024) share L1 sets, so a blocked loop straight from g
-                        // to gᵀ missed L1 on most reads.
-                        withUnsafeTemporaryAllocation(of: Float.self, capacity: 1024) { tile in
-                            for i0 in stride(from: 0, to: n, by: 16) {
-                                let rows = min(16, n - i0)
-                                for j0 in stride(from: 0, to: m, by: 64) {
-                                    let cols = min(64, m - j0)
-                                    for a in 0..<rows {
-                                        let s = xs[i0 &+ a], from = (i0 &+ a) &* m &+ j0
-                                        for b in 0..<cols { tile[b &* 16 &+ a] = gs[from &+ b] * s }
-                                    }
-                                    for b in 0..<cols {
-                                        let to = (j0 &+ b) &* n &+ i0
-                                        for a in 0..<rows { t[to &+ a] = tile[b &* 16 &+ a] }
-                                    }
-                                }
-                            }
-                        }
+            let transposedSeed = stochasticRoundingSeed.map { $0 ^ 0x5bd1_e995 }
+            let gqT: QuantizedActivations
+            if let kernels = self as? any ScaledTranspose, let seed = transposedSeed {
+                gqT = try g.scalars.withUnsafeBufferPointer { gs in
+                    try x.scales.withUnsafeBufferPointer { xs in
+                        try kernels.quantizeStochasticTransposed(gs, rows: n, cols: m, scales: xs, seed: seed)
                     }
                 }
+            } else {
+                gqT = try quantizeGradient(transposedScaled(g, rowScales: x.scales), seed: transposedSeed)
             }
-            let gqT = try quantizeGradient(Tensor(shape: [m, n], scalars: foldedT), seed: stochasticRoundingSeed.map { $0 ^ 0x5bd1_e995 })
             var gradWeight = kernelOutput(Float.self, m * k)
             try gradWeight.withUnsafeMutableBufferPointer { out in
                 try rowScaledProduct(gqT, x.matrix, into: out.baseAddress!, ldc: k)
@@ -143,6 +124,41 @@ extension Backend {
                 weight: try Tensor(shape: [m, k], scalars: gradWeight),
                 bias: try Tensor(shape: [m], scalars: gradBias))
         }
+    }
+
+    /// (g · diag(rowScales))ᵀ, [m, n] for g [n, m].
+    private func transposedScaled(_ g: Tensor, rowScales: [Float]) throws -> Tensor {
+        let (n, m) = (g.shape[0], g.shape[1])
+        var foldedT = kernelOutput(Float.self, m * n)
+        try g.scalars.withUnsafeBufferPointer { gs in
+            try rowScales.withUnsafeBufferPointer { xs in
+                try foldedT.withUnsafeMutableBufferPointer { t in
+                    if let kernels = self as? any ScaledTranspose {
+                        return try kernels.transposeScaled(gs, rows: n, cols: m, scales: xs, into: t)
+                    }
+                    // Blocks of 16 rows × 64 columns through a small tile: rows of the gradient
+                    // 4 KB apart (m = 1024) share L1 sets, so a blocked loop straight from g
+                    // to gᵀ missed L1 on most reads.
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 1024) { tile in
+                        for i0 in stride(from: 0, to: n, by: 16) {
+                            let rows = min(16, n - i0)
+                            for j0 in stride(from: 0, to: m, by: 64) {
+                                let cols = min(64, m - j0)
+                                for a in 0..<rows {
+                                    let s = xs[i0 &+ a], from = (i0 &+ a) &* m &+ j0
+                                    for b in 0..<cols { tile[b &* 16 &+ a] = gs[from &+ b] * s }
+                                }
+                                for b in 0..<cols {
+                                    let to = (j0 &+ b) &* n &+ i0
+                                    for a in 0..<rows { t[to &+ a] = tile[b &* 16 &+ a] }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return try Tensor(shape: [m, n], scalars: foldedT)
     }
 
     /// c[i · ldc + j] = Float(Σₖ a[i, k] · b[k, j]) · a.scales[i]: an int8 product dequantized per
