@@ -82,8 +82,9 @@ lowbit_status lowbit_silu_backward(const lowbit_context *ctx, const float *u, in
 size_t lowbit_attention_workspace_size(int64_t batch, int64_t steps, int64_t hidden, int64_t heads) {
     if (batch <= 0 || steps <= 0 || hidden <= 0 || heads <= 0) return 0;
     /* per (sequence, head): hd x steps transposed keys (or values), a steps x steps matrix (the
-     * backward's score gradients; the forward uses a block of query rows), then a column of steps */
-    return (size_t)(batch * heads) * (size_t)(hidden / heads * steps + steps * steps + steps) * sizeof(float);
+     * backward's score gradients; the forward uses a block of query rows), then QUERY_BLOCK
+     * columns of steps */
+    return (size_t)(batch * heads) * (size_t)(hidden / heads * steps + steps * steps + QUERY_BLOCK * steps) * sizeof(float);
 }
 
 typedef struct {
@@ -117,7 +118,7 @@ static void attention_units(void *p, int64_t begin, int64_t end) {
     const int64_t T = j->steps, H = j->hidden, hd = H / j->heads, ld = 3 * H;
     for (int64_t u = begin; u < end; u++) {
         const int64_t b = u / j->heads, h = u % j->heads, len = j->lengths[b];
-        float *kt = j->workspace + u * (hd * T + T * T + T), *s = kt + hd * T;
+        float *kt = j->workspace + u * (hd * T + T * T + QUERY_BLOCK * T), *s = kt + hd * T;
         transpose_head(j, b, h, H, len, kt);
         /* queries in blocks of QUERY_BLOCK: their scores in rows of s (T apart), each row's
          * softmax over its own visible keys, then their weighted sums of the values */
@@ -149,7 +150,7 @@ static void attention_backward_units(void *p, int64_t begin, int64_t end) {
     const int64_t T = j->steps, H = j->hidden, hd = H / j->heads, ld = 3 * H;
     for (int64_t u = begin; u < end; u++) {
         const int64_t b = u / j->heads, h = u % j->heads, len = j->lengths[b];
-        float *vt = j->workspace + u * (hd * T + T * T + T), *ds = vt + hd * T, *column = ds + T * T;
+        float *vt = j->workspace + u * (hd * T + T * T + QUERY_BLOCK * T), *ds = vt + hd * T, *columns = ds + T * T;
         const float *probs = j->probs + (b * j->heads + h) * T * T;
         float *dq = j->dqkv + b * T * ld + h * hd, *dk = dq + H, *dv = dq + 2 * H;
         const float *q = j->qkv + b * T * ld + h * hd, *k = q + H;
@@ -172,13 +173,21 @@ static void attention_backward_units(void *p, int64_t begin, int64_t end) {
             }
             j->t->combine(ds + i0 * T, T, nq, counts, k, ld, hd, dq + i0 * ld, ld);
         }
-        /* row r of dK and dV: query rows r..T-1 see key r (every one of them, as r < len) */
-        for (int64_t r = 0; r < len; r++) {
+        /* rows r..r+nr-1 of dK and dV together: query rows r+c..T-1 see key r+c (every one of
+         * them, as r + c < len), so row c of the block sums over query rows r..T-1 with zero
+         * weights before r+c. Those add +0 to sums that start at +0: the same bits as a sum
+         * from r+c, and the kernel's rows share each value row they read. */
+        for (int64_t r = 0; r < len; r += QUERY_BLOCK) {
+            const int nr = (int)(len - r < QUERY_BLOCK ? len - r : QUERY_BLOCK);
             const int64_t visible = T - r;
-            for (int64_t i = r; i < T; i++) column[i - r] = probs[i * T + r];
-            j->t->combine(column, T, 1, &visible, d_o + r * H, H, hd, dv + r * ld, ld);
-            for (int64_t i = r; i < T; i++) column[i - r] = ds[i * T + r];
-            j->t->combine(column, T, 1, &visible, q + r * ld, ld, hd, dk + r * ld, ld);
+            int64_t counts[QUERY_BLOCK];
+            for (int c = 0; c < nr; c++) counts[c] = visible;
+            for (int c = 0; c < nr; c++)
+                for (int64_t i = r; i < T; i++) columns[c * T + i - r] = i < r + c ? 0.0f : probs[i * T + r + c];
+            j->t->combine(columns, T, nr, counts, d_o + r * H, H, hd, dv + r * ld, ld);
+            for (int c = 0; c < nr; c++)
+                for (int64_t i = r; i < T; i++) columns[c * T + i - r] = i < r + c ? 0.0f : ds[i * T + r + c];
+            j->t->combine(columns, T, nr, counts, q + r * ld, ld, hd, dk + r * ld, ld);
         }
         for (int64_t r = len; r < T; r++) {
             memset(dk + r * ld, 0, (size_t)hd * sizeof(float));
