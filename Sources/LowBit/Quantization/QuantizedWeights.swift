@@ -32,7 +32,15 @@ public struct QuantizedWeights: Sendable, Equatable {
             throw LowBitError.invalidArgument("a scale group must hold at least one column, got \(n)")
         }
         // Other backends refuse these later (or read past the scales): refuse them here, once.
-        if let v = values.first(where: { Int($0).magnitude > mode.qmax }) {
+        // The range first, in a loop that vectorizes (a training step makes these every step),
+        // then the offending value for the message.
+        let (low, high) = values.withUnsafeBufferPointer { v in
+            var low = Int8.max, high = Int8.min
+            for x in v { low = min(low, x); high = max(high, x) }
+            return (low, high)
+        }
+        if Int(low).magnitude > mode.qmax || Int(high).magnitude > mode.qmax,
+           let v = values.first(where: { Int($0).magnitude > mode.qmax }) {
             throw LowBitError.invalidArgument("\(mode.rawValue) values lie in [-\(mode.qmax), \(mode.qmax)], got \(v)")
         }
         if let s = scales.first(where: { !($0.isFinite && $0 >= 0) }) {
