@@ -31,10 +31,50 @@ static void interleave4(const int8_t *restrict s0, const int8_t *restrict s1, co
 #endif
 }
 
+#if defined(__SSE2__)
+/* One whole chunk of contiguous values in SSE2: the codes (v + zp) >> halve of 16 values per
+ * register, then byte b of the chunk = OR over planes p of code[b + 4p] << (p * bits), which
+ * is dword p of the codes shifted left by p * bits (a code stays inside its byte). Lanes
+ * whose value is not a code of the format are set in *bad. */
+static inline __attribute__((always_inline)) __m128i chunk_codes(__m128i v, const lowbit_format_traits *f, __m128i *bad) {
+    const __m128i z = _mm_add_epi8(v, _mm_set1_epi8((char)f->zero_point));
+    *bad = _mm_or_si128(*bad, _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8((char)f->qmin)),
+                                           _mm_cmpgt_epi8(v, _mm_set1_epi8((char)f->qmax))));
+    if (f->step == 1) return z;
+    *bad = _mm_or_si128(*bad, _mm_cmpeq_epi8(_mm_and_si128(z, _mm_set1_epi8(1)), _mm_set1_epi8(1)));
+    return _mm_and_si128(_mm_srli_epi16(z, 1), _mm_set1_epi8(0x7f));
+}
+
+#define PLANE(c, p, shift) _mm_slli_epi32(_mm_srli_si128((c), 4 * (p)), (shift))
+
+static inline __attribute__((always_inline)) uint32_t pack_chunk(const int8_t *src, const lowbit_format_traits *f,
+                                                                  const int bits, __m128i *bad) {
+    __m128i r;
+    if (bits == 1) {
+        const __m128i a = chunk_codes(_mm_loadu_si128((const __m128i *)src), f, bad);
+        const __m128i b = chunk_codes(_mm_loadu_si128((const __m128i *)(src + 16)), f, bad);
+        r = _mm_or_si128(_mm_or_si128(_mm_or_si128(a, PLANE(a, 1, 1)), _mm_or_si128(PLANE(a, 2, 2), PLANE(a, 3, 3))),
+                         _mm_or_si128(_mm_or_si128(PLANE(b, 0, 4), PLANE(b, 1, 5)), _mm_or_si128(PLANE(b, 2, 6), PLANE(b, 3, 7))));
+    } else if (bits == 2) {
+        const __m128i a = chunk_codes(_mm_loadu_si128((const __m128i *)src), f, bad);
+        r = _mm_or_si128(_mm_or_si128(a, PLANE(a, 1, 2)), _mm_or_si128(PLANE(a, 2, 4), PLANE(a, 3, 6)));
+    } else {
+        /* 8 values: the upper half of the register is zeros, which are codes of no lane */
+        const __m128i v = _mm_loadl_epi64((const __m128i *)src);
+        __m128i lanes = _mm_setzero_si128();
+        const __m128i a = chunk_codes(v, f, &lanes);
+        *bad = _mm_or_si128(*bad, _mm_move_epi64(lanes));
+        r = _mm_or_si128(a, PLANE(a, 1, 4));
+    }
+    return (uint32_t)_mm_cvtsi128_si32(r);
+}
+#undef PLANE
+#endif
+
 /* The low-bit formats, rows outer (they come from weights, rows contiguous). `bits` is a
- * constant at each call, so that a whole chunk's loop unrolls: its shifts become constants
- * and the value checks (steps are 1 or 2: a mask, not a division) one flag per chunk.
- * Returns whether every value was a code of the format. */
+ * constant at each call. Whole chunks of a contiguous row go through SSE2 (x86-64), the rest
+ * value by value. Returns whether every value was a code of the format (steps are 1 or 2:
+ * a mask checks them, not a division). */
 static inline __attribute__((always_inline)) int pack_lowbit(const lowbit_format_traits *f, const int8_t *q, int64_t m,
                                                              int64_t k, int64_t rs, int64_t cs, uint8_t *out,
                                                              const int bits) {
@@ -42,25 +82,34 @@ static inline __attribute__((always_inline)) int pack_lowbit(const lowbit_format
     const int qmin = f->qmin, qmax = f->qmax, zp = f->zero_point;
     const int64_t chunks = lowbit_padded_k(k) / chunk_k;
     int bad = 0;
+#if defined(__SSE2__)
+    __m128i bad_lanes = _mm_setzero_si128();
+#endif
     for (int64_t r = 0; r < m; r++) {
         uint8_t *row = out + (r / LOWBIT_PANEL_ROWS) * chunks * LOWBIT_CHUNK_BYTES + (r % LOWBIT_PANEL_ROWS) * 4;
-        for (int64_t ch = 0; ch * chunk_k < k; ch++) {
+        int64_t ch = 0;
+#if defined(__SSE2__)
+        if (cs == 1)
+            for (; (ch + 1) * chunk_k <= k; ch++) {
+                const uint32_t word = pack_chunk(q + r * rs + ch * chunk_k, f, bits, &bad_lanes);
+                memcpy(row + ch * LOWBIT_CHUNK_BYTES, &word, 4);
+            }
+#endif
+        for (; ch * chunk_k < k; ch++) {
             const int64_t c0 = ch * chunk_k;
             const int8_t *src = q + r * rs + c0 * cs;
             uint8_t bytes[4] = {0, 0, 0, 0};
-#define CODE(kk, v)                                                     \
-    do {                                                                \
-        bad |= (v) < qmin || (v) > qmax || (((v) + zp) & odd);          \
-        bytes[(kk) % 4] |= (uint8_t)((((v) + zp) >> halve) << (((kk) / 4) * bits)); \
-    } while (0)
-            if (c0 + chunk_k <= k && cs == 1)
-                for (int kk = 0; kk < chunk_k; kk++) CODE(kk, src[kk]);
-            else
-                for (int64_t kk = 0; kk < chunk_k && c0 + kk < k; kk++) CODE(kk, src[kk * cs]);
-#undef CODE
+            for (int64_t kk = 0; kk < chunk_k && c0 + kk < k; kk++) {
+                const int v = src[kk * cs];
+                bad |= v < qmin || v > qmax || ((v + zp) & odd);
+                bytes[kk % 4] |= (uint8_t)(((unsigned)(v + zp) >> halve) << ((kk / 4) * bits));
+            }
             memcpy(row + ch * LOWBIT_CHUNK_BYTES, bytes, 4);
         }
     }
+#if defined(__SSE2__)
+    bad |= _mm_movemask_epi8(bad_lanes) != 0;
+#endif
     return !bad;
 }
 
