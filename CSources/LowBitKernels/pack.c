@@ -125,7 +125,23 @@ lowbit_status lowbit_pack_strided(lowbit_format format, const int8_t *q, int64_t
     const int bits = f->bits, chunk_k = 32 / bits;
     const int64_t chunks = kpad / chunk_k;
     memset(out, 0, lowbit_packed_size(format, m, k));
-    if (bits == 8) { /* every int8 is a code: code = v + 128, four to a chunk's row */
+    if (bits == 8 && cs == 1) { /* every int8 is a code: code = v + 128, four to a chunk's row */
+        /* rows outer, as the source lies: a chunk's four bytes flipped at once */
+        for (int64_t r = 0; r < m; r++) {
+            uint8_t *row = out + (r / LOWBIT_PANEL_ROWS) * chunks * LOWBIT_CHUNK_BYTES + (r % LOWBIT_PANEL_ROWS) * 4;
+            const int8_t *src = q + r * rs;
+            int64_t ch = 0;
+            for (; ch * 4 + 4 <= k; ch++) {
+                uint32_t word;
+                memcpy(&word, src + ch * 4, 4);
+                word ^= 0x80808080u;
+                memcpy(row + ch * LOWBIT_CHUNK_BYTES, &word, 4);
+            }
+            for (int64_t c = ch * 4; c < k; c++) row[ch * LOWBIT_CHUNK_BYTES + c - ch * 4] = (uint8_t)(src[c] ^ 0x80);
+        }
+        return LOWBIT_OK;
+    }
+    if (bits == 8) {
         /* chunks outer: a transposed source (the int8 GEMM's B) is then read along its rows */
         for (int64_t ch = 0; ch * 4 < k; ch++) {
             const int64_t c0 = ch * 4, n = k - c0 < 4 ? k - c0 : 4;
