@@ -144,13 +144,15 @@ lowbit_status lowbit_quantize_activations(const lowbit_context *ctx, const float
 
 /* ---- stochastic rounding (the quantized gradients of QT) ---- */
 
+/* Both forms' job: rows of x quantized whole, or (transposed) the columns of x [n, cols]
+ * with row i scaled by s[i], `width` columns per unit of the first pass. */
 typedef struct {
     const lowbit_kernel_table *t;
-    const float *x;
-    int64_t cols, ldq;
+    const float *x, *s;
+    int64_t n, cols, ldq, width;
     uint64_t state;
     int8_t *q;
-    float *scales; /* the rows' absmax after the first pass, their scales after the second */
+    float *scales; /* the absmax of each output row after the first pass, its scale at the end */
     int bad;
 } stochastic_job;
 
@@ -204,27 +206,17 @@ lowbit_status lowbit_quantize_stochastic(const lowbit_context *ctx, const float 
  * (16 KB) is transposed from x and quantized from L1. */
 enum { TRANSPOSED_TILE = 64 };
 
-typedef struct {
-    const lowbit_kernel_table *t;
-    const float *x, *s;
-    int64_t n, m, ldq, width; /* width: columns per unit of the first pass */
-    uint64_t state;
-    int8_t *q;
-    float *scales; /* the columns' absmax after the first pass, their scales at the end */
-    int bad;
-} transposed_job;
-
 /* First pass, over a range of columns: max |x[i, j] * s[i]| over the rows, row by row (a
  * contiguous stream; max is exact, so the order does not matter). */
 static void transposed_absmax(void *p, int64_t begin, int64_t end) {
-    transposed_job *j = p;
-    const int64_t c0 = begin * j->width, c1 = end * j->width < j->m ? end * j->width : j->m;
+    stochastic_job *j = p;
+    const int64_t c0 = begin * j->width, c1 = end * j->width < j->cols ? end * j->width : j->cols;
     float *restrict mx = j->scales + c0;
     const int64_t w = c1 - c0;
     for (int64_t c = 0; c < w; c++) mx[c] = 0.0f;
     int bad = 0;
     for (int64_t i = 0; i < j->n; i++) {
-        const float *restrict row = j->x + i * j->m + c0;
+        const float *restrict row = j->x + i * j->cols + c0;
         const float si = j->s[i];
         for (int64_t c = 0; c < w; c++) {
             const float v = fabsf(row[c] * si);
@@ -239,15 +231,15 @@ static void transposed_absmax(void *p, int64_t begin, int64_t end) {
  * through the ISA's transpose into L1, then each of its rows (a segment of one output row)
  * through the ISA's stochastic rounding, with the draws that segment has in the whole. */
 static void transposed_blocks(void *p, int64_t begin, int64_t end) {
-    const transposed_job *j = p;
+    const stochastic_job *j = p;
     float tile[TRANSPOSED_TILE * TRANSPOSED_TILE];
     for (int64_t b = begin; b < end; b++) {
         const int64_t i0 = b * TRANSPOSED_TILE, len = j->n - i0 < TRANSPOSED_TILE ? j->n - i0 : TRANSPOSED_TILE;
         int64_t nonzero = 0; /* non-zero output rows before the current one: each drew n values */
-        for (int64_t c0 = 0; c0 < j->m; c0 += TRANSPOSED_TILE) {
-            const int64_t cols = j->m - c0 < TRANSPOSED_TILE ? j->m - c0 : TRANSPOSED_TILE;
+        for (int64_t c0 = 0; c0 < j->cols; c0 += TRANSPOSED_TILE) {
+            const int64_t cols = j->cols - c0 < TRANSPOSED_TILE ? j->cols - c0 : TRANSPOSED_TILE;
             for (int64_t r = 0; r < len; r += 16)
-                j->t->transpose_scaled(j->x + (i0 + r) * j->m + c0, j->m, (int)(len - r < 16 ? len - r : 16), cols,
+                j->t->transpose_scaled(j->x + (i0 + r) * j->cols + c0, j->cols, (int)(len - r < 16 ? len - r : 16), cols,
                                        j->s + i0 + r, tile + r, TRANSPOSED_TILE);
             for (int64_t c = 0; c < cols; c++) {
                 const float absmax = j->scales[c0 + c];
@@ -271,7 +263,7 @@ lowbit_status lowbit_quantize_stochastic_transposed(const lowbit_context *ctx, c
     if (!ctx || !x || !s || !q || !scales) return LOWBIT_ERR_ARGUMENT;
     if (n <= 0 || m <= 0 || ldq < n) return LOWBIT_ERR_SHAPE;
     const int threads = lowbit_threads_for_work(ctx->threads, n * m, QUANTIZE_GRAIN);
-    transposed_job j = {.t = ctx->table, .x = x, .s = s, .n = n, .m = m, .ldq = ldq,
+    stochastic_job j = {.t = ctx->table, .x = x, .s = s, .n = n, .cols = m, .ldq = ldq,
                         .width = (m + threads - 1) / threads, .state = seed, .q = q, .scales = scales};
     lowbit_parallel_for(threads, (m + j.width - 1) / j.width, transposed_absmax, &j);
     if (j.bad) return LOWBIT_ERR_NONFINITE;
