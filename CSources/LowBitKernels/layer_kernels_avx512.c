@@ -190,15 +190,21 @@ static void combine_avx512(const float *restrict p, int64_t ldp, int nq, const i
     tiles(p, ldp, nq, counts, 0, v, ldv, width, out, ldo);
 }
 
-INLINE __m512i splitmix8(__m512i z) {
+/* The top 24 bits of SplitMix64's output for the states z (8 lanes): its last step,
+ * z ^ (z >> 31), leaves bits 40..63 as they are, so it is left out. */
+INLINE __m512i splitmix_top24(__m512i z) {
     z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)), _mm512_set1_epi64((long long)0xBF58476D1CE4E5B9ull));
     z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)), _mm512_set1_epi64((long long)0x94D049BB133111EBull));
-    return _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
+    return _mm512_srli_epi64(z, 40);
 }
 
-/* SplitMix64's outputs for the states z (8 lanes), as floats in [0, 1) */
-INLINE __m256 draws8(__m512i z) {
-    return _mm256_mul_ps(_mm512_cvtepi64_ps(_mm512_srli_epi64(splitmix8(z), 40)), _mm256_set1_ps(0x1p-24f));
+/* The draws of the states z0 (lanes 0..7) and z1 (8..15), as floats in [0, 1): the 24-bit
+ * integers packed into 32-bit lanes (exactly converted) in one conversion. */
+INLINE __m512 draws16(__m512i z0, __m512i z1) {
+    const __m512i both = _mm512_permutex2var_epi32(splitmix_top24(z0),
+                                                   _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30),
+                                                   splitmix_top24(z1));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(both), _mm512_set1_ps(0x1p-24f));
 }
 
 /* Draw d's state is state + d * increment (mod 2^64): computed once for the first 16 draws,
@@ -213,7 +219,7 @@ static void quantize_stochastic_avx512(const float *restrict x, int64_t n, float
     __m512i z1 = _mm512_add_epi64(z0, _mm512_set1_epi64((long long)(8 * LOWBIT_SPLITMIX_INCREMENT)));
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 k = tail_mask(n - i);
-        const __m512 u = _mm512_insertf32x8(_mm512_castps256_ps512(draws8(z0)), draws8(z1), 1);
+        const __m512 u = draws16(z0, z1);
         z0 = _mm512_add_epi64(z0, step), z1 = _mm512_add_epi64(z1, step);
         __m512 r = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), iv), u);
         r = _mm512_roundscale_ps(r, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
