@@ -64,8 +64,10 @@ public final class SequenceEncoder {
             // An evaluation pass keeps nothing for a backward, so it can take the sequences a
             // few at a time, every row-wise step alike: the activations of a chunk stay in the
             // core's L2 between the passes over them (the design's batch of 32 at 60 steps took
-            // 8 % longer in one piece), and every result is the same to the bit.
-            let chunk = max(1, evaluationRows / s.steps)
+            // 8 % longer in one piece), and every result is the same to the bit. Threaded
+            // kernels get as many rows per thread.
+            let threads = (exec.backend as? KernelsBackend)?.threads ?? 1
+            let chunk = max(1, evaluationRows * threads / s.steps)
             if s.batch > chunk {
                 var pooled = [Float]()
                 pooled.reserveCapacity(s.batch * configuration.width)
@@ -78,7 +80,7 @@ public final class SequenceEncoder {
         return try encode(batch, exec)
     }
 
-    /// Rows (sequences × padded steps) per chunk of an evaluation pass.
+    /// Rows (sequences × padded steps) per chunk of an evaluation pass, per kernel thread.
     var evaluationRows = 256
 
     /// The pass itself, over the whole of `batch`.
