@@ -44,7 +44,7 @@ static void *xmalloc(size_t n) {
 }
 
 /* past 1024: the sums flush their float partials every 16 blocks of 64 */
-static const int64_t sizes[] = {1, 2, 3, 7, 15, 16, 17, 31, 33, 63, 64, 65, 127, 257, 1000, 1024, 1088, 2047, 5000};
+static const int64_t sizes[] = {1, 2, 3, 7, 15, 16, 17, 31, 33, 63, 64, 65, 127, 256, 257, 1000, 1024, 1088, 2047, 5000};
 #define NSIZES (int)(sizeof sizes / sizeof sizes[0])
 
 static lowbit_context scalar_ctx;
