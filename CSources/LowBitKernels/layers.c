@@ -140,6 +140,14 @@ static void attention_units(void *p, int64_t begin, int64_t end) {
     }
 }
 
+/* Columns r..r+nr-1 of the T x T matrix m, rows r..T-1, as rows of `columns` (T apart), with
+ * zeros above the diagonal (row i < r + c of column r + c): one pass down the rows, each
+ * giving its nr neighbouring values. */
+static void gather_columns(const float *restrict m, int64_t T, int64_t r, int nr, float *restrict columns) {
+    for (int64_t i = r; i < T; i++)
+        for (int c = 0; c < nr; c++) columns[c * T + i - r] = i < r + c ? 0.0f : m[i * T + r + c];
+}
+
 /* Per unit: the rows of dQ as weighted sums of keys, one row at a time; then the rows of dK and
  * dV, each as one weighted sum over the query rows that see it (a column of dS or of P). Every
  * output row is written once from accumulators in registers: adding each term into memory as it
@@ -182,11 +190,9 @@ static void attention_backward_units(void *p, int64_t begin, int64_t end) {
             const int64_t visible = T - r;
             int64_t counts[QUERY_BLOCK];
             for (int c = 0; c < nr; c++) counts[c] = visible;
-            for (int c = 0; c < nr; c++)
-                for (int64_t i = r; i < T; i++) columns[c * T + i - r] = i < r + c ? 0.0f : probs[i * T + r + c];
+            gather_columns(probs, T, r, nr, columns);
             j->t->combine(columns, T, nr, counts, d_o + r * H, H, hd, dv + r * ld, ld);
-            for (int c = 0; c < nr; c++)
-                for (int64_t i = r; i < T; i++) columns[c * T + i - r] = i < r + c ? 0.0f : ds[i * T + r + c];
+            gather_columns(ds, T, r, nr, columns);
             j->t->combine(columns, T, nr, counts, q + r * ld, ld, hd, dk + r * ld, ld);
         }
         for (int64_t r = len; r < T; r++) {
