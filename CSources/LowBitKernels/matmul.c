@@ -234,20 +234,31 @@ size_t lowbit_gemm_s8_workspace_size(int64_t m, int64_t n, int64_t k) {
 }
 
 /* The operands of an int8 GEMM as the packed matmul takes them: op(B)^T packed as int8
- * "weights" [n, k], op(A) copied into padded "activation" rows [m, kpad]. */
+ * "weights" [n, k], op(A) as padded "activation" rows [m, kpad] *ldr apart: A itself when its
+ * rows already are (not transposed, lda >= kpad, zeros past k: what LowBit's quantizers
+ * write), else a copy in the workspace. */
 static lowbit_status gemm_s8_operands(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const int8_t *a,
                                       int64_t lda, const int8_t *b, int64_t ldb, void *workspace,
-                                      uint8_t **packed, int8_t **rows) {
+                                      uint8_t **packed, const int8_t **rows, int64_t *ldr) {
     if (m <= 0 || n <= 0 || k <= 0 || k > LOWBIT_MAX_K) return LOWBIT_ERR_SHAPE;
     if (lda < (trans_a ? m : k) || ldb < (trans_b ? k : n)) return LOWBIT_ERR_SHAPE;
     *packed = workspace;
-    *rows = (int8_t *)workspace + align64(lowbit_packed_size(LOWBIT_FORMAT_INT8, n, k));
     lowbit_status st = trans_b ? lowbit_pack_strided(LOWBIT_FORMAT_INT8, b, n, k, ldb, 1, *packed)
                                : lowbit_pack_strided(LOWBIT_FORMAT_INT8, b, n, k, 1, ldb, *packed);
     if (st != LOWBIT_OK) return st;
     /* A is the symmetric operand: the matmul's own scan of its rows refuses a -128. */
     const int64_t kpad = lowbit_padded_k(k);
-    int8_t *out = *rows;
+    if (!trans_a && lda >= kpad) {
+        uint8_t pad = 0;
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t c = k; c < kpad; c++) pad |= (uint8_t)a[i * lda + c];
+        if (pad == 0) {
+            *rows = a, *ldr = lda;
+            return LOWBIT_OK;
+        }
+    }
+    int8_t *out = (int8_t *)workspace + align64(lowbit_packed_size(LOWBIT_FORMAT_INT8, n, k));
+    *rows = out, *ldr = kpad;
     if (trans_a) {
         /* in 32 x 32 blocks, so that both sides stay in cache */
         for (int64_t i0 = 0; i0 < m; i0 += 32) {
@@ -273,11 +284,12 @@ lowbit_status lowbit_gemm_s8(const lowbit_context *ctx, int trans_a, int trans_b
     /* C = op(A) op(B) is the packed matmul with op(B)^T as int8 "weights" [n, k] and op(A) as
      * "activations" [m, k]. */
     uint8_t *packed;
-    int8_t *rows;
-    const lowbit_status st = gemm_s8_operands(trans_a, trans_b, m, n, k, a, lda, b, ldb, workspace, &packed, &rows);
+    const int8_t *rows;
+    int64_t ldr;
+    const lowbit_status st = gemm_s8_operands(trans_a, trans_b, m, n, k, a, lda, b, ldb, workspace, &packed, &rows, &ldr);
     if (st != LOWBIT_OK) return st;
     const lowbit_packed_weights w = {.format = LOWBIT_FORMAT_INT8, .m = n, .k = k, .data = packed};
-    return lowbit_matmul_s32(ctx, &w, rows, m, lowbit_padded_k(k), c, ldc);
+    return lowbit_matmul_s32(ctx, &w, rows, m, ldr, c, ldc);
 }
 
 size_t lowbit_gemm_s8_f32_workspace_size(int64_t m, int64_t n, int64_t k) {
@@ -291,12 +303,13 @@ lowbit_status lowbit_gemm_s8_f32(const lowbit_context *ctx, int trans_a, int tra
     if (!a || !a_scales || !b || !c || !workspace) return LOWBIT_ERR_ARGUMENT;
     if (ldc < n) return LOWBIT_ERR_SHAPE;
     uint8_t *packed;
-    int8_t *rows;
-    const lowbit_status st = gemm_s8_operands(trans_a, trans_b, m, n, k, a, lda, b, ldb, workspace, &packed, &rows);
+    const int8_t *rows;
+    int64_t ldr;
+    const lowbit_status st = gemm_s8_operands(trans_a, trans_b, m, n, k, a, lda, b, ldb, workspace, &packed, &rows, &ldr);
     if (st != LOWBIT_OK) return st;
     /* the fused dequantize with a scale of 1 per "weight" row: (float)sum * (a_scale * 1) */
     float *ones = (float *)((char *)workspace + align64(lowbit_gemm_s8_workspace_size(m, n, k)));
     for (int64_t j = 0; j < n; j++) ones[j] = 1.0f;
     const lowbit_packed_weights w = {.format = LOWBIT_FORMAT_INT8, .m = n, .k = k, .data = packed, .scales = ones};
-    return lowbit_matmul_f32(ctx, &w, rows, m, lowbit_padded_k(k), a_scales, NULL, c, ldc);
+    return lowbit_matmul_f32(ctx, &w, rows, m, ldr, a_scales, NULL, c, ldc);
 }

@@ -700,50 +700,55 @@ static void test_gemm(const lowbit_context *ctx) {
     const int64_t dims[][3] = {{1, 1, 1}, {3, 5, 7}, {17, 9, 65}, {8, 33, 100}};
     for (int d = 0; d < 4; d++)
         for (int ta = 0; ta < 2; ta++)
-            for (int tb = 0; tb < 2; tb++) {
-                const int64_t m = dims[d][0], n = dims[d][1], k = dims[d][2];
-                const int64_t lda = (ta ? m : k) + 2, ldb = (tb ? k : n) + 1, ldc = n + 3;
-                int8_t *a = xmalloc((ta ? k : m) * lda), *b = xmalloc((tb ? n : k) * ldb);
-                for (int64_t i = 0; i < (ta ? k : m) * lda; i++) a[i] = (int8_t)rand_int(-127, 127);
-                for (int64_t i = 0; i < (tb ? n : k) * ldb; i++) b[i] = (int8_t)rand_int(-128, 127);
-                int32_t *c = xmalloc(m * ldc * 4);
-                void *ws = xmalloc(lowbit_gemm_s8_workspace_size(m, n, k));
-                CHECK(lowbit_gemm_s8(ctx, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, ws) == LOWBIT_OK, "gemm status");
-                int bad = 0;
-                for (int64_t i = 0; i < m; i++)
-                    for (int64_t j = 0; j < n; j++) {
-                        int32_t s = 0;
-                        for (int64_t kk = 0; kk < k; kk++)
-                            s += (ta ? a[kk * lda + i] : a[i * lda + kk]) * (tb ? b[j * ldb + kk] : b[kk * ldb + j]);
-                        bad |= c[i * ldc + j] != s;
-                    }
-                CHECK(!bad, "gemm_s8 %lldx%lldx%lld ta=%d tb=%d", (long long)m, (long long)n, (long long)k, ta, tb);
-                /* the float variant: each row of the exact sums times its scale, in one rounding;
-                 * the columns past n in each row of C are left alone */
-                float *scales = xmalloc(m * sizeof *scales), *cf = xmalloc(m * ldc * sizeof *cf);
-                for (int64_t i = 0; i < m; i++) scales[i] = (float)rand_int(1, 1000) / 997.0f;
-                for (int64_t i = 0; i < m * ldc; i++) cf[i] = -7.0f;
-                void *wsf = xmalloc(lowbit_gemm_s8_f32_workspace_size(m, n, k));
-                CHECK(lowbit_gemm_s8_f32(ctx, ta, tb, m, n, k, a, lda, scales, b, ldb, cf, ldc, wsf) == LOWBIT_OK,
-                      "gemm_s8_f32 status");
-                bad = 0;
-                for (int64_t i = 0; i < m; i++)
-                    for (int64_t j = 0; j < ldc; j++)
-                        bad |= j < n ? cf[i * ldc + j] != (float)c[i * ldc + j] * scales[i] : cf[i * ldc + j] != -7.0f;
-                CHECK(!bad, "gemm_s8_f32 %lldx%lldx%lld ta=%d tb=%d", (long long)m, (long long)n, (long long)k, ta, tb);
-                scales[m - 1] = NAN;
-                CHECK(lowbit_gemm_s8_f32(ctx, ta, tb, m, n, k, a, lda, scales, b, ldb, cf, ldc, wsf) == LOWBIT_ERR_NONFINITE,
-                      "gemm_s8_f32 accepts a NaN scale");
-                scales[m - 1] = 1.0f;
-                CHECK(lowbit_gemm_s8_f32(ctx, ta, tb, m, n, k, a, lda, scales, b, ldb, cf, n - 1, wsf) == LOWBIT_ERR_SHAPE,
-                      "gemm_s8_f32 accepts ldc < n");
-                a[ta ? (k - 1) * lda + m - 1 : (m - 1) * lda + k - 1] = INT8_MIN; /* A is the symmetric side */
-                CHECK(lowbit_gemm_s8(ctx, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, ws) == LOWBIT_ERR_ARGUMENT,
-                      "gemm_s8 accepts -128 in A");
-                CHECK(lowbit_gemm_s8_f32(ctx, ta, tb, m, n, k, a, lda, scales, b, ldb, cf, ldc, wsf) == LOWBIT_ERR_ARGUMENT,
-                      "gemm_s8_f32 accepts -128 in A");
-                free(a), free(b), free(c), free(ws), free(scales), free(cf), free(wsf);
-            }
+            for (int tb = 0; tb < 2; tb++)
+                /* A's rows: short (copied), padded with zeros past k (read in place), or padded
+                 * with other bytes past k (copied) */
+                for (int lay = 0; lay < (ta ? 1 : 3); lay++) {
+                    const int64_t m = dims[d][0], n = dims[d][1], k = dims[d][2];
+                    const int64_t lda = ta ? m + 2 : lay ? lowbit_padded_k(k) + 1 : k + 2, ldb = (tb ? k : n) + 1, ldc = n + 3;
+                    int8_t *a = xmalloc((ta ? k : m) * lda), *b = xmalloc((tb ? n : k) * ldb);
+                    for (int64_t i = 0; i < (ta ? k : m) * lda; i++) a[i] = (int8_t)rand_int(-127, 127);
+                    if (lay == 1)
+                        for (int64_t i = 0; i < m; i++) memset(a + i * lda + k, 0, (size_t)(lowbit_padded_k(k) - k));
+                    for (int64_t i = 0; i < (tb ? n : k) * ldb; i++) b[i] = (int8_t)rand_int(-128, 127);
+                    int32_t *c = xmalloc(m * ldc * 4);
+                    void *ws = xmalloc(lowbit_gemm_s8_workspace_size(m, n, k));
+                    CHECK(lowbit_gemm_s8(ctx, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, ws) == LOWBIT_OK, "gemm status");
+                    int bad = 0;
+                    for (int64_t i = 0; i < m; i++)
+                        for (int64_t j = 0; j < n; j++) {
+                            int32_t s = 0;
+                            for (int64_t kk = 0; kk < k; kk++)
+                                s += (ta ? a[kk * lda + i] : a[i * lda + kk]) * (tb ? b[j * ldb + kk] : b[kk * ldb + j]);
+                            bad |= c[i * ldc + j] != s;
+                        }
+                    CHECK(!bad, "gemm_s8 %lldx%lldx%lld ta=%d tb=%d", (long long)m, (long long)n, (long long)k, ta, tb);
+                    /* the float variant: each row of the exact sums times its scale, in one rounding;
+                     * the columns past n in each row of C are left alone */
+                    float *scales = xmalloc(m * sizeof *scales), *cf = xmalloc(m * ldc * sizeof *cf);
+                    for (int64_t i = 0; i < m; i++) scales[i] = (float)rand_int(1, 1000) / 997.0f;
+                    for (int64_t i = 0; i < m * ldc; i++) cf[i] = -7.0f;
+                    void *wsf = xmalloc(lowbit_gemm_s8_f32_workspace_size(m, n, k));
+                    CHECK(lowbit_gemm_s8_f32(ctx, ta, tb, m, n, k, a, lda, scales, b, ldb, cf, ldc, wsf) == LOWBIT_OK,
+                          "gemm_s8_f32 status");
+                    bad = 0;
+                    for (int64_t i = 0; i < m; i++)
+                        for (int64_t j = 0; j < ldc; j++)
+                            bad |= j < n ? cf[i * ldc + j] != (float)c[i * ldc + j] * scales[i] : cf[i * ldc + j] != -7.0f;
+                    CHECK(!bad, "gemm_s8_f32 %lldx%lldx%lld ta=%d tb=%d", (long long)m, (long long)n, (long long)k, ta, tb);
+                    scales[m - 1] = NAN;
+                    CHECK(lowbit_gemm_s8_f32(ctx, ta, tb, m, n, k, a, lda, scales, b, ldb, cf, ldc, wsf) == LOWBIT_ERR_NONFINITE,
+                          "gemm_s8_f32 accepts a NaN scale");
+                    scales[m - 1] = 1.0f;
+                    CHECK(lowbit_gemm_s8_f32(ctx, ta, tb, m, n, k, a, lda, scales, b, ldb, cf, n - 1, wsf) == LOWBIT_ERR_SHAPE,
+                          "gemm_s8_f32 accepts ldc < n");
+                    a[ta ? (k - 1) * lda + m - 1 : (m - 1) * lda + k - 1] = INT8_MIN; /* A is the symmetric side */
+                    CHECK(lowbit_gemm_s8(ctx, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, ws) == LOWBIT_ERR_ARGUMENT,
+                          "gemm_s8 accepts -128 in A");
+                    CHECK(lowbit_gemm_s8_f32(ctx, ta, tb, m, n, k, a, lda, scales, b, ldb, cf, ldc, wsf) == LOWBIT_ERR_ARGUMENT,
+                          "gemm_s8_f32 accepts -128 in A");
+                    free(a), free(b), free(c), free(ws), free(scales), free(cf), free(wsf);
+                }
 }
 
 
