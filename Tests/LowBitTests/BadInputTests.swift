@@ -20,7 +20,25 @@ struct BadInputTests {
             let xq = try b.quantize(activations: rng.tensor([3, 40]))
             var g = Tensor(zeros: [3, 5]); g.scalars[4] = bad
             #expect(throws: LowBitError.self) { try b.linearBackward(gradOutput: g, input: xq, weights: prepared) }
+            for seed in [nil, 7] as [UInt64?] {   // QT: the quantizers refuse it, the message names it
+                do {
+                    _ = try b.linearBackward(gradOutput: g, input: xq, weights: prepared, precision: .int8, stochasticRoundingSeed: seed)
+                    Issue.record("\(label(b)) QT accepted \(bad)")
+                } catch let error as LowBitError {
+                    #expect(error.description.contains("output gradient holds"), "\(label(b)) QT: \(error)")
+                }
+            }
             #expect(throws: LowBitError.self) { try b.matmul(x, good, transposeA: false, transposeB: true) }
+        }
+        // a quantized layer's training input: the message names the layer
+        let layer = try QAT.quantLinear(path: "probe", inputs: 40, outputs: 5, quantize: LayerQuantization(mode: .ternary))
+        for b in try allBackends() {
+            do {
+                _ = try layer.forward(x, Execution(backend: b, training: true))
+                Issue.record("\(label(b)) training input accepted \(bad)")
+            } catch let error as LowBitError {
+                #expect(error.description.contains("probe input holds"), "\(label(b)): \(error)")
+            }
         }
         do {
             _ = try ReferenceBackend().quantize(activations: x)

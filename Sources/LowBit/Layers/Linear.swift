@@ -102,8 +102,14 @@ public final class Linear {
         }
         let w = try preparedWeights(exec.backend)
         if (exec.training || exec.calibrating) && !usesStaticRange {
-            try x.checkFinite("\(path) input")
-            let absmax = try exec.backend.rowAbsmax(x)
+            // rowAbsmax refuses NaN and infinity; the check that names them runs only then
+            let absmax: [Float]
+            do {
+                absmax = try exec.backend.rowAbsmax(x)
+            } catch LowBitError.nonFinite(let what) {
+                try x.checkFinite("\(path) input")
+                throw LowBitError.nonFinite(what)
+            }
             var total = 0.0, rows = 0
             if let s = exec.sequences, s.rows == n {
                 // Real steps only: a padding row's activations are not the data's.
