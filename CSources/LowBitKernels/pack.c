@@ -1,9 +1,15 @@
-/* Packing: signed values to the panel/chunk layout of lowbit.h, and back. Runs once per
- * model, so it is written once, in plain C, for every ISA. */
+/* Packing: signed values to the panel/chunk layout of lowbit.h, and back. Written once, in C,
+ * for every ISA: a training step packs every weight (and QT's int8 products their operands),
+ * so whole chunks go through SSE2 where the target has it (every x86-64). */
 #include "lowbit_internal.h"
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+
+/* Row r's 4 bytes in chunk 0 of its panel; chunk ch's are LOWBIT_CHUNK_BYTES * ch further. */
+static uint8_t *panel_row(uint8_t *out, int64_t chunks, int64_t r) {
+    return out + (r / LOWBIT_PANEL_ROWS) * chunks * LOWBIT_CHUNK_BYTES + (r % LOWBIT_PANEL_ROWS) * 4;
+}
 
 /* Four source rows of 16 bytes, interleaved into one chunk of a panel: dst[4i + j] = s_j[i]
  * as an unsigned code (v + 128). SSE2 (every x86-64) does it in byte and word unpacks. */
@@ -86,7 +92,7 @@ static inline __attribute__((always_inline)) int pack_lowbit(const lowbit_format
     __m128i bad_lanes = _mm_setzero_si128();
 #endif
     for (int64_t r = 0; r < m; r++) {
-        uint8_t *row = out + (r / LOWBIT_PANEL_ROWS) * chunks * LOWBIT_CHUNK_BYTES + (r % LOWBIT_PANEL_ROWS) * 4;
+        uint8_t *row = panel_row(out, chunks, r);
         int64_t ch = 0;
 #if defined(__SSE2__)
         if (cs == 1)
@@ -128,7 +134,7 @@ lowbit_status lowbit_pack_strided(lowbit_format format, const int8_t *q, int64_t
     if (bits == 8 && cs == 1) { /* every int8 is a code: code = v + 128, four to a chunk's row */
         /* rows outer, as the source lies: a chunk's four bytes flipped at once */
         for (int64_t r = 0; r < m; r++) {
-            uint8_t *row = out + (r / LOWBIT_PANEL_ROWS) * chunks * LOWBIT_CHUNK_BYTES + (r % LOWBIT_PANEL_ROWS) * 4;
+            uint8_t *row = panel_row(out, chunks, r);
             const int8_t *src = q + r * rs;
             int64_t ch = 0;
             for (; ch * 4 + 4 <= k; ch++) {
@@ -148,15 +154,15 @@ lowbit_status lowbit_pack_strided(lowbit_format format, const int8_t *q, int64_t
             int64_t r = 0;
             if (rs == 1 && n == 4) {
                 /* a transposed source, whole panels: the chunk is four source rows of 16 bytes
-                 * interleaved, a fixed-size loop the compiler turns into shuffles */
+                 * interleaved */
                 for (; r + LOWBIT_PANEL_ROWS <= m; r += LOWBIT_PANEL_ROWS) {
                     const int8_t *s0 = q + r + c0 * cs;
                     interleave4(s0, s0 + cs, s0 + 2 * cs, s0 + 3 * cs,
-                                out + ((r / LOWBIT_PANEL_ROWS) * chunks + ch) * LOWBIT_CHUNK_BYTES);
+                                panel_row(out, chunks, r) + ch * LOWBIT_CHUNK_BYTES);
                 }
             }
             for (; r < m; r++) {
-                uint8_t *dst = out + ((r / LOWBIT_PANEL_ROWS) * chunks + ch) * LOWBIT_CHUNK_BYTES + (r % LOWBIT_PANEL_ROWS) * 4;
+                uint8_t *dst = panel_row(out, chunks, r) + ch * LOWBIT_CHUNK_BYTES;
                 const int8_t *src = q + r * rs + c0 * cs;
                 for (int64_t kk = 0; kk < n; kk++) dst[kk] = (uint8_t)(src[kk * cs] ^ 0x80);
             }

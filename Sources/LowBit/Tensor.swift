@@ -65,6 +65,18 @@ public struct Tensor: Sendable, Equatable {
         }
     }
 
+    /// `body`, which reads this tensor and refuses NaN and infinity in it anyway (a kernel's
+    /// pass), without a pass of ``checkFinite(_:)`` before it: that runs only when `body`
+    /// refuses one, so the error still names `role`, the value and its place.
+    func checkingFinite<T>(_ role: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch LowBitError.nonFinite(let what) {
+            try checkFinite(role)
+            throw LowBitError.nonFinite(what)
+        }
+    }
+
     /// The transpose of a matrix.
     public func transposed() throws -> Tensor {
         let (r, c) = try matrixShape("transposed operand")

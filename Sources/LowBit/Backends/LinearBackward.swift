@@ -54,83 +54,83 @@ extension Backend {
         guard x.cols == q.cols else {
             throw LowBitError.invalidShape("activations have \(x.cols) columns, weights need \(q.cols)")
         }
-        // The int8 path's quantizers refuse NaN and infinity themselves (a pass over g fewer);
-        // the float path's products would not.
-        if precision == .float { try g.checkFinite("output gradient") }
-        let (n, m, k) = (x.tokens, q.rows, q.cols)
-        let gradBias = columnSums(g).scalars
-
         switch precision {
         case .float:
+            try g.checkFinite("output gradient")
             return LinearGradients(
                 input: try matmul(g, q.dequantized(), transposeA: false, transposeB: false),
                 weight: try matmul(g, x.dequantized(), transposeA: true, transposeB: false),
-                bias: try Tensor(shape: [m], scalars: gradBias))
+                bias: columnSums(g))
         case .int8:
-            do {
-                // The folding and scaling passes below touch every element of the n × m gradient a
-                // few times: they run over unsafe buffers, so that they vectorize (array subscripts'
-                // bounds checks kept them scalar, a sixth of a QT step at the design's size).
-                var gradInput = kernelOutput(Float.self, n * k)
-                let scales = q.scalesPerRow, groups = q.groupsPerRow, length = q.groupLength
-                var folded = kernelOutput(Float.self, n * m)
-                for group in 0..<groups {
-                    let c0 = group * length, c1 = min(c0 + length, k), width = c1 - c0
-                    // the weight scales of this group folded into the gradient's columns
-                    var columnScales = kernelOutput(Float.self, m)
-                    for j in 0..<m { columnScales[j] = scales[j * groups + group] }
-                    g.scalars.withUnsafeBufferPointer { gs in
-                        columnScales.withUnsafeBufferPointer { cs in
-                            folded.withUnsafeMutableBufferPointer { f in
-                                for i in 0..<n {
-                                    let row = i &* m
-                                    for j in 0..<m { f[row &+ j] = gs[row &+ j] * cs[j] }
-                                }
-                            }
-                        }
-                    }
-                    let gq = try quantizeGradient(Tensor(shape: [n, m], scalars: folded), seed: stochasticRoundingSeed.map { $0 &+ UInt64(c0) })
-                    let slice: Int8Matrix
-                    if groups == 1 {
-                        slice = Int8Matrix(rows: m, cols: k, values: q.values)
-                    } else {
-                        var values = kernelOutput(Int8.self, m * width)
-                        q.values.withUnsafeBufferPointer { v in
-                            values.withUnsafeMutableBufferPointer { out in
-                                for r in 0..<m { for c in 0..<width { out[r * width + c] = v[r * k + c0 + c] } }
-                            }
-                        }
-                        slice = Int8Matrix(rows: m, cols: width, values: values)
-                    }
-                    try gradInput.withUnsafeMutableBufferPointer { out in
-                        try rowScaledProduct(gq, slice, into: out.baseAddress! + c0, ldc: k)
-                    }
-                }
-                // per output channel: quantize the rows of (g · diag(sx))ᵀ
-                let transposedSeed = stochasticRoundingSeed.map { $0 ^ 0x5bd1_e995 }
-                let gqT: QuantizedActivations
-                if let kernels = self as? any ScaledTranspose, let seed = transposedSeed {
-                    gqT = try g.scalars.withUnsafeBufferPointer { gs in
-                        try x.scales.withUnsafeBufferPointer { xs in
-                            try kernels.quantizeStochasticTransposed(gs, rows: n, cols: m, scales: xs, seed: seed)
-                        }
-                    }
-                } else {
-                    gqT = try quantizeGradient(transposedScaled(g, rowScales: x.scales), seed: transposedSeed)
-                }
-                var gradWeight = kernelOutput(Float.self, m * k)
-                try gradWeight.withUnsafeMutableBufferPointer { out in
-                    try rowScaledProduct(gqT, x.matrix, into: out.baseAddress!, ldc: k)
-                }
-                return LinearGradients(
-                    input: try Tensor(shape: [n, k], scalars: gradInput),
-                    weight: try Tensor(shape: [m, k], scalars: gradWeight),
-                    bias: try Tensor(shape: [m], scalars: gradBias))
-            } catch LowBitError.nonFinite(let what) {
-                try g.checkFinite("output gradient")   // names the value and where it is
-                throw LowBitError.nonFinite(what)
+            // its quantizers refuse NaN and infinity in g (the products of the float path would not)
+            return try g.checkingFinite("output gradient") {
+                try int8Gradients(g, x, q, stochasticRoundingSeed: stochasticRoundingSeed)
             }
         }
+    }
+
+    /// QT's gradients: see ``linearBackward(gradOutput:input:weights:precision:stochasticRoundingSeed:)``.
+    private func int8Gradients(_ g: Tensor, _ x: QuantizedActivations, _ q: QuantizedWeights,
+                               stochasticRoundingSeed: UInt64?) throws -> LinearGradients {
+        let (n, m, k) = (x.tokens, q.rows, q.cols)
+        // The folding and scaling passes below touch every element of the n × m gradient a
+        // few times: they run over unsafe buffers, so that they vectorize (array subscripts'
+        // bounds checks kept them scalar, a sixth of a QT step at the design's size).
+        var gradInput = kernelOutput(Float.self, n * k)
+        let scales = q.scalesPerRow, groups = q.groupsPerRow, length = q.groupLength
+        var folded = kernelOutput(Float.self, n * m)
+        for group in 0..<groups {
+            let c0 = group * length, c1 = min(c0 + length, k), width = c1 - c0
+            // the weight scales of this group folded into the gradient's columns
+            var columnScales = kernelOutput(Float.self, m)
+            for j in 0..<m { columnScales[j] = scales[j * groups + group] }
+            g.scalars.withUnsafeBufferPointer { gs in
+                columnScales.withUnsafeBufferPointer { cs in
+                    folded.withUnsafeMutableBufferPointer { f in
+                        for i in 0..<n {
+                            let row = i &* m
+                            for j in 0..<m { f[row &+ j] = gs[row &+ j] * cs[j] }
+                        }
+                    }
+                }
+            }
+            let gq = try quantizeGradient(Tensor(shape: [n, m], scalars: folded), seed: stochasticRoundingSeed.map { $0 &+ UInt64(c0) })
+            let slice: Int8Matrix
+            if groups == 1 {
+                slice = Int8Matrix(rows: m, cols: k, values: q.values)
+            } else {
+                var values = kernelOutput(Int8.self, m * width)
+                q.values.withUnsafeBufferPointer { v in
+                    values.withUnsafeMutableBufferPointer { out in
+                        for r in 0..<m { for c in 0..<width { out[r * width + c] = v[r * k + c0 + c] } }
+                    }
+                }
+                slice = Int8Matrix(rows: m, cols: width, values: values)
+            }
+            try gradInput.withUnsafeMutableBufferPointer { out in
+                try rowScaledProduct(gq, slice, into: out.baseAddress! + c0, ldc: k)
+            }
+        }
+        // per output channel: quantize the rows of (g · diag(sx))ᵀ
+        let transposedSeed = stochasticRoundingSeed.map { $0 ^ 0x5bd1_e995 }
+        let gqT: QuantizedActivations
+        if let kernels = self as? any ScaledTranspose, let seed = transposedSeed {
+            gqT = try g.scalars.withUnsafeBufferPointer { gs in
+                try x.scales.withUnsafeBufferPointer { xs in
+                    try kernels.quantizeStochasticTransposed(gs, rows: n, cols: m, scales: xs, seed: seed)
+                }
+            }
+        } else {
+            gqT = try quantizeGradient(transposedScaled(g, rowScales: x.scales), seed: transposedSeed)
+        }
+        var gradWeight = kernelOutput(Float.self, m * k)
+        try gradWeight.withUnsafeMutableBufferPointer { out in
+            try rowScaledProduct(gqT, x.matrix, into: out.baseAddress!, ldc: k)
+        }
+        return LinearGradients(
+            input: try Tensor(shape: [n, k], scalars: gradInput),
+            weight: try Tensor(shape: [m, k], scalars: gradWeight),
+            bias: columnSums(g))
     }
 
     /// (g · diag(rowScales))ᵀ, [m, n] for g [n, m].

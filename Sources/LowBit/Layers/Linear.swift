@@ -102,14 +102,7 @@ public final class Linear {
         }
         let w = try preparedWeights(exec.backend)
         if (exec.training || exec.calibrating) && !usesStaticRange {
-            // rowAbsmax refuses NaN and infinity; the check that names them runs only then
-            let absmax: [Float]
-            do {
-                absmax = try exec.backend.rowAbsmax(x)
-            } catch LowBitError.nonFinite(let what) {
-                try x.checkFinite("\(path) input")
-                throw LowBitError.nonFinite(what)
-            }
+            let absmax = try x.checkingFinite("\(path) input") { try exec.backend.rowAbsmax(x) }
             var total = 0.0, rows = 0
             if let s = exec.sequences, s.rows == n {
                 // Real steps only: a padding row's activations are not the data's.
