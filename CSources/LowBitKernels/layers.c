@@ -83,7 +83,10 @@ size_t lowbit_attention_workspace_size(int64_t batch, int64_t steps, int64_t hid
     if (batch <= 0 || steps <= 0 || hidden <= 0 || heads <= 0) return 0;
     /* per (sequence, head): hd x steps transposed keys (or values), a steps x steps matrix (the
      * backward's score gradients; the forward uses a block of query rows), then QUERY_BLOCK
-     * columns of steps */
+     * columns of steps. A thread reuses the slot of its range's first unit for every unit of
+     * its range (each unit writes what it reads), so that slot stays in L1 and L2: a slot per
+     * unit walked a batch's units through megabytes. The size stays one slot per unit, so
+     * that any split of the units over threads fits. */
     return (size_t)(batch * heads) * (size_t)(hidden / heads * steps + steps * steps + QUERY_BLOCK * steps) * sizeof(float);
 }
 
@@ -118,7 +121,7 @@ static void attention_units(void *p, int64_t begin, int64_t end) {
     const int64_t T = j->steps, H = j->hidden, hd = H / j->heads, ld = 3 * H;
     for (int64_t u = begin; u < end; u++) {
         const int64_t b = u / j->heads, h = u % j->heads, len = j->lengths[b];
-        float *kt = j->workspace + u * (hd * T + T * T + QUERY_BLOCK * T), *s = kt + hd * T;
+        float *kt = j->workspace + begin * (hd * T + T * T + QUERY_BLOCK * T), *s = kt + hd * T;
         transpose_head(j, b, h, H, len, kt);
         /* queries in blocks of QUERY_BLOCK: their scores in rows of s (T apart), each row's
          * softmax over its own visible keys, then their weighted sums of the values */
@@ -158,7 +161,7 @@ static void attention_backward_units(void *p, int64_t begin, int64_t end) {
     const int64_t T = j->steps, H = j->hidden, hd = H / j->heads, ld = 3 * H;
     for (int64_t u = begin; u < end; u++) {
         const int64_t b = u / j->heads, h = u % j->heads, len = j->lengths[b];
-        float *vt = j->workspace + u * (hd * T + T * T + QUERY_BLOCK * T), *ds = vt + hd * T, *columns = ds + T * T;
+        float *vt = j->workspace + begin * (hd * T + T * T + QUERY_BLOCK * T), *ds = vt + hd * T, *columns = ds + T * T;
         const float *probs = j->probs + (b * j->heads + h) * T * T;
         float *dq = j->dqkv + b * T * ld + h * hd, *dk = dq + H, *dv = dq + 2 * H;
         const float *q = j->qkv + b * T * ld + h * hd, *k = q + H;
