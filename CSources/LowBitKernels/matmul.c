@@ -33,6 +33,7 @@ typedef struct {
     const int8_t *x;
     int64_t n, ldx, kpad, panels, tile_panels, token_blocks, group, groups;
     const float *x_scales, *bias;
+    const lowbit_epilogue *epilogue; /* with yf: applied to a tile's rows after its last group */
     float *yf;   /* fused dequantize output, or */
     int32_t *ys; /* exact int32 output */
     int64_t ldy;
@@ -101,6 +102,27 @@ static int32_t byte_sum(const int8_t *restrict x, int64_t n) {
     return s;
 }
 
+/* The epilogue on rows row0..row1 of tokens i0..i0+nr-1, just written by the tile: the SiLU
+ * kernel from a copy on the stack (its operands are restrict), then the residual added. */
+static void apply_epilogue(const matmul_job *j, int64_t i0, int nr, int64_t row0, int64_t row1) {
+    enum { PIECE = 256 };
+    const lowbit_epilogue *e = j->epilogue;
+    float copy[PIECE];
+    for (int i = 0; i < nr; i++) {
+        float *restrict y = j->yf + (i0 + i) * j->ldy;
+        if (e->silu)
+            for (int64_t r = row0; r < row1; r += PIECE) {
+                const int64_t n = row1 - r < PIECE ? row1 - r : PIECE;
+                memcpy(copy, y + r, (size_t)n * sizeof *copy);
+                j->t->silu(copy, n, y + r);
+            }
+        if (e->residual) {
+            const float *restrict res = e->residual + (i0 + i) * e->ldr;
+            for (int64_t r = row0; r < row1; r++) y[r] = res[r] + y[r];
+        }
+    }
+}
+
 static void run_tiles(void *arg, int64_t begin, int64_t end) {
     const matmul_job *j = arg;
     const lowbit_format_traits *f = j->f;
@@ -128,6 +150,10 @@ static void run_tiles(void *arg, int64_t begin, int64_t end) {
                     else store_f32(j, accq, row0, rows, i0, nr, xsum, g);
                 }
             }
+        }
+        if (j->epilogue) {
+            const int64_t row1 = p1 * LOWBIT_PANEL_ROWS < j->w->m ? p1 * LOWBIT_PANEL_ROWS : j->w->m;
+            apply_epilogue(j, i0, nr, p0 * LOWBIT_PANEL_ROWS, row1);
         }
     }
 }
@@ -158,7 +184,8 @@ static int activations_valid(const int8_t *x, int64_t n, int64_t k, int64_t kpad
 }
 
 static lowbit_status run(const lowbit_context *ctx, const lowbit_packed_weights *w, const int8_t *x, int64_t n,
-                         int64_t ldx, const float *x_scales, const float *bias, float *yf, int32_t *ys, int64_t ldy) {
+                         int64_t ldx, const float *x_scales, const float *bias, const lowbit_epilogue *epilogue,
+                         float *yf, int32_t *ys, int64_t ldy) {
     if (!ctx || !w || !x || !w->data) return LOWBIT_ERR_ARGUMENT;
     const lowbit_format_traits *f = lowbit_format_get(w->format);
     if (!f) return LOWBIT_ERR_ARGUMENT;
@@ -170,6 +197,11 @@ static lowbit_status run(const lowbit_context *ctx, const lowbit_packed_weights 
                     .panels = (w->m + LOWBIT_PANEL_ROWS - 1) / LOWBIT_PANEL_ROWS,
                     .token_blocks = (n + TILE_TOKENS - 1) / TILE_TOKENS, .group = w->k, .groups = 1,
                     .x_scales = x_scales, .bias = bias, .yf = yf, .ys = ys, .ldy = ldy};
+    if (epilogue && (epilogue->silu || epilogue->residual)) {
+        if (!yf) return LOWBIT_ERR_ARGUMENT;
+        if (epilogue->residual && epilogue->ldr < w->m) return LOWBIT_ERR_SHAPE;
+        j.epilogue = epilogue;
+    }
     if (yf) {
         if (!x_scales || !w->scales) return LOWBIT_ERR_ARGUMENT;
         if (w->group < 0) return LOWBIT_ERR_SHAPE;
@@ -199,14 +231,21 @@ static lowbit_status run(const lowbit_context *ctx, const lowbit_packed_weights 
 lowbit_status lowbit_matmul_s32(const lowbit_context *ctx, const lowbit_packed_weights *w, const int8_t *x,
                                 int64_t n, int64_t ldx, int32_t *y, int64_t ldy) {
     if (!y) return LOWBIT_ERR_ARGUMENT;
-    return run(ctx, w, x, n, ldx, NULL, NULL, NULL, y, ldy);
+    return run(ctx, w, x, n, ldx, NULL, NULL, NULL, NULL, y, ldy);
 }
 
 lowbit_status lowbit_matmul_f32(const lowbit_context *ctx, const lowbit_packed_weights *w, const int8_t *x,
                                 int64_t n, int64_t ldx, const float *x_scales, const float *bias, float *y,
                                 int64_t ldy) {
     if (!y) return LOWBIT_ERR_ARGUMENT;
-    return run(ctx, w, x, n, ldx, x_scales, bias, y, NULL, ldy);
+    return run(ctx, w, x, n, ldx, x_scales, bias, NULL, y, NULL, ldy);
+}
+
+lowbit_status lowbit_matmul_f32_epilogue(const lowbit_context *ctx, const lowbit_packed_weights *w, const int8_t *x,
+                                         int64_t n, int64_t ldx, const float *x_scales, const float *bias,
+                                         const lowbit_epilogue *epilogue, float *y, int64_t ldy) {
+    if (!y) return LOWBIT_ERR_ARGUMENT;
+    return run(ctx, w, x, n, ldx, x_scales, bias, epilogue, y, NULL, ldy);
 }
 
 static size_t align64(size_t v) { return (v + 63) / 64 * 64; }

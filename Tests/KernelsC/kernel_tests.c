@@ -697,6 +697,54 @@ static void test_linear_and_threads(const lowbit_context *ctx) {
     free(x), free(s), free(y1), free(y2), free(q), free(ws);
 }
 
+/* The fused epilogue (SiLU, a residual, both) against the separate passes it replaces:
+ * lowbit_matmul_f32, lowbit_silu_forward, then residual + y, bit for bit, in every format,
+ * on 1 and 2 threads (2 split the panels of the larger shapes into tiles), with rows past
+ * the epilogue's 256-value pieces, a residual stride past m and per-group int4 scales. */
+static void test_matmul_epilogue(const lowbit_context *ctx) {
+    const int64_t shapes[][3] = {{1, 1, 1}, {17, 33, 9}, {300, 65, 3}, {640, 257, 24}}; /* m, k, n */
+    for (int f = 0; f < LOWBIT_FORMAT_COUNT; f++)
+        for (int sh = 0; sh < 4; sh++) {
+            const lowbit_format_traits *tr = lowbit_format_get((lowbit_format)f);
+            const int64_t m = shapes[sh][0], k = shapes[sh][1], n = shapes[sh][2], kpad = lowbit_padded_k(k);
+            const int64_t ldr = m + 3, group = (f == LOWBIT_FORMAT_INT4 && k > 32) ? 32 : 0;
+            const int64_t groups = group ? (k + group - 1) / group : 1;
+            int8_t *q = xmalloc(m * k), *x = xmalloc(n * kpad);
+            float *ws = xmalloc(m * groups * 4), *xs = xmalloc(n * 4), *bias = xmalloc(m * 4);
+            float *res = xmalloc(n * ldr * 4), *want = xmalloc(n * m * 4), *got = xmalloc(n * m * 4);
+            random_values((lowbit_format)f, q, m * k);
+            for (int64_t i = 0; i < n * kpad; i++) x[i] = (i % kpad) < k ? (int8_t)rand_int(-127, 127) : 0;
+            fill_floats(ws, m * groups, 0.02f), fill_floats(xs, n, 0.05f), fill_floats(bias, m, 1.0f);
+            fill_floats(res, n * ldr, 2.0f);
+            uint8_t *packed = xmalloc(lowbit_packed_size((lowbit_format)f, m, k));
+            CHECK(lowbit_pack((lowbit_format)f, q, m, k, packed) == LOWBIT_OK, "pack %s", tr->name);
+            const lowbit_packed_weights pw = {.format = (lowbit_format)f, .m = m, .k = k, .group = group, .data = packed,
+                                              .scales = ws};
+            for (int threads = 1; threads <= 2; threads++)
+                for (int kind = 1; kind < 4; kind++) { /* 1: SiLU, 2: residual, 3: both */
+                    lowbit_context c = *ctx;
+                    c.threads = threads;
+                    const lowbit_epilogue e = {.silu = kind & 1, .residual = kind & 2 ? res : NULL, .ldr = ldr};
+                    CHECK(lowbit_matmul_f32(&c, &pw, x, n, kpad, xs, bias, want, m) == LOWBIT_OK, "matmul_f32");
+                    if (e.silu) {
+                        CHECK(lowbit_silu_forward(&c, want, n * m, got) == LOWBIT_OK, "silu");
+                        memcpy(want, got, (size_t)(n * m) * sizeof *want);
+                    }
+                    if (e.residual)
+                        for (int64_t i = 0; i < n; i++)
+                            for (int64_t r = 0; r < m; r++) want[i * m + r] = res[i * ldr + r] + want[i * m + r];
+                    CHECK(lowbit_matmul_f32_epilogue(&c, &pw, x, n, kpad, xs, bias, &e, got, m) == LOWBIT_OK,
+                          "matmul_f32_epilogue");
+                    CHECK(same_floats(got, want, n * m), "%s epilogue %d m=%lld k=%lld n=%lld, %d threads: not the separate passes",
+                          tr->name, kind, (long long)m, (long long)k, (long long)n, threads);
+                }
+            const lowbit_epilogue shortr = {.residual = res, .ldr = m - 1};
+            CHECK(lowbit_matmul_f32_epilogue(ctx, &pw, x, n, kpad, xs, bias, &shortr, got, m) == LOWBIT_ERR_SHAPE,
+                  "a residual stride under m accepted");
+            free(q), free(x), free(ws), free(xs), free(bias), free(res), free(want), free(got), free(packed);
+        }
+}
+
 static void test_gemm(const lowbit_context *ctx) {
     const int64_t dims[][3] = {{1, 1, 1}, {3, 5, 7}, {17, 9, 65}, {8, 33, 100}};
     for (int d = 0; d < 4; d++)
@@ -966,6 +1014,7 @@ int main(int argc, char **argv) {
         test_quantizers(&ctx);
         test_pack_and_matmul(&ctx);
         test_linear_and_threads(&ctx);
+        test_matmul_epilogue(&ctx);
         test_gemm(&ctx);
         test_layers(&ctx);
         printf("%-11s %s\n", current_isa, failed == before ? "ok" : "FAILED");

@@ -22,6 +22,43 @@ struct ModelTests {
         }
     }
 
+    @Test("an evaluation pass through a block, with SiLU and the residual sums inside the projections, gives the bits of the separate passes")
+    func fusedEpilogues() throws {
+        // 80 wide: the FFN's 320 outputs span several of the epilogue's 256-value pieces and
+        // 20 panels, split over two threads.
+        let s = try SequenceShape(batch: 3, steps: 5, lengths: [5, 2, 4])
+        var rng = SeededGenerator(seed: 12)
+        let x = try Tensor(shape: [s.rows, 80], scalars: rng.uniform(count: s.rows * 80, bound: 2))
+        for backend in try allBackends() {
+            for mode in Self.allModes {
+                let block = try QAT.buildBlock(hiddenSize: 80, numHeads: 2, dropout: 0.1, quantize: mode, seed: 3)
+                let exec = Execution(backend: backend, training: false)
+                let x1 = add(x, try block.attention.forward(block.norm1.forward(x, exec), s, exec))
+                var a = try block.feedForward.up.forward(block.norm2.forward(x1, exec), exec)
+                a.scalars = backend.silu(a.scalars)
+                let want = add(x1, try block.feedForward.down.forward(a, exec))
+                let got = try block.forward(x, s, exec)
+                #expect(got.shape == want.shape)
+                #expect(got.scalars.map(\.bitPattern) == want.scalars.map(\.bitPattern), "\(label(backend)) \(mode?.rawValue ?? "float")")
+                // The last steps alone, where the products are row by row: the packed kernels
+                // (OpenBLAS's sgemm may order a 3-row product's sums unlike a 15-row one's at
+                // this width, and does).
+                guard backend is KernelsBackend, mode != nil else { continue }
+                let last = try block.forwardAtLastSteps(x, s, exec)
+                #expect(last.scalars.map(\.bitPattern) == (try got.gatheringRows(s.lastSteps)).scalars.map(\.bitPattern),
+                        "\(label(backend)) \(mode?.rawValue ?? "float") last steps")
+            }
+        }
+        // a residual of the wrong shape is named, not read past its end
+        let linear = try QAT.quantLinear(inputs: 8, outputs: 5, quantize: LayerQuantization(mode: .ternary), seed: 1)
+        let kernels = try KernelsBackend(isa: ISA.supported.last!, threads: 1)
+        let input = try Tensor(shape: [2, 8], scalars: rng.uniform(count: 16, bound: 1))
+        #expect(throws: LowBitError.invalidShape("residual must be [2, 5], got [2, 4]")) {
+            try linear.forward(input, Execution(backend: kernels, training: false),
+                               then: LinearEpilogue(residual: try Tensor(shape: [2, 4], scalars: [Float](repeating: 0, count: 8))))
+        }
+    }
+
     @Test("an evaluation pass in chunks of sequences gives every sequence the bits of a pass over the whole batch")
     func evaluationInChunks() throws {
         let (batch, _) = try DataParallelTests.batch(seed: 4)   // 7 sequences of 6 padded steps

@@ -228,6 +228,26 @@ lowbit_status lowbit_matmul_f32(const lowbit_context *ctx, const lowbit_packed_w
                                 const int8_t *x, int64_t n, int64_t ldx, const float *x_scales,
                                 const float *bias, float *y, int64_t ldy);
 
+/**
+ * What lowbit_matmul_f32_epilogue applies to each token's row of the fused dequantize's
+ * result r (bias included) while it is still in cache: y = act(r) + residual, act the SiLU
+ * (lowbit_silu_forward's bits) when `silu` is non-zero, else the identity; residual
+ * [n, m] with row stride ldr >= m, or NULL. The results are bit for bit those of the
+ * separate passes (a SiLU pass, then residual + y), which read and write the whole output
+ * again: a transformer block's FFN up projection (SiLU) and its two residual sums.
+ */
+typedef struct lowbit_epilogue {
+    int silu;
+    const float *residual;
+    int64_t ldr;
+} lowbit_epilogue;
+
+/** lowbit_matmul_f32, then `epilogue` (NULL: none). residual may not overlap y. */
+lowbit_status lowbit_matmul_f32_epilogue(const lowbit_context *ctx, const lowbit_packed_weights *w,
+                                         const int8_t *x, int64_t n, int64_t ldx, const float *x_scales,
+                                         const float *bias, const lowbit_epilogue *epilogue, float *y,
+                                         int64_t ldy);
+
 /** Scratch bytes lowbit_linear_f32 needs for n tokens of length k. */
 size_t lowbit_linear_workspace_size(int64_t n, int64_t k);
 /** Quantizes float activations x [n, k] per token, then lowbit_matmul_f32. */

@@ -42,21 +42,28 @@ public final class CausalSelfAttention {
     /// scaled by 1 / √(hidden / heads). In training, keeps what ``backward(_:_:)`` needs.
     /// Throws ``LowBitError/invalidShape(_:)`` if rows are not `hidden` wide.
     public func forward(_ x: Tensor, _ s: SequenceShape, _ exec: Execution) throws -> Tensor {
+        try forward(x, s, exec, adding: nil)
+    }
+
+    /// ``forward(_:_:_:)`` + `residual` (the same shape), the sum done by the output projection.
+    func forward(_ x: Tensor, _ s: SequenceShape, _ exec: Execution, adding residual: Tensor?) throws -> Tensor {
         try checkInput(x, s)
         let qkvT = try qkv.forward(x, exec)
         let result = try exec.backend.attention(qkvT, shape: s, heads: heads, keepingProbabilities: exec.training)
         (qkvOut, probabilities, shape) = exec.training ? (qkvT, result.probabilities, s) : (nil, [], nil)
-        return try output.forward(result.output, exec)
+        return try output.forward(result.output, exec, then: LinearEpilogue(residual: residual))
     }
 
     /// The layer's output at each sequence's last real step, [batch, hidden], in evaluation:
     /// every row's keys and values (and queries: the projection is one matrix), one query per
     /// sequence through attention and the output projection. Each row is the full pass's.
-    func forwardAtLastSteps(_ x: Tensor, _ s: SequenceShape, _ exec: Execution) throws -> Tensor {
+    /// `residual` [batch, hidden] is added by the output projection.
+    func forwardAtLastSteps(_ x: Tensor, _ s: SequenceShape, _ exec: Execution, adding residual: Tensor) throws -> Tensor {
         precondition(!exec.training, "an evaluation pass")
         try checkInput(x, s)
         (qkvOut, probabilities, shape) = (nil, [], nil)
-        return try output.forward(exec.backend.attentionAtLastSteps(try qkv.forward(x, exec), shape: s, heads: heads), exec)
+        return try output.forward(exec.backend.attentionAtLastSteps(try qkv.forward(x, exec), shape: s, heads: heads), exec,
+                                  then: LinearEpilogue(residual: residual))
     }
 
     private func checkInput(_ x: Tensor, _ s: SequenceShape) throws {

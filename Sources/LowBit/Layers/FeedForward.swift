@@ -28,11 +28,22 @@ public final class FeedForward {
 
     /// Maps rows [n, hidden] to [n, hidden]; in training, keeps what ``backward(_:_:)`` needs.
     public func forward(_ x: Tensor, _ exec: Execution) throws -> Tensor {
-        let u = try up.forward(x, exec)
-        preActivation = exec.training ? u : nil
-        var a = u
-        a.scalars = exec.backend.silu(u.scalars)
-        return try down.forward(dropout.forward(a, exec), exec)
+        try forward(x, exec, adding: nil)
+    }
+
+    /// ``forward(_:_:)`` + `residual` ([n, hidden]), the sum done by the down projection. In
+    /// evaluation the up projection applies SiLU itself (its input to SiLU is not kept).
+    func forward(_ x: Tensor, _ exec: Execution, adding residual: Tensor?) throws -> Tensor {
+        let a: Tensor
+        if exec.training {
+            let u = try up.forward(x, exec)
+            preActivation = u
+            a = LinearEpilogue(silu: true).apply(to: u, exec.backend)
+        } else {
+            preActivation = nil
+            a = try up.forward(x, exec, then: LinearEpilogue(silu: true))
+        }
+        return try down.forward(dropout.forward(a, exec), exec, then: LinearEpilogue(residual: residual))
     }
 
     /// Takes dL/d(output) [n, hidden] for the last training forward, returns dL/d(input)

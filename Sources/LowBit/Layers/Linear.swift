@@ -89,6 +89,12 @@ public final class Linear {
     /// Throws ``LowBitError/invalidShape(_:)`` for input that is not `inputs` wide, and
     /// ``LowBitError/nonFinite(_:)`` for NaN or infinity in it.
     public func forward(_ x: Tensor, _ exec: Execution) throws -> Tensor {
+        try forward(x, exec, then: .none)
+    }
+
+    /// ``forward(_:_:)`` with `epilogue` applied to its result: inside the matmul where the
+    /// backend can (the output is not kept for the backward, so training may fuse too).
+    func forward(_ x: Tensor, _ exec: Execution, then epilogue: LinearEpilogue) throws -> Tensor {
         let (n, k) = try x.matrixShape("\(path) input")
         guard k == inputs else { throw LowBitError.invalidShape("\(path) takes \(inputs) features, got \(k)") }
         // An evaluation forward forgets the last training forward: a backward after it would
@@ -98,7 +104,7 @@ public final class Linear {
         guard quantization != nil else {
             var y = try exec.backend.matmul(x, weight.tensor, transposeA: false, transposeB: true)
             if let bias { addRowVector(&y, bias.value) }
-            return y
+            return epilogue.apply(to: y, exec.backend)
         }
         let w = try preparedWeights(exec.backend)
         if (exec.training || exec.calibrating) && !usesStaticRange {
@@ -122,7 +128,10 @@ public final class Linear {
             ? try ReferenceQuantizer.quantize(activations: x, staticAbsmax: Float(statistics.mean))
             : try exec.backend.quantize(activations: x)
         quantizedInput = exec.training ? xq : nil
-        return try exec.backend.linear(xq, w, bias: bias?.tensor)
+        if !epilogue.isNone, let fused = exec.backend as? any FusedEpilogueLinear {
+            return try fused.linear(xq, w, bias: bias?.tensor, epilogue: epilogue)
+        }
+        return epilogue.apply(to: try exec.backend.linear(xq, w, bias: bias?.tensor), exec.backend)
     }
 
     /// Takes dL/dy [n, outputs] for the last training forward, returns dL/dx [n, inputs], and

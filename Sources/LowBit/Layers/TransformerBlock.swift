@@ -38,6 +38,11 @@ public final class TransformerBlock {
     /// Maps rows [batch · steps, hidden], laid out by `s`, to the same shape; in training,
     /// keeps what ``backward(_:_:)`` needs.
     public func forward(_ x: Tensor, _ s: SequenceShape, _ exec: Execution) throws -> Tensor {
+        if !exec.training {
+            // Dropout is the identity: the output projections add the residuals themselves.
+            let x1 = try attention.forward(norm1.forward(x, exec), s, exec, adding: x)
+            return try feedForward.forward(norm2.forward(x1, exec), exec, adding: x1)
+        }
         let a = dropAttention.forward(try attention.forward(norm1.forward(x, exec), s, exec), exec)
         let x1 = add(x, a)
         let f = dropFeedForward.forward(try feedForward.forward(norm2.forward(x1, exec), exec), exec)
@@ -51,9 +56,8 @@ public final class TransformerBlock {
     /// alone. Each row is the full pass's (every layer works row by row; dropout is off).
     func forwardAtLastSteps(_ x: Tensor, _ s: SequenceShape, _ exec: Execution) throws -> Tensor {
         precondition(!exec.training, "an evaluation pass")
-        let a = try attention.forwardAtLastSteps(norm1.forward(x, exec), s, exec)
-        let x1 = add(try x.gatheringRows(s.lastSteps), a)
-        return add(x1, try feedForward.forward(norm2.forward(x1, exec), exec))
+        let x1 = try attention.forwardAtLastSteps(norm1.forward(x, exec), s, exec, adding: x.gatheringRows(s.lastSteps))
+        return try feedForward.forward(norm2.forward(x1, exec), exec, adding: x1)
     }
 
     /// Takes dL/d(output) [batch · steps, hidden] for the last training forward, returns
