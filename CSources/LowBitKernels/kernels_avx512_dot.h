@@ -50,6 +50,7 @@ INLINE void CAT(dot_tile, LOWBIT_DOT_SUFFIX)(const int bits, const int NR, int64
 #define STEP(c, i)                                                                                      \
     do {                                                                                                \
         const __m512i v = _mm512_loadu_si512((const void *)(w + (c) * 64));                            \
+        _Pragma("clang loop unroll(full)")                                                              \
         for (int p = 0; p < planes; p++) {                                                              \
             const __m512i codes =                                                                       \
                 bits == 8  ? v                                                                          \
@@ -89,6 +90,9 @@ INLINE void CAT(dot_tile2, LOWBIT_DOT_SUFFIX)(const int bits, const int NR, int6
     for (int64_t c = 0; c < chunks; c++) {
         const __m512i v0 = _mm512_loadu_si512((const void *)(w + c * 64));
         const __m512i v1 = _mm512_loadu_si512((const void *)(w + panel_stride + c * 64));
+        /* spelled out, so that every shift count is a constant: left a loop, binary's 8 planes
+         * took a shift by a register and the loop's own counting (16 % slower than ternary) */
+        _Pragma("clang loop unroll(full)")
         for (int p = 0; p < planes; p++) {
             const __m512i c0 = bits < 8 ? _mm512_and_si512(_mm512_srli_epi16(v0, p * bits), mask) : v0;
             const __m512i c1 = bits < 8 ? _mm512_and_si512(_mm512_srli_epi16(v1, p * bits), mask) : v1;
