@@ -34,32 +34,41 @@ INLINE __m512i dp4(__m512i acc, __m512i u, __m512i s, const int full) {
  * with 2 or 4 planes), a plane is decoded by a mask alone, without the shift: bank b then
  * sums code * 2^(bits * plane) * x, which fits in vpdpbusd's unsigned byte (<= 128 or 240)
  * and in int32 (at most 2^28 for K = LOWBIT_MAX_K), and is shifted back exactly once at the
- * end. That is one vector operation per plane fewer, and GEMV is bound by exactly those. */
-INLINE void CAT(dot_tile, LOWBIT_DOT_SUFFIX)(const int bits, const int NR, int64_t chunks,
-                                              const uint8_t *restrict w, const int8_t *restrict x,
-                                              int64_t ldx, int32_t *restrict acc) {
+ * end. That is one vector operation per plane fewer, and GEMV is bound by exactly those.
+ *
+ * PN = 2 panels share each activation broadcast (one token or two), which a GEMV otherwise
+ * repeats for every panel: half the broadcasts per dot product. */
+INLINE void CAT(dot_tile, LOWBIT_DOT_SUFFIX)(const int bits, const int NR, const int PN, int64_t chunks,
+                                              const uint8_t *restrict w, int64_t panel_stride,
+                                              const int8_t *restrict x, int64_t ldx, int32_t *restrict acc) {
     const int planes = 8 / bits, chunk_k = 32 / bits;
     const __m512i mask = _mm512_set1_epi8((char)((1 << bits) - 1));
     enum { G = 8 };
     const int NB = NR == 1 ? 8 : NR == 2 ? 4 : 1;
     const int in_place = LOWBIT_DOT_VNNI && bits < 8 && NB % planes == 0;
-    __m512i a[8][LOWBIT_MAX_NR];
-    for (int b = 0; b < NB; b++)
-        for (int j = 0; j < NR; j++) a[b][j] = _mm512_setzero_si512();
+    __m512i a[2][8][LOWBIT_MAX_NR];
+    for (int q = 0; q < PN; q++)
+        for (int b = 0; b < NB; b++)
+            for (int j = 0; j < NR; j++) a[q][b][j] = _mm512_setzero_si512();
     /* one step: chunk c, the i-th of its group; plane p goes to bank (i·planes + p) mod NB */
+#define CODES(v, p)                                                                                     \
+    (bits == 8  ? (v)                                                                                   \
+     : in_place ? _mm512_and_si512((v), _mm512_set1_epi8((char)(((1 << bits) - 1) << ((p) * bits))))    \
+                : _mm512_and_si512(_mm512_srli_epi16((v), (p) * bits), mask))
 #define STEP(c, i)                                                                                      \
     do {                                                                                                \
-        const __m512i v = _mm512_loadu_si512((const void *)(w + (c) * 64));                            \
+        const __m512i v0 = _mm512_loadu_si512((const void *)(w + (c) * 64));                           \
+        const __m512i v1 = PN > 1 ? _mm512_loadu_si512((const void *)(w + panel_stride + (c) * 64)) : v0; \
         _Pragma("clang loop unroll(full)")                                                              \
         for (int p = 0; p < planes; p++) {                                                              \
-            const __m512i codes =                                                                       \
-                bits == 8  ? v                                                                          \
-                : in_place ? _mm512_and_si512(v, _mm512_set1_epi8((char)(((1 << bits) - 1) << (p * bits)))) \
-                           : _mm512_and_si512(_mm512_srli_epi16(v, p * bits), mask);                    \
+            const __m512i codes0 = CODES(v0, p), codes1 = CODES(v1, p);                                 \
             const int8_t *xp = x + (c) * chunk_k + 4 * p;                                               \
             const int b = ((i) * planes + p) % NB;                                                      \
-            for (int j = 0; j < NR; j++)                                                                \
-                a[b][j] = dp4(a[b][j], codes, _mm512_set1_epi32(lowbit_load_i32(xp + j * ldx)), bits == 8); \
+            for (int j = 0; j < NR; j++) {                                                              \
+                const __m512i xb = _mm512_set1_epi32(lowbit_load_i32(xp + j * ldx));                    \
+                a[0][b][j] = dp4(a[0][b][j], codes0, xb, bits == 8);                                     \
+                if (PN > 1) a[1][b][j] = dp4(a[1][b][j], codes1, xb, bits == 8);                         \
+            }                                                                                           \
         }                                                                                               \
     } while (0)
     int64_t c = 0;
@@ -70,12 +79,14 @@ INLINE void CAT(dot_tile, LOWBIT_DOT_SUFFIX)(const int bits, const int NR, int64
     }
     for (; c < chunks; c++) STEP(c, 0);
 #undef STEP
-    for (int j = 0; j < NR; j++) {
-        __m512i s = a[0][j];
-        for (int b = 1; b < NB; b++)
-            s = _mm512_add_epi32(s, in_place ? _mm512_srai_epi32(a[b][j], (b % planes) * bits) : a[b][j]);
-        _mm512_storeu_si512((void *)(acc + 16 * j), s);
-    }
+#undef CODES
+    for (int q = 0; q < PN; q++)
+        for (int j = 0; j < NR; j++) {
+            __m512i s = a[q][0][j];
+            for (int b = 1; b < NB; b++)
+                s = _mm512_add_epi32(s, in_place ? _mm512_srai_epi32(a[q][b][j], (b % planes) * bits) : a[q][b][j]);
+            _mm512_storeu_si512((void *)(acc + 16 * (q * LOWBIT_MAX_NR + j)), s);
+        }
 }
 
 /* Two panels at once for three tokens or more: each activation broadcast feeds two dot
@@ -115,9 +126,9 @@ INLINE void CAT(dot_all, LOWBIT_DOT_SUFFIX)(const int bits, int64_t chunks, cons
                                              int32_t *restrict acc) {
     switch (nr) {
 #define CASE(R) \
-    case R: CAT(dot_tile, LOWBIT_DOT_SUFFIX)(bits, R, chunks, w, x, ldx, acc); break;
+    case R: CAT(dot_tile, LOWBIT_DOT_SUFFIX)(bits, R, 1, chunks, w, 0, x, ldx, acc); break;
     CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7)
-    default: CAT(dot_tile, LOWBIT_DOT_SUFFIX)(bits, 8, chunks, w, x, ldx, acc); break;
+    default: CAT(dot_tile, LOWBIT_DOT_SUFFIX)(bits, 8, 1, chunks, w, 0, x, ldx, acc); break;
 #undef CASE
     }
 }
@@ -136,6 +147,11 @@ INLINE void CAT(dot_all, LOWBIT_DOT_SUFFIX)(const int bits, int64_t chunks, cons
             case 7: CAT(dot_tile2, LOWBIT_DOT_SUFFIX)(B, 7, chunks, w, panel_stride, x, ldx, acc); break; \
             default: CAT(dot_tile2, LOWBIT_DOT_SUFFIX)(B, 8, chunks, w, panel_stride, x, ldx, acc); break; \
             }                                                                                           \
+            return;                                                                                     \
+        }                                                                                               \
+        if (np == 2 && nr <= 2) {                                                                       \
+            if (nr == 1) CAT(dot_tile, LOWBIT_DOT_SUFFIX)(B, 1, 2, chunks, w, panel_stride, x, ldx, acc); \
+            else CAT(dot_tile, LOWBIT_DOT_SUFFIX)(B, 2, 2, chunks, w, panel_stride, x, ldx, acc);       \
             return;                                                                                     \
         }                                                                                               \
         for (int q = 0; q < np; q++)                                                                    \
