@@ -172,19 +172,7 @@ public struct KernelsBackend: Backend {
     ///   [rows] or a group size the kernels cannot run; ``LowBitError/nonFinite(_:)`` for NaN or
     ///   infinity in a scale or in `bias`.
     public func linear(_ x: QuantizedActivations, _ weights: PreparedWeights, bias: Tensor?) throws -> Tensor {
-        try checkLinear(x, weights, bias: bias)
-        guard let packed = weights.storage as? PackedStorage else {
-            throw LowBitError.invalidArgument("weights were not prepared by the kernels backend")
-        }
-        let w = weights.quantized
-        var y = kernelOutput(Float.self, x.tokens * w.rows)
-        let status = packed.withWeights { pw in
-            withUnsafePointer(to: context) { ctx in
-                lowbit_matmul_f32(ctx, pw, x.values, Int64(x.tokens), Int64(x.stride), x.scales, bias?.scalars, &y, Int64(w.rows))
-            }
-        }
-        try check(status, "quantized linear")
-        return try Tensor(shape: [x.tokens, w.rows], scalars: y)
+        try linear(x, weights, bias: bias, epilogue: .none)   // LinearEpilogue.swift
     }
 
     /// Int8 product by the C kernels, with exact int32 sums, row-major [rows of op(a), cols of

@@ -31,7 +31,7 @@ protocol FusedEpilogueLinear {
 }
 
 extension KernelsBackend: FusedEpilogueLinear {
-    /// By `lowbit_matmul_f32_epilogue`.
+    /// By `lowbit_matmul_f32_epilogue` (with no epilogue, ``linear(_:_:bias:)``'s product).
     ///
     /// - Throws: what ``linear(_:_:bias:)`` throws, and ``LowBitError/invalidShape(_:)`` for a
     ///   residual that is not [tokens, rows].
