@@ -1,5 +1,5 @@
 import Foundation
-import LowBit
+@testable import LowBit
 import Testing
 
 /// Finite-difference checks of every layer's backward pass on the float path: the loss is
@@ -151,6 +151,31 @@ struct GradientCheckTests {
         broken.scalars[3] = .nan
         expectError("teacher logits") { _ = try Loss.distillation(logits: logits, labels: labels, teacherLogits: broken, weight: 0.5, temperature: 2) }
         expectError("label 6") { _ = try Loss.distillation(logits: logits, labels: [6, 0, 2, 2], teacherLogits: teacher, weight: 0.5, temperature: 2) }
+    }
+
+    @Test("the loss taken in row shares (a worker's or rank's) is the whole batch's, bit for bit, with and without a teacher")
+    func rowShares() throws {
+        let logits = TestRandom(12).tensorCopy([7, 5], scale: 3), teacher = TestRandom(13).tensorCopy([7, 5], scale: 3)
+        let labels = [4, 0, 2, 2, 1, 3, 0]
+        let whole = try Loss.softmaxCrossEntropy(logits: logits, labels: labels)
+        let soft = try Loss.distillation(logits: logits, labels: labels, teacherLogits: teacher, weight: 0.5, temperature: 2)
+        func rows(_ t: Tensor, _ r: Range<Int>) throws -> Tensor {
+            try Tensor(shape: [r.count, 5], scalars: Array(t.scalars[(r.lowerBound * 5)..<(r.upperBound * 5)]))
+        }
+        for cuts in [[0, 7], [0, 3, 7], [0, 1, 2, 7], [0, 0, 6, 7]] {
+            var losses: [Double] = [], gradient: [Float] = [], distilled: [Float] = [], hard: [Double] = []
+            for (a, b) in zip(cuts, cuts.dropFirst()) {
+                let share = try Loss.crossEntropyRows(logits: try rows(logits, a..<b), labels: Array(labels[a..<b]), batchSize: 7)
+                losses += share.rowLosses
+                gradient += share.gradient
+                let d = try Loss.distillationRows(logits: try rows(logits, a..<b), labels: Array(labels[a..<b]),
+                                                  teacherLogits: try rows(teacher, a..<b), weight: 0.5, temperature: 2, batchSize: 7)
+                hard += d.rowCrossEntropies
+                distilled += d.gradient
+            }
+            #expect(Loss.mean(losses, over: 7) == whole.loss && gradient == whole.gradient.scalars, "cuts \(cuts)")
+            #expect(Loss.mean(hard, over: 7) == soft.crossEntropy && distilled == soft.gradient.scalars, "cuts \(cuts)")
+        }
     }
 
     @Test("quantized path: the STE gradient is the float gradient at the dequantized operands",

@@ -1,9 +1,9 @@
 import Dispatch
 
 /// One optimisation step with the batch's sequences split over the trainer's workers: worker
-/// r runs the forward and backward of its contiguous share of sequences on its own copy of the
-/// model and a one-thread backend; the loss is taken on the gathered logits, as for the whole
-/// batch; the copies' gradients are added into the model's in worker order; the model alone
+/// r runs the forward, its rows' share of the loss (the whole batch's mean) and the backward of
+/// its contiguous share of sequences on its own copy of the model and a one-thread backend; the
+/// copies' gradients are added into the model's in worker order; the model alone
 /// clips and updates, and the copies take its new weights at the next step.
 ///
 /// Each sequence's forward does not depend on the others in its batch (attention stays inside
@@ -14,7 +14,7 @@ extension Trainer {
     func dataParallelStep(_ batch: SequenceBatch, labels: [Int],
                           teacher: (logits: Tensor, distillation: Distillation)?) throws -> (loss: Float, predictions: [Int]) {
         let s = batch.shape, count = min(workers, s.batch)
-        guard labels.count == s.batch else { throw LowBitError.invalidShape("\(labels.count) labels for \(s.batch) sequences") }
+        try checkShares(labels: labels, batch: s.batch, teacher: teacher)
         try prepareWorkers(count)
         let models = [model] + replicas.prefix(count - 1)
         let bounds = (0...count).map { s.batch * $0 / count }
@@ -29,14 +29,14 @@ extension Trainer {
         for copy in quantized { for layer in copy { layer.batchAbsmax = nil } }
         for m in models { for p in m.parameters { p.zeroGrad() } }
 
-        let logits = try parallel(count) { r in try models[r].forward(shards[r], execs[r]) }
-        let all = try Tensor(shape: [s.batch, model.classes], scalars: logits.flatMap(\.scalars))
-        let (loss, dLogits) = try objective(all, labels: labels, teacher: teacher)
-        let classes = model.classes
-        _ = try parallel(count) { r in
-            let rows = Array(dLogits.scalars[(bounds[r] * classes)..<(bounds[r + 1] * classes)])
-            try models[r].backward(Tensor(shape: [bounds[r + 1] - bounds[r], classes], scalars: rows), execs[r])
-            return true
+        // Each worker goes on from its logits to its rows' share of the loss and to its backward,
+        // without waiting for the others': the rows' gradients are the whole batch's rows.
+        let results = try parallel(count) { r in
+            let logits = try models[r].forward(shards[r], execs[r])
+            let (losses, dLogits) = try rowObjective(logits, rows: bounds[r]..<bounds[r + 1], labels: labels, teacher: teacher,
+                                                     batchSize: s.batch)
+            try models[r].backward(dLogits, execs[r])
+            return (losses, argmaxRows(logits))
         }
 
         // The copies' gradients added in worker order, the update element by element: both
@@ -56,7 +56,7 @@ extension Trainer {
         }
         if let maxGradientNorm { clipGradients(parameters, maxNorm: maxGradientNorm) }
         optimizer.update(parameters, threads: count)
-        return (loss, argmaxRows(all))
+        return (Loss.mean(results.flatMap(\.0), over: s.batch), results.flatMap(\.1))
     }
 
     /// The copies and one-thread backends of `count` workers, holding the model's current

@@ -2,18 +2,20 @@
 /// (DataParallelStep.swift) with this process as one of its workers.
 ///
 /// Every rank builds the same batch and takes the same contiguous share of its sequences that
-/// worker `rank` of a ``Trainer`` with `size` workers takes. The ranks' logits are summed into
-/// the whole batch's (each rank fills its own rows; the others' zeros add nothing), so every
-/// rank computes the loss and its gradient on the whole batch, exactly as one process does;
-/// the gradients (see `allReduceGradients`) and the static-range statistics are then summed
-/// over the ranks, and every rank clips and updates identically. With two ranks each sum is one addition,
-/// the same on both ranks and the same as the in-process step's, so the run is bit for bit
-/// that of a `Trainer` with two workers. With more, the sums' order is the group's.
+/// worker `rank` of a ``Trainer`` with `size` workers takes, and goes from its logits straight
+/// to its rows' share of the loss (the gradient of the whole batch's mean) and its backward,
+/// without waiting for the other ranks: the step has one meeting point, after the backward.
+/// There the gradients (see `allReduceGradients`) are summed over the ranks, and then, in one
+/// sum, the static-range statistics, each row's loss and each row's prediction (each rank
+/// fills its own rows; the others' zeros add nothing, so these are exact); every rank clips and
+/// updates identically. With two ranks each gradient sum is one addition, the same on both
+/// ranks and the same as the in-process step's, so the run is bit for bit that of a `Trainer`
+/// with two workers. With more, the sums' order is the group's.
 extension Trainer {
     func distributedStep(_ batch: SequenceBatch, labels: [Int], group: any ProcessGroup,
                          teacher: (logits: Tensor, distillation: Distillation)?) throws -> (loss: Float, predictions: [Int]) {
-        let s = batch.shape, classes = model.classes
-        guard labels.count == s.batch else { throw LowBitError.invalidShape("\(labels.count) labels for \(s.batch) sequences") }
+        let s = batch.shape
+        try checkShares(labels: labels, batch: s.batch, teacher: teacher)
         let count = min(group.size, s.batch), rank = group.rank
         let bounds = (0...count).map { s.batch * $0 / count }
         let rows = rank < count ? bounds[rank]..<bounds[rank + 1] : s.batch..<s.batch
@@ -25,37 +27,37 @@ extension Trainer {
         let parameters = model.parameters
         for p in parameters { p.zeroGrad() }
 
-        var gathered = [Float](repeating: 0, count: s.batch * classes)
+        var rowLosses: [Double] = [], predictions: [Int] = []
         if !rows.isEmpty {
             let logits = try model.forward(try batch.sequences(rows), exec)
-            gathered.replaceSubrange((rows.lowerBound * classes)..<(rows.upperBound * classes), with: logits.scalars)
-        }
-        try group.allReduceSum(&gathered)
-        let all = try Tensor(shape: [s.batch, classes], scalars: gathered)
-        let (loss, dLogits) = try objective(all, labels: labels, teacher: teacher)
-        if !rows.isEmpty {
-            let mine = Array(dLogits.scalars[(rows.lowerBound * classes)..<(rows.upperBound * classes)])
-            try model.backward(Tensor(shape: [rows.count, classes], scalars: mine), exec)
+            let (losses, dLogits) = try rowObjective(logits, rows: rows, labels: labels, teacher: teacher, batchSize: s.batch)
+            try model.backward(dLogits, exec)
+            (rowLosses, predictions) = (losses, argmaxRows(logits))
         }
 
         try allReduceGradients(parameters, group: group)
 
-        // Each rank's sum of its real rows' absmax and their count: summed, the whole batch's
-        // mean, as the in-process step adds its workers' shares.
-        var shares = [Double](repeating: 0, count: 2 * layers.count)
+        // One sum of doubles: each layer's sum of its real rows' absmax and their count (summed,
+        // the whole batch's mean, as the in-process step adds its workers' shares), then each
+        // row's loss and predicted class.
+        let L = layers.count, lossAt = 2 * L, predictionAt = 2 * L + s.batch
+        var shares = [Double](repeating: 0, count: 2 * L + 2 * s.batch)
         for (i, layer) in layers.enumerated() {
             guard let share = layer.batchAbsmax else { continue }
-            (shares[i], shares[layers.count + i]) = (share.sum, Double(share.rows))
+            (shares[i], shares[L + i]) = (share.sum, Double(share.rows))
+        }
+        for (k, row) in rows.enumerated() {
+            (shares[lossAt + row], shares[predictionAt + row]) = (rowLosses[k], Double(predictions[k]))
         }
         try group.allReduceSum(&shares)
         for (i, layer) in layers.enumerated() {
-            layer.statistics = shares[layers.count + i] > 0
-                ? ActivationStatistics(count: before[i].count + 1, sumOfAbsmax: before[i].sumOfAbsmax + shares[i] / shares[layers.count + i])
+            layer.statistics = shares[L + i] > 0
+                ? ActivationStatistics(count: before[i].count + 1, sumOfAbsmax: before[i].sumOfAbsmax + shares[i] / shares[L + i])
                 : before[i]
         }
         if let maxGradientNorm { clipGradients(parameters, maxNorm: maxGradientNorm) }
         optimizer.update(parameters)
-        return (loss, argmaxRows(all))
+        return (Loss.mean(Array(shares[lossAt..<predictionAt]), over: s.batch), shares[predictionAt...].map { Int($0) })
     }
 
     /// Sums the parameters' gradients over the ranks: each large one in place (copying 12 MB of

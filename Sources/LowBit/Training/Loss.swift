@@ -5,25 +5,42 @@ import Foundation
 public enum Loss {
     /// Softmax cross-entropy of logits [batch, classes] against class indices.
     public static func softmaxCrossEntropy(logits: Tensor, labels: [Int]) throws -> (loss: Float, gradient: Tensor) {
-        let (n, c) = try logits.matrixShape("logits")
-        guard labels.count == n else { throw LowBitError.invalidShape("\(labels.count) labels for \(n) rows of logits") }
+        let n = try logits.matrixShape("logits").rows
+        let (rowLosses, gradient) = try crossEntropyRows(logits: logits, labels: labels, batchSize: n)
+        return (mean(rowLosses, over: n), try Tensor(shape: logits.shape, scalars: gradient))
+    }
+
+    /// The cross-entropy of a share of a batch's rows: each row's loss, and the gradient of the
+    /// whole batch's mean with respect to these rows (`batchSize` is the batch's row count).
+    /// Row by row the same operations as the whole batch's, so that workers that each take
+    /// their own rows' share compute the same bits as one process taking all of them.
+    static func crossEntropyRows(logits: Tensor, labels: [Int], batchSize n: Int) throws -> (rowLosses: [Double], gradient: [Float]) {
+        let (rows, c) = try logits.matrixShape("logits")
+        guard labels.count == rows else { throw LowBitError.invalidShape("\(labels.count) labels for \(rows) rows of logits") }
         if let bad = labels.firstIndex(where: { $0 < 0 || $0 >= c }) {
             throw LowBitError.invalidArgument("label \(labels[bad]) at \(bad) is outside 0..<\(c)")
         }
         try logits.checkFinite("logits")
-        var grad = [Float](repeating: 0, count: n * c)
-        var total: Double = 0
-        for i in 0..<n {
+        var grad = [Float](repeating: 0, count: rows * c)
+        var losses = [Double](repeating: 0, count: rows)
+        for i in 0..<rows {
             let row = logits.scalars[(i * c)..<((i + 1) * c)]
             let m = row.max()!
             let z = row.reduce(Float(0)) { $0 + expf($1 - m) }
-            total += Double(logf(z) + m - row[row.startIndex + labels[i]])
+            losses[i] = Double(logf(z) + m - row[row.startIndex + labels[i]])
             for j in 0..<c {
                 let p = expf(row[row.startIndex + j] - m) / z
                 grad[i * c + j] = (p - (j == labels[i] ? 1 : 0)) / Float(n)
             }
         }
-        return (Float(total / Double(n)), try Tensor(shape: [n, c], scalars: grad))
+        return (losses, grad)
+    }
+
+    /// The mean of a batch's row losses, summed in row order.
+    static func mean(_ rowLosses: [Double], over n: Int) -> Float {
+        var total: Double = 0
+        for l in rowLosses { total += l }
+        return Float(total / Double(n))
     }
 
     /// Knowledge distillation (Hinton, Vinyals and Dean, 2015): the student learns from the
@@ -44,12 +61,26 @@ public enum Loss {
         guard temperature > 0, temperature.isFinite else {
             throw LowBitError.invalidArgument("distillation temperature must be positive and finite, got \(temperature)")
         }
+        let n = labels.count
+        let d = try distillationRows(logits: logits, labels: labels, teacherLogits: teacherLogits, weight: weight,
+                                     temperature: temperature, batchSize: n)
+        let hard = mean(d.rowCrossEntropies, over: n)
+        let loss = (1 - weight) * hard + weight * temperature * temperature * Float(d.soft / Double(n))
+        return (loss, hard, try Tensor(shape: logits.shape, scalars: d.gradient))
+    }
+
+    /// ``distillation(logits:labels:teacherLogits:weight:temperature:)`` for a share of a
+    /// batch's rows, as ``crossEntropyRows(logits:labels:batchSize:)``: each row's
+    /// cross-entropy against its label, the soft term's sum over these rows, and the gradient
+    /// of the whole batch's objective with respect to these rows.
+    static func distillationRows(logits: Tensor, labels: [Int], teacherLogits: Tensor, weight: Float, temperature: Float,
+                                 batchSize n: Int) throws -> (rowCrossEntropies: [Double], soft: Double, gradient: [Float]) {
         try teacherLogits.checkFinite("teacher logits")
-        let (hard, hardGradient) = try softmaxCrossEntropy(logits: logits, labels: labels)
-        let (n, c) = (labels.count, logits.shape[1])
-        var gradient = hardGradient.scalars
+        let (hard, rowGradient) = try crossEntropyRows(logits: logits, labels: labels, batchSize: n)
+        var gradient = rowGradient
+        let (rows, c) = (labels.count, logits.shape[1])
         var soft: Double = 0
-        for i in 0..<n {
+        for i in 0..<rows {
             let studentLog = logSoftmax(logits.scalars[(i * c)..<((i + 1) * c)], temperature: temperature)
             let teacher = logSoftmax(teacherLogits.scalars[(i * c)..<((i + 1) * c)], temperature: temperature).map(expf)
             for j in 0..<c {
@@ -59,8 +90,7 @@ public enum Loss {
                     + weight * temperature * (expf(studentLog[j]) - teacher[j]) / Float(n)
             }
         }
-        let loss = (1 - weight) * hard + weight * temperature * temperature * Float(soft / Double(n))
-        return (loss, hard, try Tensor(shape: [n, c], scalars: gradient))
+        return (hard, soft, gradient)
     }
 
     /// log softmax(row / temperature), computed stably.

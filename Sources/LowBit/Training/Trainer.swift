@@ -109,6 +109,45 @@ public final class Trainer {
         return (d.crossEntropy, d.gradient)
     }
 
+    /// The objective of the rows `rows` of a batch of `batchSize` sequences, given their logits:
+    /// each row's cross-entropy against its label and the gradient of the whole batch's
+    /// objective with respect to these rows, bit for bit the rows of ``objective(_:labels:teacher:)``'s
+    /// (a worker or rank takes its share without waiting for the others' logits).
+    func rowObjective(_ logits: Tensor, rows: Range<Int>, labels: [Int], teacher: (logits: Tensor, distillation: Distillation)?,
+                      batchSize: Int) throws -> (rowLosses: [Double], gradient: Tensor) {
+        let mine = Array(labels[rows])
+        guard let teacher else {
+            let (losses, gradient) = try Loss.crossEntropyRows(logits: logits, labels: mine, batchSize: batchSize)
+            return (losses, try Tensor(shape: logits.shape, scalars: gradient))
+        }
+        let c = teacher.logits.shape[1]
+        let teacherRows = try Tensor(shape: [rows.count, c], scalars: Array(teacher.logits.scalars[(rows.lowerBound * c)..<(rows.upperBound * c)]))
+        let d = try Loss.distillationRows(logits: logits, labels: mine, teacherLogits: teacherRows, weight: teacher.distillation.weight,
+                                          temperature: teacher.distillation.temperature, batchSize: batchSize)
+        return (d.rowCrossEntropies, try Tensor(shape: logits.shape, scalars: d.gradient))
+    }
+
+    /// Checks, before a step splits its batch, what every share of it would otherwise find on
+    /// its own: the label count and range, and a teacher's shape and settings; so that every
+    /// worker or rank refuses the same batch with the same message.
+    func checkShares(labels: [Int], batch: Int, teacher: (logits: Tensor, distillation: Distillation)?) throws {
+        let classes = model.classes
+        guard labels.count == batch else { throw LowBitError.invalidShape("\(labels.count) labels for \(batch) sequences") }
+        if let bad = labels.firstIndex(where: { $0 < 0 || $0 >= classes }) {
+            throw LowBitError.invalidArgument("label \(labels[bad]) at \(bad) is outside 0..<\(classes)")
+        }
+        guard let teacher else { return }
+        guard teacher.logits.shape == [batch, classes] else {
+            throw LowBitError.invalidShape("teacher logits \(teacher.logits.shape) and student logits \([batch, classes]) differ")
+        }
+        let (weight, temperature) = (teacher.distillation.weight, teacher.distillation.temperature)
+        guard (0...1).contains(weight) else { throw LowBitError.invalidArgument("distillation weight must be in [0, 1], got \(weight)") }
+        guard temperature > 0, temperature.isFinite else {
+            throw LowBitError.invalidArgument("distillation temperature must be positive and finite, got \(temperature)")
+        }
+        try teacher.logits.checkFinite("teacher logits")
+    }
+
     /// Mean loss and accuracy over batches, in evaluation mode.
     public func evaluate(_ batches: [(SequenceBatch, [Int])]) throws -> (loss: Float, accuracy: Double) {
         var loss: Double = 0, correct = 0, total = 0
