@@ -649,6 +649,16 @@ static void test_pack_and_matmul(const lowbit_context *ctx) {
                     CHECK(lowbit_pack(fmt, wv, m, k, packed) == LOWBIT_ERR_ARGUMENT, "%s pack accepts a last %d", f->name,
                           wv[m * k - 1]);
                 }
+                /* a NaN or infinity in any scale or bias, first or last, is refused */
+                const float keep_xs = xs[n - 1], keep_ws = ws[m * groups - 1], keep_bias = bias[0];
+                xs[n - 1] = NAN;
+                CHECK(lowbit_matmul_f32(ctx, &pg, x, n, kpad, xs, bias, yf, m) == LOWBIT_ERR_NONFINITE, "NaN x scale");
+                xs[n - 1] = keep_xs, ws[m * groups - 1] = -INFINITY;
+                CHECK(lowbit_matmul_f32(ctx, &pg, x, n, kpad, xs, bias, yf, m) == LOWBIT_ERR_NONFINITE, "-Inf weight scale");
+                ws[m * groups - 1] = keep_ws, bias[0] = NAN;
+                CHECK(lowbit_matmul_f32(ctx, &pg, x, n, kpad, xs, bias, yf, m) == LOWBIT_ERR_NONFINITE, "NaN bias");
+                bias[0] = keep_bias;
+                CHECK(lowbit_matmul_f32(ctx, &pg, x, n, kpad, xs, bias, yf, m) == LOWBIT_OK, "finite again");
                 xs[0] = NAN;
                 CHECK(lowbit_matmul_f32(ctx, &pg, x, n, kpad, xs, bias, yf, m) == LOWBIT_ERR_NONFINITE, "NaN scale");
                 CHECK(lowbit_matmul_s32(ctx, &pw, x, n, kpad - 1 < k ? k - 1 : kpad - 1, y, m) == LOWBIT_ERR_SHAPE,
