@@ -48,6 +48,12 @@ static inline lowbit_dot_b1_fn lowbit_dot_for_bits(const lowbit_kernel_table *t,
     }
 }
 
+/** lowbit_quantize_activations of rows x [rows, k] (row stride k) on the calling thread, with
+ *  the same bits: for a matmul's epilogue that quantizes a tile's rows. 1 if a row is not
+ *  finite (its codes and scale are then not written). */
+int lowbit_quantize_activation_rows(const lowbit_kernel_table *t, const float *x, int64_t rows, int64_t k, int8_t *q,
+                                    int64_t ldq, float *scales);
+
 /** Runs fn(arg, begin, end) over [0, n) split into `threads` contiguous ranges. */
 typedef void (*lowbit_range_fn)(void *arg, int64_t begin, int64_t end);
 void lowbit_parallel_for(int threads, int64_t n, lowbit_range_fn fn, void *arg);

@@ -34,10 +34,18 @@ typedef struct {
     int64_t n, ldx, kpad, panels, tile_panels, token_blocks, group, groups;
     const float *x_scales, *bias;
     const lowbit_epilogue *epilogue; /* with yf: applied to a tile's rows after its last group */
-    float *yf;   /* fused dequantize output, or */
+    float *yf;   /* fused dequantize output (with q: this thread's rows of the workspace), or */
     int32_t *ys; /* exact int32 output */
     int64_t ldy;
+    int8_t *q;        /* with yf: each tile's rows quantized per token into q [n, ldq] and q_scales */
+    int64_t ldq;
+    float *q_scales;
+    int bad;          /* a row to quantize was not finite */
 } matmul_job;
+
+/* Where the tile of tokens i0.. writes its float rows: the output, or (when they are to be
+ * quantized) the thread's rows of the workspace, reused by each of its tiles. */
+static inline float *rows_of(const matmul_job *j, int64_t i0) { return j->q ? j->yf : j->yf + i0 * j->ldy; }
 
 /* The epilogue of one panel: accumulators acc[i * 16 + r] for tokens i0 + i and rows
  * row0 + r become step * acc - zero_point * sum(x_i). The arithmetic wraps modulo 2^32,
@@ -80,8 +88,7 @@ static void store_f32(const matmul_job *j, const int32_t *restrict acc, int64_t 
         ws = ws_copy;
     }
     const float *base = g != 0 ? NULL : j->bias ? j->bias + row0 : zeros;
-    j->t->dequantize(acc, rows, nr, (uint32_t)j->f->step, corr, j->x_scales + i0, ws, base, j->yf + i0 * j->ldy + row0,
-                     j->ldy);
+    j->t->dequantize(acc, rows, nr, (uint32_t)j->f->step, corr, j->x_scales + i0, ws, base, rows_of(j, i0) + row0, j->ldy);
 }
 
 /* Σ x[c] for c < n. Each tile takes it for each of its tokens, a pass over n bytes next to
@@ -109,7 +116,7 @@ static void apply_epilogue(const matmul_job *j, int64_t i0, int nr, int64_t row0
     const lowbit_epilogue *e = j->epilogue;
     float copy[PIECE];
     for (int i = 0; i < nr; i++) {
-        float *restrict y = j->yf + (i0 + i) * j->ldy;
+        float *restrict y = rows_of(j, i0) + i * j->ldy;
         if (e->silu)
             for (int64_t r = row0; r < row1; r += PIECE) {
                 const int64_t n = row1 - r < PIECE ? row1 - r : PIECE;
@@ -155,6 +162,28 @@ static void run_tiles(void *arg, int64_t begin, int64_t end) {
             const int64_t row1 = p1 * LOWBIT_PANEL_ROWS < j->w->m ? p1 * LOWBIT_PANEL_ROWS : j->w->m;
             apply_epilogue(j, i0, nr, p0 * LOWBIT_PANEL_ROWS, row1);
         }
+        /* a tile holds its tokens' whole rows here (one panel group) */
+        if (j->q && lowbit_quantize_activation_rows(j->t, j->yf, nr, j->w->m, j->q + i0 * j->ldq, j->ldq, j->q_scales + i0))
+            __atomic_store_n(&((matmul_job *)arg)->bad, 1, __ATOMIC_RELAXED);
+    }
+}
+
+/* With q: thread u takes the u-th contiguous share of the token blocks (one tile each), its
+ * float rows in slot u of the workspace. */
+typedef struct {
+    matmul_job *j;
+    int64_t units;
+} quantized_job;
+
+static void run_quantized_units(void *arg, int64_t begin, int64_t end) {
+    const quantized_job *qj = arg;
+    for (int64_t u = begin; u < end; u++) {
+        matmul_job mine = *qj->j;
+        mine.yf = qj->j->yf + u * TILE_TOKENS * qj->j->ldy;
+        const int64_t t0 = mine.token_blocks * u / qj->units, t1 = mine.token_blocks * (u + 1) / qj->units;
+        mine.bad = 0;
+        run_tiles(&mine, t0, t1);
+        if (mine.bad) __atomic_store_n(&qj->j->bad, 1, __ATOMIC_RELAXED);
     }
 }
 
@@ -185,9 +214,16 @@ static int activations_valid(const int8_t *x, int64_t n, int64_t k, int64_t kpad
     return low != 0 && pad == 0;
 }
 
+/* The quantized output's rows per thread, at most: TILE_TOKENS rows of m floats each. */
+static int quantized_units(const lowbit_context *ctx, int64_t n, int64_t m, int64_t k) {
+    const int64_t blocks = (n + TILE_TOKENS - 1) / TILE_TOKENS;
+    const int threads = lowbit_threads_for_work(ctx->threads, n * m * k, MATMUL_GRAIN);
+    return threads < blocks ? threads : (int)blocks;
+}
+
 static lowbit_status run(const lowbit_context *ctx, const lowbit_packed_weights *w, const int8_t *x, int64_t n,
                          int64_t ldx, const float *x_scales, const float *bias, const lowbit_epilogue *epilogue,
-                         float *yf, int32_t *ys, int64_t ldy) {
+                         float *yf, int32_t *ys, int64_t ldy, int8_t *q, int64_t ldq, float *q_scales) {
     if (!ctx || !w || !x || !w->data) return LOWBIT_ERR_ARGUMENT;
     const lowbit_format_traits *f = lowbit_format_get(w->format);
     if (!f) return LOWBIT_ERR_ARGUMENT;
@@ -198,7 +234,8 @@ static lowbit_status run(const lowbit_context *ctx, const lowbit_packed_weights 
                     .n = n, .ldx = ldx, .kpad = lowbit_padded_k(w->k),
                     .panels = (w->m + LOWBIT_PANEL_ROWS - 1) / LOWBIT_PANEL_ROWS,
                     .token_blocks = (n + TILE_TOKENS - 1) / TILE_TOKENS, .group = w->k, .groups = 1,
-                    .x_scales = x_scales, .bias = bias, .yf = yf, .ys = ys, .ldy = ldy};
+                    .x_scales = x_scales, .bias = bias, .yf = yf, .ys = ys, .ldy = ldy, .q = q, .ldq = ldq,
+                    .q_scales = q_scales};
     if (epilogue && (epilogue->silu || epilogue->residual)) {
         if (!yf) return LOWBIT_ERR_ARGUMENT;
         if (epilogue->residual && epilogue->ldr < w->m) return LOWBIT_ERR_SHAPE;
@@ -214,6 +251,12 @@ static lowbit_status run(const lowbit_context *ctx, const lowbit_packed_weights 
         }
         if (!all_finite(j.t, x_scales, n) || !all_finite(j.t, w->scales, w->m * j.groups) || (bias && !all_finite(j.t, bias, w->m)))
             return LOWBIT_ERR_NONFINITE;
+    }
+    if (q) { /* every tile takes its tokens' whole rows: one panel group, token blocks over the threads */
+        j.tile_panels = j.panels;
+        quantized_job qj = {&j, quantized_units(ctx, n, w->m, w->k)};
+        lowbit_parallel_for((int)qj.units, qj.units, run_quantized_units, &qj);
+        return j.bad ? LOWBIT_ERR_NONFINITE : LOWBIT_OK;
     }
     /* Panel groups: as few as the size cap allows, but a multiple of the thread count, so
      * that the contiguous split of tiles gives every thread the same share of rows (even
@@ -233,21 +276,35 @@ static lowbit_status run(const lowbit_context *ctx, const lowbit_packed_weights 
 lowbit_status lowbit_matmul_s32(const lowbit_context *ctx, const lowbit_packed_weights *w, const int8_t *x,
                                 int64_t n, int64_t ldx, int32_t *y, int64_t ldy) {
     if (!y) return LOWBIT_ERR_ARGUMENT;
-    return run(ctx, w, x, n, ldx, NULL, NULL, NULL, NULL, y, ldy);
+    return run(ctx, w, x, n, ldx, NULL, NULL, NULL, NULL, y, ldy, NULL, 0, NULL);
 }
 
 lowbit_status lowbit_matmul_f32(const lowbit_context *ctx, const lowbit_packed_weights *w, const int8_t *x,
                                 int64_t n, int64_t ldx, const float *x_scales, const float *bias, float *y,
                                 int64_t ldy) {
     if (!y) return LOWBIT_ERR_ARGUMENT;
-    return run(ctx, w, x, n, ldx, x_scales, bias, NULL, y, NULL, ldy);
+    return run(ctx, w, x, n, ldx, x_scales, bias, NULL, y, NULL, ldy, NULL, 0, NULL);
 }
 
 lowbit_status lowbit_matmul_f32_epilogue(const lowbit_context *ctx, const lowbit_packed_weights *w, const int8_t *x,
                                          int64_t n, int64_t ldx, const float *x_scales, const float *bias,
                                          const lowbit_epilogue *epilogue, float *y, int64_t ldy) {
     if (!y) return LOWBIT_ERR_ARGUMENT;
-    return run(ctx, w, x, n, ldx, x_scales, bias, epilogue, y, NULL, ldy);
+    return run(ctx, w, x, n, ldx, x_scales, bias, epilogue, y, NULL, ldy, NULL, 0, NULL);
+}
+
+size_t lowbit_matmul_quantized_workspace_size(const lowbit_context *ctx, int64_t n, int64_t m, int64_t k) {
+    if (!ctx || n <= 0 || m <= 0 || k <= 0) return 0;
+    return (size_t)quantized_units(ctx, n, m, k) * TILE_TOKENS * (size_t)m * sizeof(float);
+}
+
+lowbit_status lowbit_matmul_quantized(const lowbit_context *ctx, const lowbit_packed_weights *w, const int8_t *x,
+                                      int64_t n, int64_t ldx, const float *x_scales, const float *bias,
+                                      const lowbit_epilogue *epilogue, int8_t *q, int64_t ldq, float *q_scales,
+                                      void *workspace) {
+    if (!q || !q_scales || !workspace || !w) return LOWBIT_ERR_ARGUMENT;
+    if (ldq < w->m) return LOWBIT_ERR_SHAPE;
+    return run(ctx, w, x, n, ldx, x_scales, bias, epilogue, workspace, NULL, w->m, q, ldq, q_scales);
 }
 
 static size_t align64(size_t v) { return (v + 63) / 64 * 64; }

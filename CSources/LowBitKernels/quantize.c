@@ -142,6 +142,14 @@ lowbit_status lowbit_quantize_activations(const lowbit_context *ctx, const float
     return run(ctx, KIND_ABSMAX, x, n, k, k, 127, 127.0f, q, ldq, scales);
 }
 
+int lowbit_quantize_activation_rows(const lowbit_kernel_table *t, const float *x, int64_t rows, int64_t k, int8_t *q,
+                                    int64_t ldq, float *scales) {
+    quant_job j = {.t = t, .kind = KIND_ABSMAX, .x = x, .cols = k, .group = k, .groups = 1, .qmax = 127, .bound = 127.0f,
+                   .q = q, .ldq = ldq, .scales = scales};
+    quantize_rows(&j, 0, rows);
+    return j.bad;
+}
+
 /* ---- stochastic rounding (the quantized gradients of QT) ---- */
 
 /* Both forms' job: rows of x quantized whole, or (transposed) the columns of x [n, cols]

@@ -755,6 +755,58 @@ static void test_matmul_epilogue(const lowbit_context *ctx) {
         }
 }
 
+/* lowbit_matmul_quantized: the bits of lowbit_matmul_f32_epilogue, then
+ * lowbit_quantize_activations, in every format, with and without an epilogue, on 1 and 2
+ * threads (2 token blocks or more split); a row that overflows is refused as the quantizer
+ * refuses it. */
+static void test_matmul_quantized(const lowbit_context *ctx) {
+    const int64_t shapes[][3] = {{1, 1, 1}, {17, 33, 9}, {300, 65, 3}, {320, 80, 15}, {40, 257, 33}}; /* m, k, n */
+    for (int f = 0; f < LOWBIT_FORMAT_COUNT; f++)
+        for (int sh = 0; sh < 5; sh++) {
+            const lowbit_format_traits *tr = lowbit_format_get((lowbit_format)f);
+            const int64_t m = shapes[sh][0], k = shapes[sh][1], n = shapes[sh][2], kpad = lowbit_padded_k(k);
+            const int64_t ldq = lowbit_padded_k(m) + (sh & 1), group = (f == LOWBIT_FORMAT_INT4 && k > 32) ? 32 : 0;
+            const int64_t groups = group ? (k + group - 1) / group : 1;
+            int8_t *w8 = xmalloc(m * k), *x = xmalloc(n * kpad), *want = xmalloc(n * ldq), *got = xmalloc(n * ldq);
+            float *ws = xmalloc(m * groups * 4), *xs = xmalloc(n * 4), *bias = xmalloc(m * 4), *res = xmalloc(n * m * 4);
+            float *y = xmalloc(n * m * 4), *want_s = xmalloc(n * 4), *got_s = xmalloc(n * 4);
+            random_values((lowbit_format)f, w8, m * k);
+            for (int64_t i = 0; i < n * kpad; i++) x[i] = (i % kpad) < k ? (int8_t)rand_int(-127, 127) : 0;
+            fill_floats(ws, m * groups, 0.02f), fill_floats(xs, n, 0.05f), fill_floats(bias, m, 1.0f), fill_floats(res, n * m, 2.0f);
+            uint8_t *packed = xmalloc(lowbit_packed_size((lowbit_format)f, m, k));
+            CHECK(lowbit_pack((lowbit_format)f, w8, m, k, packed) == LOWBIT_OK, "pack %s", tr->name);
+            const lowbit_packed_weights pw = {.format = (lowbit_format)f, .m = m, .k = k, .group = group, .data = packed,
+                                              .scales = ws};
+            for (int threads = 1; threads <= 2; threads++)
+                for (int kind = 0; kind < 4; kind++) { /* 0: none, 1: SiLU, 2: residual, 3: both */
+                    lowbit_context c = *ctx;
+                    c.threads = threads;
+                    const lowbit_epilogue e = {.silu = kind & 1, .residual = kind & 2 ? res : NULL, .ldr = m};
+                    CHECK(lowbit_matmul_f32_epilogue(&c, &pw, x, n, kpad, xs, bias, &e, y, m) == LOWBIT_OK, "matmul_f32_epilogue");
+                    CHECK(lowbit_quantize_activations(&c, y, n, m, want, ldq, want_s) == LOWBIT_OK, "quantize_activations");
+                    void *work = xmalloc((int64_t)lowbit_matmul_quantized_workspace_size(&c, n, m, k));
+                    memset(got, 0x55, (size_t)(n * ldq));
+                    CHECK(lowbit_matmul_quantized(&c, &pw, x, n, kpad, xs, bias, &e, got, ldq, got_s, work) == LOWBIT_OK,
+                          "matmul_quantized");
+                    CHECK(memcmp(got, want, (size_t)(n * ldq)) == 0 && same_floats(got_s, want_s, n),
+                          "%s quantized epilogue %d m=%lld k=%lld n=%lld, %d threads: not the separate calls", tr->name, kind,
+                          (long long)m, (long long)k, (long long)n, threads);
+                    if (kind == 2) { /* a result row that overflows to infinity */
+                        const float keep_b = bias[m - 1], keep_r = res[(n - 1) * m + m - 1];
+                        bias[m - 1] = FLT_MAX, res[(n - 1) * m + m - 1] = FLT_MAX;
+                        CHECK(lowbit_matmul_quantized(&c, &pw, x, n, kpad, xs, bias, &e, got, ldq, got_s, work) ==
+                                  LOWBIT_ERR_NONFINITE, "%s: an infinite row quantized", tr->name);
+                        bias[m - 1] = keep_b, res[(n - 1) * m + m - 1] = keep_r;
+                    }
+                    free(work);
+                }
+            CHECK(lowbit_matmul_quantized(ctx, &pw, x, n, kpad, xs, bias, NULL, got, m - 1, got_s, got) == LOWBIT_ERR_SHAPE,
+                  "ldq under m accepted");
+            free(w8), free(x), free(want), free(got), free(ws), free(xs), free(bias), free(res), free(y), free(want_s),
+                free(got_s), free(packed);
+        }
+}
+
 static void test_gemm(const lowbit_context *ctx) {
     const int64_t dims[][3] = {{1, 1, 1}, {3, 5, 7}, {17, 9, 65}, {8, 33, 100}};
     for (int d = 0; d < 4; d++)
@@ -1025,6 +1077,7 @@ int main(int argc, char **argv) {
         test_pack_and_matmul(&ctx);
         test_linear_and_threads(&ctx);
         test_matmul_epilogue(&ctx);
+        test_matmul_quantized(&ctx);
         test_gemm(&ctx);
         test_layers(&ctx);
         printf("%-11s %s\n", current_isa, failed == before ? "ok" : "FAILED");

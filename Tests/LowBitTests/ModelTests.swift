@@ -22,7 +22,7 @@ struct ModelTests {
         }
     }
 
-    @Test("an evaluation pass through a block, with SiLU and the residual sums inside the projections, gives the bits of the separate passes")
+    @Test("an evaluation pass through a block, with SiLU and the residual sums inside the projections and the FFN's hidden rows handed to the down projection already quantized, gives the bits of the separate passes")
     func fusedEpilogues() throws {
         // 80 wide: the FFN's 320 outputs span several of the epilogue's 256-value pieces and
         // 20 panels, split over two threads.

@@ -248,6 +248,22 @@ lowbit_status lowbit_matmul_f32_epilogue(const lowbit_context *ctx, const lowbit
                                          const float *bias, const lowbit_epilogue *epilogue, float *y,
                                          int64_t ldy);
 
+/**
+ * lowbit_matmul_f32_epilogue whose result r [n, m] is not written but quantized per token as
+ * lowbit_quantize_activations(r, n, m, q, ldq, q_scales) quantizes it: the int8 operand of the
+ * next matmul, with zeros in columns m..ldq-1, bit for bit the two calls'. The float rows live
+ * only in `workspace`, a tile of tokens per thread at a time (a transformer block's FFN up
+ * projection: SiLU, then its int8 rows for the down projection, without writing and reading
+ * back the float hidden layer, four times the block's width). LOWBIT_ERR_NONFINITE if a row of
+ * r is not finite, as the quantizer would say.
+ */
+lowbit_status lowbit_matmul_quantized(const lowbit_context *ctx, const lowbit_packed_weights *w,
+                                      const int8_t *x, int64_t n, int64_t ldx, const float *x_scales,
+                                      const float *bias, const lowbit_epilogue *epilogue, int8_t *q,
+                                      int64_t ldq, float *q_scales, void *workspace);
+/** Scratch bytes lowbit_matmul_quantized needs for n tokens, m outputs and k inputs on ctx's threads. */
+size_t lowbit_matmul_quantized_workspace_size(const lowbit_context *ctx, int64_t n, int64_t m, int64_t k);
+
 /** Scratch bytes lowbit_linear_f32 needs for n tokens of length k. */
 size_t lowbit_linear_workspace_size(int64_t n, int64_t k);
 /** Quantizes float activations x [n, k] per token, then lowbit_matmul_f32. */

@@ -28,6 +28,10 @@ struct LinearEpilogue {
 protocol FusedEpilogueLinear {
     /// What ``Backend/linear(_:_:bias:)`` returns, with `epilogue` applied.
     func linear(_ x: QuantizedActivations, _ weights: PreparedWeights, bias: Tensor?, epilogue: LinearEpilogue) throws -> Tensor
+    /// That product quantized per token, as ``Backend/quantize(activations:)`` would quantize
+    /// it, without writing it in float.
+    func quantizedLinear(_ x: QuantizedActivations, _ weights: PreparedWeights, bias: Tensor?,
+                         epilogue: LinearEpilogue) throws -> QuantizedActivations
 }
 
 extension KernelsBackend: FusedEpilogueLinear {
@@ -56,6 +60,39 @@ extension KernelsBackend: FusedEpilogueLinear {
         }
         try check(status, "quantized linear")
         return try Tensor(shape: [x.tokens, w.rows], scalars: y)
+    }
+
+    /// By `lowbit_matmul_quantized`: the bits of ``linear(_:_:bias:epilogue:)`` then
+    /// ``quantize(activations:)``.
+    ///
+    /// - Throws: what those two throw.
+    func quantizedLinear(_ x: QuantizedActivations, _ weights: PreparedWeights, bias: Tensor?,
+                         epilogue: LinearEpilogue) throws -> QuantizedActivations {
+        try checkLinear(x, weights, bias: bias)
+        guard let packed = weights.storage as? PackedStorage else {
+            throw LowBitError.invalidArgument("weights were not prepared by the kernels backend")
+        }
+        let w = weights.quantized
+        if let r = epilogue.residual, r.shape != [x.tokens, w.rows] {
+            throw LowBitError.invalidShape("residual must be [\(x.tokens), \(w.rows)], got \(r.shape)")
+        }
+        let stride = ReferenceQuantizer.paddedLength(w.rows)
+        var q = kernelOutput(Int8.self, x.tokens * stride)
+        var scales = kernelOutput(Float.self, x.tokens)
+        let status = packed.withWeights { pw in
+            withUnsafePointer(to: context) { ctx in
+                let bytes = lowbit_matmul_quantized_workspace_size(ctx, Int64(x.tokens), Int64(w.rows), Int64(w.cols))
+                return withUnsafeTemporaryAllocation(byteCount: max(bytes, 1), alignment: 64) { work in
+                    withOptionalBuffer(epilogue.residual?.scalars) { residual in
+                        var e = lowbit_epilogue(silu: epilogue.silu ? 1 : 0, residual: residual, ldr: Int64(w.rows))
+                        return lowbit_matmul_quantized(ctx, pw, x.values, Int64(x.tokens), Int64(x.stride), x.scales,
+                                                       bias?.scalars, &e, &q, Int64(stride), &scales, work.baseAddress)
+                    }
+                }
+            }
+        }
+        try check(status, "quantized linear's output")
+        return QuantizedActivations(quantized: x.tokens, cols: w.rows, stride: stride, values: q, scales: scales)
     }
 }
 

@@ -55,6 +55,10 @@ public final class Dropout {
         return y
     }
 
+    /// What an evaluation ``forward(_:_:)`` does to the layer, for an evaluation pass that
+    /// skips it (it is the identity there): forgets the last training mask.
+    func skipInEvaluation() { mask = [] }
+
     /// Multiplies `dy` by the last forward's mask: the identity after an evaluation forward
     /// or with rate 0. `dy` must have as many elements as that forward's input.
     public func backward(_ dy: Tensor) -> Tensor {

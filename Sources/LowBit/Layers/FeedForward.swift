@@ -32,7 +32,8 @@ public final class FeedForward {
     }
 
     /// ``forward(_:_:)`` + `residual` ([n, hidden]), the sum done by the down projection. In
-    /// evaluation the up projection applies SiLU itself (its input to SiLU is not kept).
+    /// evaluation the up projection applies SiLU itself (its input to SiLU is not kept) and,
+    /// where the backend can, quantizes its result for the down projection too.
     func forward(_ x: Tensor, _ exec: Execution, adding residual: Tensor?) throws -> Tensor {
         let a: Tensor
         if exec.training {
@@ -41,6 +42,12 @@ public final class FeedForward {
             a = LinearEpilogue(silu: true).apply(to: u, exec.backend)
         } else {
             preActivation = nil
+            // The kernels hand the SiLU's result to the down projection as its int8 rows, never
+            // writing the float hidden layer (4 · hidden wide) out and reading it back.
+            if down.takesQuantizedInput(exec), let h = try up.forwardQuantizing(x, exec, then: LinearEpilogue(silu: true)) {
+                dropout.skipInEvaluation()
+                return try down.forward(quantized: h, exec, then: LinearEpilogue(residual: residual))
+            }
             a = try up.forward(x, exec, then: LinearEpilogue(silu: true))
         }
         return try down.forward(dropout.forward(a, exec), exec, then: LinearEpilogue(residual: residual))

@@ -95,7 +95,7 @@ public final class Linear {
     /// ``forward(_:_:)`` with `epilogue` applied to its result: inside the matmul where the
     /// backend can (the output is not kept for the backward, so training may fuse too).
     func forward(_ x: Tensor, _ exec: Execution, then epilogue: LinearEpilogue) throws -> Tensor {
-        let (n, k) = try x.matrixShape("\(path) input")
+        let (_, k) = try x.matrixShape("\(path) input")
         guard k == inputs else { throw LowBitError.invalidShape("\(path) takes \(inputs) features, got \(k)") }
         // An evaluation forward forgets the last training forward: a backward after it would
         // otherwise silently use an older batch.
@@ -107,6 +107,47 @@ public final class Linear {
             return epilogue.apply(to: y, exec.backend)
         }
         let w = try preparedWeights(exec.backend)
+        let xq = try quantize(input: x, exec)
+        quantizedInput = exec.training ? xq : nil
+        return try product(xq, w, exec, then: epilogue)
+    }
+
+    /// In evaluation, the quantized product with `epilogue` applied, quantized per token as a
+    /// next quantized layer quantizes its input (the kernels' ``Backend/quantize(activations:)``),
+    /// inside the matmul: the float result is never written out. nil (and nothing done) where
+    /// the layer is float, the pass trains or calibrates, or the backend cannot; the caller
+    /// then takes ``forward(_:_:then:)``. Its result goes to a layer's
+    /// ``forward(quantized:_:then:)``.
+    func forwardQuantizing(_ x: Tensor, _ exec: Execution, then epilogue: LinearEpilogue) throws -> QuantizedActivations? {
+        guard !exec.training, !exec.calibrating, quantization != nil, let fused = exec.backend as? any FusedEpilogueLinear else {
+            return nil
+        }
+        let (_, k) = try x.matrixShape("\(path) input")
+        guard k == inputs else { throw LowBitError.invalidShape("\(path) takes \(inputs) features, got \(k)") }
+        (input, quantizedInput) = (nil, nil)
+        let w = try preparedWeights(exec.backend)
+        return try fused.quantizedLinear(try quantize(input: x, exec), w, bias: bias?.tensor, epilogue: epilogue)
+    }
+
+    /// Whether, in this evaluation pass, the layer quantizes its input per token on the fly (no
+    /// static range, not calibrating), so that it may take it already quantized.
+    func takesQuantizedInput(_ exec: Execution) -> Bool {
+        !exec.training && !exec.calibrating && quantization != nil && !usesStaticRange
+    }
+
+    /// ``forward(_:_:then:)`` of an evaluation pass whose input comes already quantized per
+    /// token (``forwardQuantizing(_:_:then:)``'s result); see ``takesQuantizedInput(_:)``.
+    func forward(quantized xq: QuantizedActivations, _ exec: Execution, then epilogue: LinearEpilogue) throws -> Tensor {
+        guard takesQuantizedInput(exec) else { throw LowBitError.invalidArgument("\(path) quantizes its own input in this pass") }
+        guard xq.cols == inputs else { throw LowBitError.invalidShape("\(path) takes \(inputs) features, got \(xq.cols)") }
+        (input, quantizedInput) = (nil, nil)
+        return try product(xq, try preparedWeights(exec.backend), exec, then: epilogue)
+    }
+
+    /// The input quantized for the product: with the static range, or per token (taking the
+    /// static-range statistics when training or calibrating).
+    private func quantize(input x: Tensor, _ exec: Execution) throws -> QuantizedActivations {
+        let n = x.shape[0]
         if (exec.training || exec.calibrating) && !usesStaticRange {
             let absmax = try x.checkingFinite("\(path) input") { try exec.backend.rowAbsmax(x) }
             var total = 0.0, rows = 0
@@ -124,10 +165,14 @@ public final class Linear {
             statistics.count += 1
             statistics.sumOfAbsmax += total / Double(rows)
         }
-        let xq = usesStaticRange
+        return usesStaticRange
             ? try ReferenceQuantizer.quantize(activations: x, staticAbsmax: Float(statistics.mean))
             : try exec.backend.quantize(activations: x)
-        quantizedInput = exec.training ? xq : nil
+    }
+
+    /// The quantized product and its epilogue: inside the matmul where the backend can.
+    private func product(_ xq: QuantizedActivations, _ w: PreparedWeights, _ exec: Execution,
+                         then epilogue: LinearEpilogue) throws -> Tensor {
         if !epilogue.isNone, let fused = exec.backend as? any FusedEpilogueLinear {
             return try fused.linear(xq, w, bias: bias?.tensor, epilogue: epilogue)
         }
