@@ -57,15 +57,15 @@ static inline int32_t corrected(uint32_t step, int32_t acc, uint32_t corr) {
 }
 
 static void store_s32(const matmul_job *j, const int32_t *restrict acc, int64_t row0, int rows, int64_t i0,
-                      int nr, const int64_t *restrict xsum) {
-    const uint32_t step = (uint32_t)j->f->step, zp = (uint32_t)j->f->zero_point;
+                      int nr, const uint32_t *restrict corr) {
+    const uint32_t step = (uint32_t)j->f->step;
     int32_t *restrict ys = j->ys;
     const int64_t ldy = j->ldy;
     for (int i = 0; i < nr; i++) {
-        const uint32_t corr = zp * (uint32_t)xsum[i];
+        const uint32_t c = corr[i];
         const int32_t *restrict a = acc + i * LOWBIT_PANEL_ROWS;
         int32_t *restrict y = ys + (i0 + i) * ldy + row0;
-        for (int r = 0; r < rows; r++) y[r] = corrected(step, a[r], corr);
+        for (int r = 0; r < rows; r++) y[r] = corrected(step, a[r], c);
     }
 }
 
@@ -73,12 +73,9 @@ static void store_s32(const matmul_job *j, const int32_t *restrict acc, int64_t 
  * for every group count, so the result does not depend on how the work was split; the ISA's
  * dequantize kernel does the arithmetic. */
 static void store_f32(const matmul_job *j, const int32_t *restrict acc, int64_t row0, int rows, int64_t i0,
-                      int nr, const int64_t *restrict xsum, int64_t g) {
+                      int nr, const uint32_t *restrict corr, int64_t g) {
     static const float zeros[LOWBIT_PANEL_ROWS];
-    const uint32_t zp = (uint32_t)j->f->zero_point;
     const int64_t groups = j->groups;
-    uint32_t corr[TILE_TOKENS];
-    for (int i = 0; i < nr; i++) corr[i] = zp * (uint32_t)xsum[i];
     /* one scale group: the panel's scales and biases are read where they are (with a small K a
      * copy of each per panel and token block cost a tenth of the dot) */
     float ws_copy[LOWBIT_PANEL_ROWS];
@@ -143,8 +140,10 @@ static void run_tiles(void *arg, int64_t begin, int64_t end) {
         for (int64_t g = 0; g < j->groups; g++) {
             const int64_t k0 = g * j->group, k1 = k0 + j->group < j->w->k ? k0 + j->group : j->w->k;
             const int64_t c0 = k0 / f->chunk_k, c1 = (k1 + f->chunk_k - 1) / f->chunk_k;
-            int64_t xsum[TILE_TOKENS]; /* for the zero-point correction */
-            for (int i = 0; i < nr; i++) xsum[i] = byte_sum(j->x + (i0 + i) * j->ldx + k0, k1 - k0);
+            /* the zero-point correction of each token, zero_point * sum(x), the same for every panel */
+            uint32_t corr[TILE_TOKENS];
+            for (int i = 0; i < nr; i++)
+                corr[i] = (uint32_t)f->zero_point * (uint32_t)byte_sum(j->x + (i0 + i) * j->ldx + k0, k1 - k0);
             for (int64_t p = p0; p < p1; p += LOWBIT_MAX_NP) {
                 const int np = p1 - p < LOWBIT_MAX_NP ? (int)(p1 - p) : LOWBIT_MAX_NP;
                 j->dot(c1 - c0, j->w->data + p * panel_bytes + c0 * LOWBIT_CHUNK_BYTES, panel_bytes, np,
@@ -153,8 +152,8 @@ static void run_tiles(void *arg, int64_t begin, int64_t end) {
                     const int64_t row0 = (p + q) * LOWBIT_PANEL_ROWS, left = j->w->m - row0;
                     const int rows = left < LOWBIT_PANEL_ROWS ? (int)left : LOWBIT_PANEL_ROWS;
                     const int32_t *accq = acc + q * TILE_TOKENS * LOWBIT_PANEL_ROWS;
-                    if (j->ys) store_s32(j, accq, row0, rows, i0, nr, xsum);
-                    else store_f32(j, accq, row0, rows, i0, nr, xsum, g);
+                    if (j->ys) store_s32(j, accq, row0, rows, i0, nr, corr);
+                    else store_f32(j, accq, row0, rows, i0, nr, corr, g);
                 }
             }
         }
