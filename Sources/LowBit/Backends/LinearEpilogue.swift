@@ -40,14 +40,7 @@ extension KernelsBackend: FusedEpilogueLinear {
     /// - Throws: what ``linear(_:_:bias:)`` throws, and ``LowBitError/invalidShape(_:)`` for a
     ///   residual that is not [tokens, rows].
     func linear(_ x: QuantizedActivations, _ weights: PreparedWeights, bias: Tensor?, epilogue: LinearEpilogue) throws -> Tensor {
-        try checkLinear(x, weights, bias: bias)
-        guard let packed = weights.storage as? PackedStorage else {
-            throw LowBitError.invalidArgument("weights were not prepared by the kernels backend")
-        }
-        let w = weights.quantized
-        if let r = epilogue.residual, r.shape != [x.tokens, w.rows] {
-            throw LowBitError.invalidShape("residual must be [\(x.tokens), \(w.rows)], got \(r.shape)")
-        }
+        let (packed, w) = try fusedOperands(x, weights, bias: bias, epilogue: epilogue)
         var y = kernelOutput(Float.self, x.tokens * w.rows)
         let status = packed.withWeights { pw in
             withUnsafePointer(to: context) { ctx in
@@ -68,14 +61,7 @@ extension KernelsBackend: FusedEpilogueLinear {
     /// - Throws: what those two throw.
     func quantizedLinear(_ x: QuantizedActivations, _ weights: PreparedWeights, bias: Tensor?,
                          epilogue: LinearEpilogue) throws -> QuantizedActivations {
-        try checkLinear(x, weights, bias: bias)
-        guard let packed = weights.storage as? PackedStorage else {
-            throw LowBitError.invalidArgument("weights were not prepared by the kernels backend")
-        }
-        let w = weights.quantized
-        if let r = epilogue.residual, r.shape != [x.tokens, w.rows] {
-            throw LowBitError.invalidShape("residual must be [\(x.tokens), \(w.rows)], got \(r.shape)")
-        }
+        let (packed, w) = try fusedOperands(x, weights, bias: bias, epilogue: epilogue)
         let stride = ReferenceQuantizer.paddedLength(w.rows)
         var q = kernelOutput(Int8.self, x.tokens * stride)
         var scales = kernelOutput(Float.self, x.tokens)
@@ -93,6 +79,23 @@ extension KernelsBackend: FusedEpilogueLinear {
         }
         try check(status, "quantized linear's output")
         return QuantizedActivations(quantized: x.tokens, cols: w.rows, stride: stride, values: q, scales: scales)
+    }
+}
+
+extension KernelsBackend {
+    /// The checks of both fused products: ``linear(_:_:bias:)``'s, the weights packed by this
+    /// backend, a residual of the output's shape.
+    private func fusedOperands(_ x: QuantizedActivations, _ weights: PreparedWeights, bias: Tensor?,
+                               epilogue: LinearEpilogue) throws -> (PackedStorage, QuantizedWeights) {
+        try checkLinear(x, weights, bias: bias)
+        guard let packed = weights.storage as? PackedStorage else {
+            throw LowBitError.invalidArgument("weights were not prepared by the kernels backend")
+        }
+        let w = weights.quantized
+        if let r = epilogue.residual, r.shape != [x.tokens, w.rows] {
+            throw LowBitError.invalidShape("residual must be [\(x.tokens), \(w.rows)], got \(r.shape)")
+        }
+        return (packed, w)
     }
 }
 
