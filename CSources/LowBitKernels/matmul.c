@@ -292,18 +292,32 @@ lowbit_status lowbit_matmul_f32_epilogue(const lowbit_context *ctx, const lowbit
     return run(ctx, w, x, n, ldx, x_scales, bias, epilogue, y, NULL, ldy, NULL, 0, NULL);
 }
 
-size_t lowbit_matmul_quantized_workspace_size(const lowbit_context *ctx, int64_t n, int64_t m, int64_t k) {
-    if (!ctx || n <= 0 || m <= 0 || k <= 0) return 0;
-    return (size_t)quantized_units(ctx, n, m, k) * TILE_TOKENS * (size_t)m * sizeof(float);
+/* Whether one tile can take its tokens' whole rows as the tiled path takes them: all the panels
+ * within the tile size. Larger weights are multiplied by the tiled path into the workspace
+ * (the whole output) and quantized from there, so that they are not streamed once per tile. */
+static int whole_rows_fit(const lowbit_format_traits *f, const lowbit_packed_weights *w) {
+    const int64_t panels = (w->m + LOWBIT_PANEL_ROWS - 1) / LOWBIT_PANEL_ROWS;
+    return panels * (lowbit_padded_k(w->k) / f->chunk_k * LOWBIT_CHUNK_BYTES) <= LOWBIT_TILE_WEIGHT_BYTES;
+}
+
+size_t lowbit_matmul_quantized_workspace_size(const lowbit_context *ctx, const lowbit_packed_weights *w, int64_t n) {
+    const lowbit_format_traits *f = w ? lowbit_format_get(w->format) : NULL;
+    if (!ctx || !f || n <= 0 || w->m <= 0 || w->k <= 0) return 0;
+    if (!whole_rows_fit(f, w)) return (size_t)n * (size_t)w->m * sizeof(float);
+    return (size_t)quantized_units(ctx, n, w->m, w->k) * TILE_TOKENS * (size_t)w->m * sizeof(float);
 }
 
 lowbit_status lowbit_matmul_quantized(const lowbit_context *ctx, const lowbit_packed_weights *w, const int8_t *x,
                                       int64_t n, int64_t ldx, const float *x_scales, const float *bias,
                                       const lowbit_epilogue *epilogue, int8_t *q, int64_t ldq, float *q_scales,
                                       void *workspace) {
-    if (!q || !q_scales || !workspace || !w) return LOWBIT_ERR_ARGUMENT;
+    if (!ctx || !q || !q_scales || !workspace || !w) return LOWBIT_ERR_ARGUMENT;
+    const lowbit_format_traits *f = lowbit_format_get(w->format);
+    if (!f) return LOWBIT_ERR_ARGUMENT;
     if (ldq < w->m) return LOWBIT_ERR_SHAPE;
-    return run(ctx, w, x, n, ldx, x_scales, bias, epilogue, workspace, NULL, w->m, q, ldq, q_scales);
+    if (whole_rows_fit(f, w)) return run(ctx, w, x, n, ldx, x_scales, bias, epilogue, workspace, NULL, w->m, q, ldq, q_scales);
+    const lowbit_status s = run(ctx, w, x, n, ldx, x_scales, bias, epilogue, workspace, NULL, w->m, NULL, 0, NULL);
+    return s != LOWBIT_OK ? s : lowbit_quantize_activations(ctx, workspace, n, w->m, q, ldq, q_scales);
 }
 
 static size_t align64(size_t v) { return (v + 63) / 64 * 64; }

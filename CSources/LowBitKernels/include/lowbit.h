@@ -261,8 +261,9 @@ lowbit_status lowbit_matmul_quantized(const lowbit_context *ctx, const lowbit_pa
                                       const int8_t *x, int64_t n, int64_t ldx, const float *x_scales,
                                       const float *bias, const lowbit_epilogue *epilogue, int8_t *q,
                                       int64_t ldq, float *q_scales, void *workspace);
-/** Scratch bytes lowbit_matmul_quantized needs for n tokens, m outputs and k inputs on ctx's threads. */
-size_t lowbit_matmul_quantized_workspace_size(const lowbit_context *ctx, int64_t n, int64_t m, int64_t k);
+/** Scratch bytes lowbit_matmul_quantized needs for w and n tokens on ctx's threads: a tile's rows
+ *  per thread, or the whole float output when w is too large for a tile to hold all its rows. */
+size_t lowbit_matmul_quantized_workspace_size(const lowbit_context *ctx, const lowbit_packed_weights *w, int64_t n);
 
 /** Scratch bytes lowbit_linear_f32 needs for n tokens of length k. */
 size_t lowbit_linear_workspace_size(int64_t n, int64_t k);

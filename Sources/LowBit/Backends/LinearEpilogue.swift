@@ -67,7 +67,7 @@ extension KernelsBackend: FusedEpilogueLinear {
         var scales = kernelOutput(Float.self, x.tokens)
         let status = packed.withWeights { pw in
             withUnsafePointer(to: context) { ctx in
-                let bytes = lowbit_matmul_quantized_workspace_size(ctx, Int64(x.tokens), Int64(w.rows), Int64(w.cols))
+                let bytes = lowbit_matmul_quantized_workspace_size(ctx, pw, Int64(x.tokens))
                 return withUnsafeTemporaryAllocation(byteCount: max(bytes, 1), alignment: 64) { work in
                     withOptionalBuffer(epilogue.residual?.scalars) { residual in
                         var e = lowbit_epilogue(silu: epilogue.silu ? 1 : 0, residual: residual, ldr: Int64(w.rows))
