@@ -30,6 +30,19 @@ struct BadInputTests {
             }
             #expect(throws: LowBitError.self) { try b.matmul(x, good, transposeA: false, transposeB: true) }
         }
+        // a layer's output gradient in its backward (quantized and float layers): refused before
+        // any gradient is added, whichever backend scans it
+        for quantize in [LayerQuantization(mode: .ternary), nil] as [LayerQuantization?] {
+            for b in try allBackends() {
+                let probe = try quantize.map { try QAT.quantLinear(path: "probe", inputs: 40, outputs: 5, quantize: $0) }
+                    ?? Linear(path: "probe", inputs: 40, outputs: 5, bias: true, quantizable: false, seed: 1)
+                let exec = Execution(backend: b, training: true)
+                _ = try probe.forward(good, exec)
+                var dy = Tensor(zeros: [5, 5]); dy.scalars[7] = bad
+                #expect(throws: LowBitError.self, "\(label(b)) \(quantize == nil ? "float" : "ternary") backward") { try probe.backward(dy, exec) }
+                #expect(probe.weight.grad.allSatisfy { $0 == 0 } && probe.bias!.grad.allSatisfy { $0 == 0 }, "\(label(b)): a gradient was added")
+            }
+        }
         // a quantized layer's training input: the message names the layer
         let layer = try QAT.quantLinear(path: "probe", inputs: 40, outputs: 5, quantize: LayerQuantization(mode: .ternary))
         for b in try allBackends() {

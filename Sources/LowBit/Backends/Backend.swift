@@ -108,6 +108,14 @@ extension Backend {
     }
 
     func checkMatmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) throws -> (m: Int, n: Int, k: Int) {
+        let shape = try checkMatmulShapes(a, b, transposeA: transposeA, transposeB: transposeB)
+        try a.checkFinite("left operand")
+        try b.checkFinite("right operand")
+        return shape
+    }
+
+    /// ``checkMatmul(_:_:transposeA:transposeB:)`` without scanning the values.
+    func checkMatmulShapes(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) throws -> (m: Int, n: Int, k: Int) {
         let (ar, ac) = try a.matrixShape("left operand")
         let (br, bc) = try b.matrixShape("right operand")
         let (m, k) = transposeA ? (ac, ar) : (ar, ac)
@@ -116,8 +124,6 @@ extension Backend {
             throw LowBitError.invalidShape("inner dimensions differ: op(a) is [\(m), \(k)], op(b) is [\(k2), \(n)]")
         }
         guard m > 0, n > 0, k > 0 else { throw LowBitError.invalidShape("empty matmul [\(m), \(k)] x [\(k2), \(n)]") }
-        try a.checkFinite("left operand")
-        try b.checkFinite("right operand")
         return (m, n, k)
     }
 

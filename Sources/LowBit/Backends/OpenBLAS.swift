@@ -135,14 +135,36 @@ protocol AccumulatingMatmul {
     /// - Throws: what ``Backend/matmul(_:_:transposeA:transposeB:)`` throws, and
     ///   ``LowBitError/invalidShape(_:)`` if `c` does not hold m · n values.
     func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool, addingTo c: inout [Float]) throws
+    /// The same for operands known to be finite: shapes checked, values not scanned.
+    func matmul(finite a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool, addingTo c: inout [Float]) throws
+    /// ``Backend/matmul(_:_:transposeA:transposeB:)`` for operands known to be finite.
+    func matmul(finite a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) throws -> Tensor
     /// The OpenBLAS threads of each product.
     var threads: Int { get }
 }
 
 extension AccumulatingMatmul where Self: Backend {
     func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool, addingTo c: inout [Float]) throws {
-        let (m, n, k) = try checkMatmul(a, b, transposeA: transposeA, transposeB: transposeB)
+        _ = try checkMatmul(a, b, transposeA: transposeA, transposeB: transposeB)
+        try matmul(finite: a, b, transposeA: transposeA, transposeB: transposeB, addingTo: &c)
+    }
+
+    /// ``matmul(_:_:transposeA:transposeB:addingTo:)`` of operands known to be finite: the
+    /// shapes are checked, the values not scanned. For a backward pass, whose operands were
+    /// checked by its forward (inputs, weights), are finite by construction (dequantized
+    /// values) or are checked once by the caller (the output gradient): each scan of them
+    /// was a pass over megabytes for nothing.
+    func matmul(finite a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool, addingTo c: inout [Float]) throws {
+        let (m, n, k) = try checkMatmulShapes(a, b, transposeA: transposeA, transposeB: transposeB)
         guard c.count == m * n else { throw LowBitError.invalidShape("an accumulator of \(c.count) values for [\(m), \(n)]") }
         OpenBLAS.matmul(a, b, m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, threads: threads, addingTo: &c)
+    }
+
+    /// ``Backend/matmul(_:_:transposeA:transposeB:)`` of operands known to be finite (see
+    /// ``matmul(finite:_:transposeA:transposeB:addingTo:)``): OpenBLAS's product, as that
+    /// method computes it.
+    func matmul(finite a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) throws -> Tensor {
+        let (m, n, k) = try checkMatmulShapes(a, b, transposeA: transposeA, transposeB: transposeB)
+        return try OpenBLAS.matmul(a, b, m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, threads: threads)
     }
 }

@@ -190,21 +190,27 @@ public final class Linear {
         guard dy.shape == [n, outputs] else { throw LowBitError.invalidShape("\(path) output gradient must be [\(n), \(outputs)], got \(dy.shape)") }
         let backend = exec.backend
         guard let q = quantization, let xq = quantizedInput else {
-            let dx = try backend.matmul(dy, weight.tensor, transposeA: false, transposeB: false)
             if let fused = backend as? any AccumulatingMatmul {
-                try fused.matmul(dy, x, transposeA: true, transposeB: false, addingTo: &weight.grad)
-            } else {
-                weight.accumulate(try backend.matmul(dy, x, transposeA: true, transposeB: false))
+                // x and the weights were checked by the forward: dy alone is scanned, once
+                try dy.checkFinite("\(path) output gradient")
+                let dx = try fused.matmul(finite: dy, weight.tensor, transposeA: false, transposeB: false)
+                try fused.matmul(finite: dy, x, transposeA: true, transposeB: false, addingTo: &weight.grad)
+                bias?.accumulate(columnSums(dy))
+                return dx
             }
+            let dx = try backend.matmul(dy, weight.tensor, transposeA: false, transposeB: false)
+            weight.accumulate(try backend.matmul(dy, x, transposeA: true, transposeB: false))
             bias?.accumulate(columnSums(dy))
             return dx
         }
         let w = try preparedWeights(backend)
         if q.backward == .float && !q.clippedSTE, let fused = backend as? any AccumulatingMatmul {
-            // The straight-through products, dW added straight into the gradient.
+            // The straight-through products, dW added straight into the gradient. The forward
+            // checked x and the weights, dequantized values are finite, dy is scanned once.
             let original = q.gradientAt == .original
-            let dx = try backend.matmul(dy, original ? weight.tensor : w.quantized.dequantized(), transposeA: false, transposeB: false)
-            try fused.matmul(dy, original ? x : xq.dequantized(), transposeA: true, transposeB: false, addingTo: &weight.grad)
+            try dy.checkFinite("\(path) output gradient")
+            let dx = try fused.matmul(finite: dy, original ? weight.tensor : w.quantized.dequantized(), transposeA: false, transposeB: false)
+            try fused.matmul(finite: dy, original ? x : xq.dequantized(), transposeA: true, transposeB: false, addingTo: &weight.grad)
             bias?.accumulate(columnSums(dy))
             return dx
         }
