@@ -190,16 +190,16 @@ public final class Linear {
         guard dy.shape == [n, outputs] else { throw LowBitError.invalidShape("\(path) output gradient must be [\(n), \(outputs)], got \(dy.shape)") }
         let backend = exec.backend
         guard let q = quantization, let xq = quantizedInput else {
+            let dx: Tensor
             if let fused = backend as? any AccumulatingMatmul {
                 // x and the weights were checked by the forward: dy alone is scanned, once
                 try dy.checkFinite("\(path) output gradient")
-                let dx = try fused.matmul(finite: dy, weight.tensor, transposeA: false, transposeB: false)
+                dx = try fused.matmul(finite: dy, weight.tensor, transposeA: false, transposeB: false)
                 try fused.matmul(finite: dy, x, transposeA: true, transposeB: false, addingTo: &weight.grad)
-                bias?.accumulate(columnSums(dy))
-                return dx
+            } else {
+                dx = try backend.matmul(dy, weight.tensor, transposeA: false, transposeB: false)
+                weight.accumulate(try backend.matmul(dy, x, transposeA: true, transposeB: false))
             }
-            let dx = try backend.matmul(dy, weight.tensor, transposeA: false, transposeB: false)
-            weight.accumulate(try backend.matmul(dy, x, transposeA: true, transposeB: false))
             bias?.accumulate(columnSums(dy))
             return dx
         }

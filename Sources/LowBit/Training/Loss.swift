@@ -17,9 +17,7 @@ public enum Loss {
     static func crossEntropyRows(logits: Tensor, labels: [Int], batchSize n: Int) throws -> (rowLosses: [Double], gradient: [Float]) {
         let (rows, c) = try logits.matrixShape("logits")
         guard labels.count == rows else { throw LowBitError.invalidShape("\(labels.count) labels for \(rows) rows of logits") }
-        if let bad = labels.firstIndex(where: { $0 < 0 || $0 >= c }) {
-            throw LowBitError.invalidArgument("label \(labels[bad]) at \(bad) is outside 0..<\(c)")
-        }
+        try checkLabels(labels, classes: c)
         try logits.checkFinite("logits")
         var grad = [Float](repeating: 0, count: rows * c)
         var losses = [Double](repeating: 0, count: rows)
@@ -34,6 +32,25 @@ public enum Loss {
             }
         }
         return (losses, grad)
+    }
+
+    /// Every label is a class index below `classes`.
+    static func checkLabels(_ labels: [Int], classes: Int) throws {
+        if let bad = labels.firstIndex(where: { $0 < 0 || $0 >= classes }) {
+            throw LowBitError.invalidArgument("label \(labels[bad]) at \(bad) is outside 0..<\(classes)")
+        }
+    }
+
+    /// The teacher's logits are shaped as the student's, the weight is in [0, 1] and the
+    /// temperature positive and finite.
+    static func checkDistillation(teacherShape: [Int], studentShape: [Int], weight: Float, temperature: Float) throws {
+        guard teacherShape == studentShape else {
+            throw LowBitError.invalidShape("teacher logits \(teacherShape) and student logits \(studentShape) differ")
+        }
+        guard (0...1).contains(weight) else { throw LowBitError.invalidArgument("distillation weight must be in [0, 1], got \(weight)") }
+        guard temperature > 0, temperature.isFinite else {
+            throw LowBitError.invalidArgument("distillation temperature must be positive and finite, got \(temperature)")
+        }
     }
 
     /// The mean of a batch's row losses, summed in row order.
@@ -54,13 +71,7 @@ public enum Loss {
     /// runs with and without a teacher) and the objective's gradient with respect to `logits`.
     public static func distillation(logits: Tensor, labels: [Int], teacherLogits: Tensor, weight: Float,
                                     temperature: Float) throws -> (loss: Float, crossEntropy: Float, gradient: Tensor) {
-        guard teacherLogits.shape == logits.shape else {
-            throw LowBitError.invalidShape("teacher logits \(teacherLogits.shape) and student logits \(logits.shape) differ")
-        }
-        guard (0...1).contains(weight) else { throw LowBitError.invalidArgument("distillation weight must be in [0, 1], got \(weight)") }
-        guard temperature > 0, temperature.isFinite else {
-            throw LowBitError.invalidArgument("distillation temperature must be positive and finite, got \(temperature)")
-        }
+        try checkDistillation(teacherShape: teacherLogits.shape, studentShape: logits.shape, weight: weight, temperature: temperature)
         let n = labels.count
         let d = try distillationRows(logits: logits, labels: labels, teacherLogits: teacherLogits, weight: weight,
                                      temperature: temperature, batchSize: n)

@@ -133,18 +133,10 @@ public final class Trainer {
     func checkShares(labels: [Int], batch: Int, teacher: (logits: Tensor, distillation: Distillation)?) throws {
         let classes = model.classes
         guard labels.count == batch else { throw LowBitError.invalidShape("\(labels.count) labels for \(batch) sequences") }
-        if let bad = labels.firstIndex(where: { $0 < 0 || $0 >= classes }) {
-            throw LowBitError.invalidArgument("label \(labels[bad]) at \(bad) is outside 0..<\(classes)")
-        }
+        try Loss.checkLabels(labels, classes: classes)
         guard let teacher else { return }
-        guard teacher.logits.shape == [batch, classes] else {
-            throw LowBitError.invalidShape("teacher logits \(teacher.logits.shape) and student logits \([batch, classes]) differ")
-        }
-        let (weight, temperature) = (teacher.distillation.weight, teacher.distillation.temperature)
-        guard (0...1).contains(weight) else { throw LowBitError.invalidArgument("distillation weight must be in [0, 1], got \(weight)") }
-        guard temperature > 0, temperature.isFinite else {
-            throw LowBitError.invalidArgument("distillation temperature must be positive and finite, got \(temperature)")
-        }
+        try Loss.checkDistillation(teacherShape: teacher.logits.shape, studentShape: [batch, classes],
+                                   weight: teacher.distillation.weight, temperature: teacher.distillation.temperature)
         try teacher.logits.checkFinite("teacher logits")
     }
 
