@@ -97,6 +97,19 @@ extension Tensor {
         }
         return try Tensor(shape: [indices.count, cols], scalars: out)
     }
+
+    /// The inverse of ``gatheringRows(_:)``: a [rows, cols] matrix of zeros with row i of this
+    /// one at row `indices[i]` (distinct, in 0..<rows).
+    func scatteringRows(_ indices: [Int], into rows: Int) throws -> Tensor {
+        let (n, cols) = try matrixShape("scattered matrix")
+        precondition(indices.count == n, "\(indices.count) places for \(n) rows")
+        var out = [Float](repeating: 0, count: rows * cols)
+        for (i, r) in indices.enumerated() {
+            precondition((0..<rows).contains(r), "row \(r) of \(rows)")
+            out.replaceSubrange((r * cols)..<((r + 1) * cols), with: scalars[(i * cols)..<((i + 1) * cols)])
+        }
+        return try Tensor(shape: [rows, cols], scalars: out)
+    }
 }
 
 /// Whether every value is finite: x · 0 is 0 for a finite x and NaN for NaN or ±∞, and a NaN

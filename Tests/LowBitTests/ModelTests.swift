@@ -14,10 +14,44 @@ struct ModelTests {
             for mode in Self.allModes {
                 let encoder = try DataParallelTests.model(mode).encoder
                 let got = try encoder.forward(batch, Execution(backend: backend, training: false))
-                // a calibration pass runs every row of every block (and only adds to statistics)
-                let full = try encoder.forward(batch, Execution(backend: backend, training: false, calibrating: true))
+                encoder.prunesLastBlock = false   // every row of every block
+                let full = try encoder.forward(batch, Execution(backend: backend, training: false))
                 #expect(got.shape == full.shape)
                 #expect(got.scalars.map(\.bitPattern) == full.scalars.map(\.bitPattern), "\(label(backend)) \(mode?.rawValue ?? "float")")
+            }
+        }
+    }
+
+    @Test("a training step takes the last block past its keys and values on the last real steps alone: the full pass's loss, dropout masks and gradients")
+    func trainingKeepsLastSteps() throws {
+        let (batch, labels) = try DataParallelTests.batch(seed: 9)   // sequences of several lengths, dropout 0.1
+        for backend in try allBackends() {
+            for mode in Self.allModes {
+                for qt in mode == nil ? [false] : [false, true] {
+                    let name = "\(label(backend)) \(mode?.rawValue ?? "float")\(qt ? " QT" : "")"
+                    // step 3 of a worker's share that starts at row 12: the masks are the rows' own
+                    let exec = Execution(backend: backend, training: true, step: 3, rowOffset: 12)
+                    func pass(pruning: Bool) throws -> (loss: Float, gradients: [[Float]]) {
+                        let model = try DataParallelTests.model(mode, qt: qt)   // the same weights, fresh masks
+                        model.encoder.prunesLastBlock = pruning
+                        let (loss, dLogits) = try Loss.softmaxCrossEntropy(logits: model.forward(batch, exec), labels: labels)
+                        try model.backward(dLogits, exec)
+                        return (loss, model.parameters.map(\.grad))
+                    }
+                    let pruned = try pass(pruning: true), full = try pass(pruning: false)
+                    let names = try DataParallelTests.model(mode).parameters.map(\.name)
+                    // The forward works row by row: the same logits up to the float products'
+                    // order of sums (OpenBLAS may sum a 7-row product unlike a 42-row one).
+                    #expect(abs(pruned.loss - full.loss) <= 1e-6 * abs(full.loss), "\(name): loss \(pruned.loss) vs \(full.loss)")
+                    // The weight gradients sum over fewer rows (the rest were zeros): the same
+                    // terms in another order.
+                    for (i, (g, want)) in zip(pruned.gradients, full.gradients).enumerated() {
+                        let scale = want.map { abs($0) }.max() ?? 0
+                        let worst = zip(g, want).map { abs($0 - $1) }.max() ?? 0
+                        #expect(worst <= 1e-5 * max(scale, 1e-6), "\(name): \(names[i]) off by \(worst) of \(scale)")
+                    }
+                    #expect(pruned.gradients.contains { $0.contains { $0 != 0 } }, "\(name): no gradient")
+                }
             }
         }
     }

@@ -19,6 +19,7 @@ public final class CausalSelfAttention {
     private var qkvOut: Tensor?
     private var probabilities: [Float] = []  // [batch, heads, steps, steps]
     private var shape: SequenceShape?
+    private var keptRows: [Int]?  // the last forward's output rows, when it kept a few
 
     /// Creates the layer with float projections drawn from `seed` (mixed with each one's path).
     ///
@@ -50,20 +51,29 @@ public final class CausalSelfAttention {
         try checkInput(x, s)
         let qkvT = try qkv.forward(x, exec)
         let result = try exec.backend.attention(qkvT, shape: s, heads: heads, keepingProbabilities: exec.training)
-        (qkvOut, probabilities, shape) = exec.training ? (qkvT, result.probabilities, s) : (nil, [], nil)
+        (qkvOut, probabilities, shape, keptRows) = exec.training ? (qkvT, result.probabilities, s, nil) : (nil, [], nil, nil)
         return try output.forward(result.output, exec, then: LinearEpilogue(residual: residual))
     }
 
-    /// The layer's output at each sequence's last real step, [batch, hidden], in evaluation:
-    /// every row's keys and values (and queries: the projection is one matrix), one query per
-    /// sequence through attention and the output projection. Each row is the full pass's.
-    /// `residual` [batch, hidden] is added by the output projection.
-    func forwardAtLastSteps(_ x: Tensor, _ s: SequenceShape, _ exec: Execution, adding residual: Tensor) throws -> Tensor {
-        precondition(!exec.training, "an evaluation pass")
+    /// The layer's output at each sequence's last real step, [batch, hidden]: every row's keys
+    /// and values (and queries: the projection is one matrix), one query per sequence through
+    /// the output projection. Each row is the full pass's. `residual` [batch, hidden], if
+    /// given, is added by the output projection. In training the attention runs on every row,
+    /// keeping its probabilities for ``backward(_:_:)`` (a few percent of the multiply-adds the
+    /// projections after it skip).
+    func forwardAtLastSteps(_ x: Tensor, _ s: SequenceShape, _ exec: Execution, adding residual: Tensor?) throws -> Tensor {
         try checkInput(x, s)
-        (qkvOut, probabilities, shape) = (nil, [], nil)
-        return try output.forward(exec.backend.attentionAtLastSteps(try qkv.forward(x, exec), shape: s, heads: heads), exec,
-                                  then: LinearEpilogue(residual: residual))
+        let last = s.lastSteps, qkvT = try qkv.forward(x, exec)
+        let attended: Tensor
+        if exec.training {
+            let result = try exec.backend.attention(qkvT, shape: s, heads: heads, keepingProbabilities: true)
+            (qkvOut, probabilities, shape, keptRows) = (qkvT, result.probabilities, s, last)
+            attended = try result.output.gatheringRows(last)
+        } else {
+            (qkvOut, probabilities, shape, keptRows) = (nil, [], nil, nil)
+            attended = try exec.backend.attentionAtLastSteps(qkvT, shape: s, heads: heads)
+        }
+        return try output.forward(attended, exec.keeping(rows: last), then: LinearEpilogue(residual: residual))
     }
 
     private func checkInput(_ x: Tensor, _ s: SequenceShape) throws {
@@ -72,13 +82,19 @@ public final class CausalSelfAttention {
         }
     }
 
-    /// Takes dL/d(output) [batch · steps, hidden] for the last training forward, returns
-    /// dL/d(input) of the same shape, and adds to the projections' gradients.
+    /// Takes dL/d(output) for the last training forward ([batch · steps, hidden], or [batch,
+    /// hidden] after one at the last steps), returns dL/d(input) [batch · steps, hidden], and
+    /// adds to the projections' gradients.
     ///
     /// Throws ``LowBitError/invalidArgument(_:)`` if no training forward came first.
     public func backward(_ dy: Tensor, _ exec: Execution) throws -> Tensor {
         guard let s = shape, let qkvT = qkvOut else { throw LowBitError.invalidArgument("\(path): backward without a training forward") }
-        let dattT = try output.backward(dy, exec)
+        var dattT = try output.backward(dy, exec)
+        if let kept = keptRows {
+            // The rows the forward left out had no output, so no gradient: zeros
+            // there make the kept queries' gradient the whole attention's.
+            dattT = try dattT.scatteringRows(kept, into: s.rows)
+        }
         let dqkv = try exec.backend.attentionBackward(qkvT, probabilities: probabilities, gradient: dattT, shape: s, heads: heads)
         return try qkv.backward(dqkv, exec)
     }

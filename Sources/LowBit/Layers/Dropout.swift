@@ -28,7 +28,7 @@ public final class Dropout {
         if exec.step != lastStep { lastStep = exec.step; drawsThisStep = 0 }
         let rng = SeededGenerator(seed: seed &+ UInt64(truncatingIfNeeded: exec.step) &* 0x9E37_79B9_7F4A_7C15 &+ drawsThisStep &* 0xD1B5_4A32_D192_ED03)
         drawsThisStep += 1
-        let first = exec.rowOffset * (x.shape.last ?? 0)   // the rows' place in the whole batch
+        let cols = x.shape.last ?? 0
         var m = [Float](repeating: 0, count: x.count)
         var y = x
         // rng.unit() < keep, compared on the draw's 24 bits: unit() is those bits over 2²⁴, so
@@ -37,17 +37,21 @@ public final class Dropout {
         let threshold = UInt64((keep * Float(1 << 24)).rounded(.up))
         m.withUnsafeMutableBufferPointer { mb in
             y.scalars.withUnsafeMutableBufferPointer { yb in
-                // Element i keeps with the generator's (i + 1)-th draw, as a loop of
-                // rng.unit() calls would; computed per element, the loop has no chain.
+                // Element i of the whole batch keeps with the generator's (i + 1)-th draw, as a
+                // loop of rng.unit() calls would; computed per element, the loop has no chain.
                 let scaleBits = scale.bitPattern
-                for i in 0..<mb.count {
-                    // All ones when the draw is below the threshold (both are under 2²⁵, so the
-                    // difference wraps), else zero: scale or +0 without a branch, which a random
-                    // mask would mispredict a rate's share of the time.
-                    let keeps = UInt32(truncatingIfNeeded: 0 &- ((rng.bits24(ahead: first + i) &- threshold) >> 63))
-                    let kept = Float(bitPattern: scaleBits & keeps)
-                    mb[i] = kept
-                    yb[i] *= kept
+                for r in 0..<(cols > 0 ? mb.count / cols : 0) {
+                    // The row's place in the whole batch (a worker's share, a few kept rows).
+                    let first = (exec.rowOffset + (exec.rowIndices?[r] ?? r)) * cols
+                    for c in 0..<cols {
+                        // All ones when the draw is below the threshold (both are under 2²⁵, so
+                        // the difference wraps), else zero: scale or +0 without a branch, which
+                        // a random mask would mispredict a rate's share of the time.
+                        let keeps = UInt32(truncatingIfNeeded: 0 &- ((rng.bits24(ahead: first + c) &- threshold) >> 63))
+                        let kept = Float(bitPattern: scaleBits & keeps)
+                        mb[r * cols + c] = kept
+                        yb[r * cols + c] *= kept
+                    }
                 }
             }
         }

@@ -17,6 +17,10 @@ public struct Execution: Sendable {
     /// The padded sequences the rows of this pass belong to, when the encoder runs it: the
     /// static-range statistics then skip padding rows, which hold no real step.
     var sequences: SequenceShape?
+    /// The rows of the pass's batch that this pass's rows are, when it runs a few of them only
+    /// (the encoder's last block past its keys and values: each sequence's last real step);
+    /// nil: all of them, in order. Dropout draws those rows' masks.
+    var rowIndices: [Int]?
 
     /// Creates an execution context. `calibrating` matters only when `training` is false, and
     /// `step` and `rowOffset` only for dropout masks.
@@ -26,5 +30,14 @@ public struct Execution: Sendable {
         self.calibrating = calibrating
         self.step = step
         self.rowOffset = rowOffset
+    }
+
+    /// This pass for the rows `rows` of its batch alone, one each: the rows a layer past the
+    /// last block's attention sees.
+    func keeping(rows: [Int]) -> Execution {
+        var kept = self
+        kept.rowIndices = rows
+        kept.sequences = nil
+        return kept
     }
 }

@@ -15,6 +15,7 @@ public final class TransformerBlock {
     let dropAttention: Dropout
     let dropFeedForward: Dropout
     let dropOutput: Dropout
+    private var keptRows: [Int]?  // the last training forward's output rows, when it kept a few
 
     /// Creates a block for rows of `hidden` features with `heads` attention heads and dropout
     /// probability `dropout` in all its dropout layers, float, initialised from `seed`.
@@ -38,6 +39,7 @@ public final class TransformerBlock {
     /// Maps rows [batch · steps, hidden], laid out by `s`, to the same shape; in training,
     /// keeps what ``backward(_:_:)`` needs.
     public func forward(_ x: Tensor, _ s: SequenceShape, _ exec: Execution) throws -> Tensor {
+        keptRows = nil
         if !exec.training {
             // Dropout is the identity: the output projections add the residuals themselves.
             let x1 = try attention.forward(norm1.forward(x, exec), s, exec, adding: x)
@@ -49,25 +51,46 @@ public final class TransformerBlock {
         return dropOutput.forward(add(x1, f), exec)
     }
 
-    /// The block's output at each sequence's last real step, [batch, hidden], in evaluation:
-    /// what the encoder keeps of its last block. Every row gives its keys and values; the
-    /// rest (one query per sequence through attention, the output projection, the second norm
-    /// and the feed-forward network: 9/12 of the block's multiply-adds) runs on the kept rows
-    /// alone. Each row is the full pass's (every layer works row by row; dropout is off).
+    /// The block's output at each sequence's last real step, [batch, hidden]: what the encoder
+    /// keeps of its last block. Every row gives its keys and values; the rest (the output
+    /// projection, the second norm and the feed-forward network: 9/12 of the block's
+    /// multiply-adds, forward and backward) runs on the kept rows alone. Each row is the full
+    /// pass's: every layer works row by row, and dropout draws the kept rows' own masks.
     func forwardAtLastSteps(_ x: Tensor, _ s: SequenceShape, _ exec: Execution) throws -> Tensor {
-        precondition(!exec.training, "an evaluation pass")
-        let x1 = try attention.forwardAtLastSteps(norm1.forward(x, exec), s, exec, adding: x.gatheringRows(s.lastSteps))
-        return try feedForward.forward(norm2.forward(x1, exec), exec, adding: x1)
+        let last = s.lastSteps, kept = exec.keeping(rows: last)
+        keptRows = nil
+        if !exec.training {
+            let x1 = try attention.forwardAtLastSteps(norm1.forward(x, exec), s, exec, adding: x.gatheringRows(last))
+            return try feedForward.forward(norm2.forward(x1, kept), kept, adding: x1)
+        }
+        let a = dropAttention.forward(try attention.forwardAtLastSteps(norm1.forward(x, exec), s, exec, adding: nil), kept)
+        let x1 = add(try x.gatheringRows(last), a)
+        let f = dropFeedForward.forward(try feedForward.forward(norm2.forward(x1, kept), kept), kept)
+        keptRows = last
+        return dropOutput.forward(add(x1, f), kept)
     }
 
-    /// Takes dL/d(output) [batch · steps, hidden] for the last training forward, returns
-    /// dL/d(input) of the same shape, and adds to every parameter's gradient.
+    /// Takes dL/d(output) for the last training forward ([batch · steps, hidden], or [batch,
+    /// hidden] after one at the last steps), returns dL/d(input) [batch · steps, hidden], and
+    /// adds to every parameter's gradient.
     ///
     /// Throws ``LowBitError/invalidArgument(_:)`` if no training forward came first.
     public func backward(_ dy: Tensor, _ exec: Execution) throws -> Tensor {
         let d = dropOutput.backward(dy)
         let dx1 = add(d, try norm2.backward(feedForward.backward(dropFeedForward.backward(d), exec), exec))
-        return add(dx1, try norm1.backward(attention.backward(dropAttention.backward(dx1), exec), exec))
+        var dx = try norm1.backward(attention.backward(dropAttention.backward(dx1), exec), exec)
+        guard let kept = keptRows else { return add(dx1, dx) }
+        // The residual reaches the kept rows alone; the others' gradient came through their
+        // keys and values.
+        let h = dx1.shape[1]
+        dx.scalars.withUnsafeMutableBufferPointer { out in
+            dx1.scalars.withUnsafeBufferPointer { residual in
+                for (i, row) in kept.enumerated() {
+                    for c in 0..<h { out[row * h + c] = residual[i * h + c] + out[row * h + c] }
+                }
+            }
+        }
+        return dx
     }
 }
 
