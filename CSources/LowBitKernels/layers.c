@@ -135,7 +135,7 @@ static void attention_units(void *p, int64_t begin, int64_t end) {
             for (int r = 0; r < nq; r++) j->t->softmax(s + r * T, counts[r], j->scale);
             j->t->combine(s, T, nq, counts, j->qkv + b * T * ld + 2 * H + h * hd, ld, hd, j->att + out * H + h * hd, H);
             for (int r = 0; j->probs_out && r < nq; r++) {
-                float *row = j->probs_out + ((b * j->heads + h) * T + i0 + r) * T;
+                float *row = j->probs_out + ((b * j->heads + h) * (j->last_only ? 1 : T) + (j->last_only ? 0 : i0 + r)) * T;
                 memcpy(row, s + r * T, (size_t)counts[r] * sizeof *row);
                 memset(row + counts[r], 0, (size_t)(T - counts[r]) * sizeof *row);
             }
@@ -205,6 +205,45 @@ static void attention_backward_units(void *p, int64_t begin, int64_t end) {
     }
 }
 
+/* Per unit, the backward of the last real step's query alone (datt [batch, hidden], probs
+ * [batch, heads, steps]): the steps of attention_backward_units for that row, the other query
+ * rows having a zero gradient. Key and value row j's gradient is then one term, ds_j q and
+ * p_j dO, which the combine kernel gives as fma(weight, value, +0) over a single weight, the
+ * bits of the full pass's sums whose other terms are +0; every other row is +0. */
+enum { ONE_TERM_ROWS = 64 };
+static const int64_t one_term[ONE_TERM_ROWS] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+
+static void attention_backward_last_units(void *p, int64_t begin, int64_t end) {
+    const attention_job *j = p;
+    const int64_t T = j->steps, H = j->hidden, hd = H / j->heads, ld = 3 * H;
+    for (int64_t u = begin; u < end; u++) {
+        const int64_t b = u / j->heads, h = u % j->heads, len = j->lengths[b], i = len - 1;
+        float *vt = j->workspace + begin * (hd * T + T * T + QUERY_BLOCK * T), *ds = vt + hd * T;
+        const float *pr = j->probs + (b * j->heads + h) * T;
+        float *dq = j->dqkv + b * T * ld + h * hd, *dk = dq + H, *dv = dq + 2 * H;
+        const float *q = j->qkv + b * T * ld + h * hd, *k = q + H;
+        const float *d_o = j->datt + b * H + h * hd;
+        transpose_head(j, b, h, 2 * H, len, vt);
+        j->t->scores(d_o, H, 1, vt, T, hd, len, ds, T);
+        float weighted = 0.0f;
+        for (int64_t c = 0; c < len; c++) weighted = weighted + pr[c] * ds[c];
+        for (int64_t c = 0; c < len; c++) ds[c] = pr[c] * (ds[c] - weighted) * j->scale;
+        for (int64_t r = 0; r < T; r++) memset(dq + r * ld, 0, (size_t)hd * sizeof(float));
+        j->t->combine(ds, T, 1, &len, k, ld, hd, dq + i * ld, ld);
+        for (int64_t r = 0; r < len; r += ONE_TERM_ROWS) {
+            const int nr = (int)(len - r < ONE_TERM_ROWS ? len - r : ONE_TERM_ROWS);
+            j->t->combine(pr + r, 1, nr, one_term, d_o, H, hd, dv + r * ld, ld);
+            j->t->combine(ds + r, 1, nr, one_term, q + i * ld, ld, hd, dk + r * ld, ld);
+        }
+        for (int64_t r = len; r < T; r++) {
+            memset(dk + r * ld, 0, (size_t)hd * sizeof(float));
+            memset(dv + r * ld, 0, (size_t)hd * sizeof(float));
+        }
+    }
+}
+
 static lowbit_status attention_check(const lowbit_context *ctx, const float *qkv, int64_t batch, int64_t steps,
                                      int64_t hidden, int64_t heads, const int64_t *lengths, const void *workspace) {
     if (!ctx || !qkv || !lengths || !workspace) return LOWBIT_ERR_ARGUMENT;
@@ -239,8 +278,8 @@ lowbit_status lowbit_attention_forward(const lowbit_context *ctx, const float *q
 
 lowbit_status lowbit_attention_forward_last(const lowbit_context *ctx, const float *qkv, int64_t batch, int64_t steps,
                                             int64_t hidden, int64_t heads, const int64_t *lengths, float scale, float *att,
-                                            void *workspace) {
-    return attention_forward_run(ctx, qkv, batch, steps, hidden, heads, lengths, scale, 1, att, NULL, workspace);
+                                            float *probs, void *workspace) {
+    return attention_forward_run(ctx, qkv, batch, steps, hidden, heads, lengths, scale, 1, att, probs, workspace);
 }
 
 lowbit_status lowbit_attention_backward(const lowbit_context *ctx, const float *qkv, const float *probs,
@@ -254,6 +293,21 @@ lowbit_status lowbit_attention_backward(const lowbit_context *ctx, const float *
     const int64_t units = batch * heads;
     lowbit_parallel_for(lowbit_threads_for_work(ctx->threads, units * steps * steps * (hidden / heads), LAYER_GRAIN * 4),
                         units, attention_backward_units, &j);
+    return LOWBIT_OK;
+}
+
+lowbit_status lowbit_attention_backward_last(const lowbit_context *ctx, const float *qkv, const float *probs,
+                                             const float *datt, int64_t batch, int64_t steps, int64_t hidden,
+                                             int64_t heads, const int64_t *lengths, float scale, float *dqkv,
+                                             void *workspace) {
+    const lowbit_status st = attention_check(ctx, qkv, batch, steps, hidden, heads, lengths, workspace);
+    if (st != LOWBIT_OK) return st;
+    if (!probs || !datt || !dqkv) return LOWBIT_ERR_ARGUMENT;
+    attention_job j = {.t = ctx->table, .qkv = qkv, .probs = probs, .datt = datt, .lengths = lengths, .steps = steps,
+                       .hidden = hidden, .heads = heads, .scale = scale, .dqkv = dqkv, .workspace = workspace};
+    const int64_t units = batch * heads;
+    lowbit_parallel_for(lowbit_threads_for_work(ctx->threads, units * steps * (hidden / heads) * 4, LAYER_GRAIN * 4),
+                        units, attention_backward_last_units, &j);
     return LOWBIT_OK;
 }
 

@@ -922,17 +922,38 @@ static void test_layers(const lowbit_context *ctx) {
                       same_floats(dqkv[0], dqkv[c], rows * 3 * H),
                   "attention %lldx%lldx%lld/%lld differs from %s", (long long)B, (long long)T, (long long)H,
                   (long long)heads, c == 1 ? "one thread" : "scalar");
-        /* each sequence's last real step alone: those rows of the full pass, bit for bit */
-        float *last = xmalloc(B * H * sizeof *last);
+        /* each sequence's last real step alone: those rows of the full pass, bit for bit, and
+         * the backward from their gradient alone that of the full pass with zeros elsewhere */
+        float *last = xmalloc(B * H * sizeof *last), *last_probs = xmalloc(B * heads * T * sizeof *last_probs);
+        float *dlast = xmalloc(B * H * sizeof *dlast), *dfull = xmalloc(rows * H * sizeof *dfull);
+        float *want_dqkv = xmalloc(rows * 3 * H * sizeof *want_dqkv), *got_dqkv = xmalloc(rows * 3 * H * sizeof *got_dqkv);
+        fill_floats(dlast, B * H, 1.0f);
+        memset(dfull, 0, rows * H * sizeof *dfull);
+        for (int64_t b = 0; b < B; b++) memcpy(dfull + (b * T + len[b] - 1) * H, dlast + b * H, H * sizeof *dfull);
+        CHECK(lowbit_attention_backward(ctx, qkv, probs[0], dfull, B, T, H, heads, len, scale, want_dqkv, work) == LOWBIT_OK,
+              "attention backward status");
         for (int c = 0; c < 3; c++) {
-            CHECK(lowbit_attention_forward_last(ctxs[c], qkv, B, T, H, heads, len, scale, last, work) == LOWBIT_OK,
-                  "attention forward (last steps) status");
-            for (int64_t b = 0; b < B; b++)
+            CHECK(lowbit_attention_forward_last(ctxs[c], qkv, B, T, H, heads, len, scale, last, c == 1 ? NULL : last_probs, work)
+                      == LOWBIT_OK, "attention forward (last steps) status");
+            for (int64_t b = 0; b < B; b++) {
                 CHECK(same_floats(last + b * H, att[0] + (b * T + len[b] - 1) * H, H),
                       "attention %lldx%lldx%lld/%lld: sequence %lld's last step differs from the full pass (%d)", (long long)B,
                       (long long)T, (long long)H, (long long)heads, (long long)b, c);
+                for (int64_t h = 0; c != 1 && h < heads; h++)
+                    CHECK(same_floats(last_probs + (b * heads + h) * T, probs[0] + ((b * heads + h) * T + len[b] - 1) * T, T),
+                          "attention %lldx%lldx%lld/%lld: sequence %lld's last-step probabilities differ (%d)", (long long)B,
+                          (long long)T, (long long)H, (long long)heads, (long long)b, c);
+            }
+            fill_floats(got_dqkv, rows * 3 * H, 9.0f); /* every value is written */
+            CHECK(lowbit_attention_backward_last(ctxs[c], qkv, last_probs, dlast, B, T, H, heads, len, scale, got_dqkv, work)
+                      == LOWBIT_OK, "attention backward (last steps) status");
+            CHECK(same_floats(got_dqkv, want_dqkv, rows * 3 * H),
+                  "attention %lldx%lldx%lld/%lld: the last steps' backward differs from the full pass's (%d)", (long long)B,
+                  (long long)T, (long long)H, (long long)heads, c);
         }
-        free(last);
+        CHECK(lowbit_attention_backward_last(ctx, qkv, NULL, dlast, B, T, H, heads, len, scale, got_dqkv, work) == LOWBIT_ERR_ARGUMENT,
+              "attention backward (last steps) without probabilities");
+        free(last), free(last_probs), free(dlast), free(dfull), free(want_dqkv), free(got_dqkv);
         double *want = xmalloc(rows * H * sizeof *want), worst = 0;
         naive_attention(qkv, B, T, H, heads, len, scale, want);
         for (int64_t i = 0; i < rows * H; i++) worst = fmax(worst, fabs(att[0][i] - want[i]));

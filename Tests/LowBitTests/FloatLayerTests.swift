@@ -1,4 +1,4 @@
-import LowBit
+@testable import LowBit
 import Testing
 
 /// The float passes (layer norm, SiLU, attention): the kernels backend's C versions against the
@@ -44,6 +44,23 @@ struct FloatLayerTests {
                 expectClose(got.probabilities, want.probabilities, 1e-5, "\(name) probabilities")
                 expectClose(back.scalars, wantBackward.scalars, 1e-4, "\(name) gradient")
                 #expect(try backend.attention(qkv, shape: shape, heads: heads, keepingProbabilities: false).output == got.output)
+                // Each sequence's last real step alone: those rows of the full pass, and the
+                // backward from their gradient the full one's with zeros elsewhere, bit for bit
+                // (the reference's versions are the full passes themselves).
+                let last = try backend.attentionAtLastSteps(qkv, shape: shape, heads: heads, keepingProbabilities: true)
+                let wantLast = try reference.attentionAtLastSteps(qkv, shape: shape, heads: heads, keepingProbabilities: true)
+                #expect(last.output == (try got.output.gatheringRows(shape.lastSteps)), "\(name) last steps")
+                expectClose(last.probabilities, wantLast.probabilities, 1e-5, "\(name) last steps' probabilities")
+                let kept = try gradient.gatheringRows(shape.lastSteps)
+                let backLast = try backend.attentionBackwardAtLastSteps(qkv, probabilities: last.probabilities, gradient: kept,
+                                                                        shape: shape, heads: heads)
+                let backZeros = try backend.attentionBackward(qkv, probabilities: got.probabilities,
+                                                              gradient: kept.scatteringRows(shape.lastSteps, into: shape.rows),
+                                                              shape: shape, heads: heads)
+                #expect(backLast.scalars.map(\.bitPattern) == backZeros.scalars.map(\.bitPattern), "\(name) last steps' gradient")
+                expectClose(backLast.scalars, try reference.attentionBackwardAtLastSteps(
+                    qkv, probabilities: wantLast.probabilities, gradient: kept, shape: shape, heads: heads).scalars, 1e-4,
+                    "\(name) last steps' gradient against the reference")
                 if let first {
                     #expect(got.output == first.0.output && got.probabilities == first.0.probabilities && back == first.1, "\(name)")
                 } else { first = (got, back) }

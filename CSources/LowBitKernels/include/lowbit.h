@@ -375,11 +375,12 @@ lowbit_status lowbit_attention_forward(const lowbit_context *ctx, const float *q
 /**
  * Row lengths[b] - 1 of lowbit_attention_forward's att for each sequence b, into att [batch,
  * hidden], bit for bit: what a model that keeps each sequence's last real step needs of its
- * last block (every key and value, one query per sequence). The same workspace.
+ * last block (every key and value, one query per sequence). probs (NULL: not kept) receives
+ * those rows' p as [batch, heads, steps]. The same workspace.
  */
 lowbit_status lowbit_attention_forward_last(const lowbit_context *ctx, const float *qkv, int64_t batch, int64_t steps,
                                             int64_t hidden, int64_t heads, const int64_t *lengths, float scale, float *att,
-                                            void *workspace);
+                                            float *probs, void *workspace);
 
 /**
  * The gradient of lowbit_attention_forward: from the forward's qkv and probs and datt (the
@@ -391,6 +392,17 @@ lowbit_status lowbit_attention_backward(const lowbit_context *ctx, const float *
                                         const float *datt, int64_t batch, int64_t steps, int64_t hidden,
                                         int64_t heads, const int64_t *lengths, float scale, float *dqkv,
                                         void *workspace);
+
+/**
+ * The gradient of lowbit_attention_forward_last: from qkv, its probs [batch, heads, steps] and
+ * datt [batch, hidden], all of dqkv [batch * steps, 3 * hidden], bit for bit what
+ * lowbit_attention_backward gives with the full pass's probs and a datt that is zero but at
+ * each sequence's last real step. The same workspace.
+ */
+lowbit_status lowbit_attention_backward_last(const lowbit_context *ctx, const float *qkv, const float *probs,
+                                             const float *datt, int64_t batch, int64_t steps, int64_t hidden,
+                                             int64_t heads, const int64_t *lengths, float scale, float *dqkv,
+                                             void *workspace);
 
 #ifdef __cplusplus
 }

@@ -50,11 +50,17 @@ public protocol Backend: Sendable {
     /// Causal self-attention over `qkv` [batch · steps, 3 · hidden] laid out by `shape`.
     func attention(_ qkv: Tensor, shape: SequenceShape, heads: Int, keepingProbabilities: Bool) throws -> AttentionResult
     /// Row `lengths[b] - 1` of ``attention(_:shape:heads:keepingProbabilities:)``'s output for
-    /// each sequence b, [batch, hidden], bit for bit: all an evaluation pass needs of the last
-    /// block.
-    func attentionAtLastSteps(_ qkv: Tensor, shape: SequenceShape, heads: Int) throws -> Tensor
+    /// each sequence b, [batch, hidden], and of its probabilities, [batch, heads, steps], bit
+    /// for bit: all a pass needs of the last block's attention.
+    func attentionAtLastSteps(_ qkv: Tensor, shape: SequenceShape, heads: Int, keepingProbabilities: Bool) throws -> AttentionResult
     /// The gradient of ``attention(_:shape:heads:keepingProbabilities:)`` with respect to its `qkv`.
     func attentionBackward(_ qkv: Tensor, probabilities: [Float], gradient: Tensor, shape: SequenceShape, heads: Int) throws -> Tensor
+    /// The gradient of ``attentionAtLastSteps(_:shape:heads:keepingProbabilities:)`` with respect
+    /// to its `qkv`, from its probabilities and the gradient of its output, [batch, hidden]:
+    /// ``attentionBackward(_:probabilities:gradient:shape:heads:)``'s with a gradient that is
+    /// zero but at the last steps.
+    func attentionBackwardAtLastSteps(_ qkv: Tensor, probabilities: [Float], gradient: Tensor, shape: SequenceShape,
+                                      heads: Int) throws -> Tensor
 }
 
 /// The three implementations, as `LOWBIT_BACKEND` names them.

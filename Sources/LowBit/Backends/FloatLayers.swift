@@ -21,9 +21,11 @@ public struct LayerNormResult: Sendable {
 /// An attention pass's result: the heads' outputs and, for the backward pass, the attention
 /// probabilities.
 public struct AttentionResult: Sendable {
-    /// [batch · steps, hidden]: for each step and head, the probability-weighted values.
+    /// [batch · steps, hidden]: for each step and head, the probability-weighted values
+    /// ([batch, hidden] from the attention at the last steps).
     public var output: Tensor
-    /// [batch, heads, steps, steps], zero past each step's visible keys; empty unless asked for.
+    /// [batch, heads, steps, steps], zero past each step's visible keys ([batch, heads, steps]
+    /// from the attention at the last steps); empty unless asked for.
     public var probabilities: [Float]
 }
 
@@ -65,10 +67,41 @@ extension Backend {
         }
     }
 
-    /// The full attention's rows at each sequence's last real step.
-    public func attentionAtLastSteps(_ qkv: Tensor, shape s: SequenceShape, heads: Int) throws -> Tensor {
-        try attention(qkv, shape: s, heads: heads, keepingProbabilities: false).output
-            .gatheringRows(s.lastSteps)
+    /// The full attention's rows at each sequence's last real step, and their probabilities.
+    public func attentionAtLastSteps(_ qkv: Tensor, shape s: SequenceShape, heads: Int,
+                                     keepingProbabilities: Bool) throws -> AttentionResult {
+        let full = try attention(qkv, shape: s, heads: heads, keepingProbabilities: keepingProbabilities)
+        var probabilities = [Float]()
+        if keepingProbabilities {
+            let T = s.steps
+            probabilities.reserveCapacity(s.batch * heads * T)
+            for b in 0..<s.batch {
+                for h in 0..<heads {
+                    let row = ((b * heads + h) * T + s.lengths[b] - 1) * T
+                    probabilities += full.probabilities[row..<(row + T)]
+                }
+            }
+        }
+        return AttentionResult(output: try full.output.gatheringRows(s.lastSteps), probabilities: probabilities)
+    }
+
+    /// The full backward with the gradient zero but at the last steps, and those rows'
+    /// probabilities alone (the others are not needed: their gradient is zero).
+    public func attentionBackwardAtLastSteps(_ qkv: Tensor, probabilities: [Float], gradient: Tensor, shape s: SequenceShape,
+                                             heads: Int) throws -> Tensor {
+        let T = s.steps
+        guard probabilities.count == s.batch * heads * T, gradient.shape.count == 2, gradient.shape[0] == s.batch else {
+            throw LowBitError.invalidShape("attention backward: probabilities or gradient do not match the forward")
+        }
+        var full = [Float](repeating: 0, count: s.batch * heads * T * T)
+        for b in 0..<s.batch {
+            for h in 0..<heads {
+                let row = ((b * heads + h) * T + s.lengths[b] - 1) * T, from = (b * heads + h) * T
+                full.replaceSubrange(row..<(row + T), with: probabilities[from..<(from + T)])
+            }
+        }
+        return try attentionBackward(qkv, probabilities: full, gradient: gradient.scatteringRows(s.lastSteps, into: s.rows),
+                                     shape: s, heads: heads)
     }
 
     /// Causal self-attention over `qkv` [batch · steps, 3 · hidden] (Q, K, V side by side in

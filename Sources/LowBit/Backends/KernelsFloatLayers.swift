@@ -56,17 +56,40 @@ extension KernelsBackend {
     }
 
     /// Attention at each sequence's last real step by `lowbit_attention_forward_last`.
-    public func attentionAtLastSteps(_ qkv: Tensor, shape s: SequenceShape, heads: Int) throws -> Tensor {
+    public func attentionAtLastSteps(_ qkv: Tensor, shape s: SequenceShape, heads: Int,
+                                     keepingProbabilities: Bool) throws -> AttentionResult {
         let H = try attentionWidth(qkv, s, heads)
         var att = kernelOutput(Float.self, s.batch * H)
+        var probs = kernelOutput(Float.self, keepingProbabilities ? s.batch * heads * s.steps : 0)
         var workspace = attentionWorkspace(s, H, heads)
         let lengths = s.lengths.map(Int64.init)
         let status = withUnsafePointer(to: context) { ctx in
-            lowbit_attention_forward_last(ctx, qkv.scalars, Int64(s.batch), Int64(s.steps), Int64(H), Int64(heads), lengths,
-                                          1 / Float(H / heads).squareRoot(), &att, &workspace)
+            probs.withUnsafeMutableBufferPointer { p in
+                lowbit_attention_forward_last(ctx, qkv.scalars, Int64(s.batch), Int64(s.steps), Int64(H), Int64(heads), lengths,
+                                              1 / Float(H / heads).squareRoot(), &att, keepingProbabilities ? p.baseAddress : nil,
+                                              &workspace)
+            }
         }
         try check(status, "attention")
-        return try Tensor(shape: [s.batch, H], scalars: att)
+        return AttentionResult(output: try Tensor(shape: [s.batch, H], scalars: att), probabilities: probs)
+    }
+
+    /// The backward of the attention at the last steps by `lowbit_attention_backward_last`.
+    public func attentionBackwardAtLastSteps(_ qkv: Tensor, probabilities: [Float], gradient: Tensor, shape s: SequenceShape,
+                                             heads: Int) throws -> Tensor {
+        let H = try attentionWidth(qkv, s, heads)
+        guard probabilities.count == s.batch * heads * s.steps, gradient.shape == [s.batch, H] else {
+            throw LowBitError.invalidShape("attention backward: probabilities or gradient do not match the forward")
+        }
+        var dqkv = kernelOutput(Float.self, s.rows * 3 * H)
+        var workspace = attentionWorkspace(s, H, heads)
+        let lengths = s.lengths.map(Int64.init)
+        let status = withUnsafePointer(to: context) { ctx in
+            lowbit_attention_backward_last(ctx, qkv.scalars, probabilities, gradient.scalars, Int64(s.batch), Int64(s.steps),
+                                           Int64(H), Int64(heads), lengths, 1 / Float(H / heads).squareRoot(), &dqkv, &workspace)
+        }
+        try check(status, "attention backward")
+        return try Tensor(shape: [s.rows, 3 * H], scalars: dqkv)
     }
 
     /// Attention's backward by `lowbit_attention_backward`.

@@ -19,7 +19,7 @@ public final class CausalSelfAttention {
     private var qkvOut: Tensor?
     private var probabilities: [Float] = []  // [batch, heads, steps, steps]
     private var shape: SequenceShape?
-    private var keptRows: [Int]?  // the last forward's output rows, when it kept a few
+    private var lastStepsOnly = false  // the last training forward kept each sequence's last real step
 
     /// Creates the layer with float projections drawn from `seed` (mixed with each one's path).
     ///
@@ -51,29 +51,21 @@ public final class CausalSelfAttention {
         try checkInput(x, s)
         let qkvT = try qkv.forward(x, exec)
         let result = try exec.backend.attention(qkvT, shape: s, heads: heads, keepingProbabilities: exec.training)
-        (qkvOut, probabilities, shape, keptRows) = exec.training ? (qkvT, result.probabilities, s, nil) : (nil, [], nil, nil)
+        (qkvOut, probabilities, shape, lastStepsOnly) = exec.training ? (qkvT, result.probabilities, s, false) : (nil, [], nil, false)
         return try output.forward(result.output, exec, then: LinearEpilogue(residual: residual))
     }
 
     /// The layer's output at each sequence's last real step, [batch, hidden]: every row's keys
     /// and values (and queries: the projection is one matrix), one query per sequence through
     /// the output projection. Each row is the full pass's. `residual` [batch, hidden], if
-    /// given, is added by the output projection. In training the attention runs on every row,
-    /// keeping its probabilities for ``backward(_:_:)`` (a few percent of the multiply-adds the
-    /// projections after it skip).
+    /// given, is added by the output projection. In training, keeps those rows' attention
+    /// probabilities for ``backward(_:_:)``.
     func forwardAtLastSteps(_ x: Tensor, _ s: SequenceShape, _ exec: Execution, adding residual: Tensor?) throws -> Tensor {
         try checkInput(x, s)
         let last = s.lastSteps, qkvT = try qkv.forward(x, exec)
-        let attended: Tensor
-        if exec.training {
-            let result = try exec.backend.attention(qkvT, shape: s, heads: heads, keepingProbabilities: true)
-            (qkvOut, probabilities, shape, keptRows) = (qkvT, result.probabilities, s, last)
-            attended = try result.output.gatheringRows(last)
-        } else {
-            (qkvOut, probabilities, shape, keptRows) = (nil, [], nil, nil)
-            attended = try exec.backend.attentionAtLastSteps(qkvT, shape: s, heads: heads)
-        }
-        return try output.forward(attended, exec.keeping(rows: last), then: LinearEpilogue(residual: residual))
+        let result = try exec.backend.attentionAtLastSteps(qkvT, shape: s, heads: heads, keepingProbabilities: exec.training)
+        (qkvOut, probabilities, shape, lastStepsOnly) = exec.training ? (qkvT, result.probabilities, s, true) : (nil, [], nil, false)
+        return try output.forward(result.output, exec.keeping(rows: last), then: LinearEpilogue(residual: residual))
     }
 
     private func checkInput(_ x: Tensor, _ s: SequenceShape) throws {
@@ -89,13 +81,10 @@ public final class CausalSelfAttention {
     /// Throws ``LowBitError/invalidArgument(_:)`` if no training forward came first.
     public func backward(_ dy: Tensor, _ exec: Execution) throws -> Tensor {
         guard let s = shape, let qkvT = qkvOut else { throw LowBitError.invalidArgument("\(path): backward without a training forward") }
-        var dattT = try output.backward(dy, exec)
-        if let kept = keptRows {
-            // The rows the forward left out had no output, so no gradient: zeros
-            // there make the kept queries' gradient the whole attention's.
-            dattT = try dattT.scatteringRows(kept, into: s.rows)
-        }
-        let dqkv = try exec.backend.attentionBackward(qkvT, probabilities: probabilities, gradient: dattT, shape: s, heads: heads)
+        let dattT = try output.backward(dy, exec)
+        let dqkv = lastStepsOnly
+            ? try exec.backend.attentionBackwardAtLastSteps(qkvT, probabilities: probabilities, gradient: dattT, shape: s, heads: heads)
+            : try exec.backend.attentionBackward(qkvT, probabilities: probabilities, gradient: dattT, shape: s, heads: heads)
         return try qkv.backward(dqkv, exec)
     }
 }
