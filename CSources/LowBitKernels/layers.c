@@ -96,7 +96,7 @@ typedef struct {
     const int64_t *lengths;
     int64_t steps, hidden, heads;
     float scale;
-    int last_only; /* the forward of each sequence's last real step alone, att [batch, hidden] */
+    int last_only; /* each sequence's last real step alone: att and datt [batch, hidden] */
     float *att, *probs_out, *dqkv, *workspace;
 } attention_job;
 
@@ -282,33 +282,36 @@ lowbit_status lowbit_attention_forward_last(const lowbit_context *ctx, const flo
     return attention_forward_run(ctx, qkv, batch, steps, hidden, heads, lengths, scale, 1, att, probs, workspace);
 }
 
-lowbit_status lowbit_attention_backward(const lowbit_context *ctx, const float *qkv, const float *probs,
-                                        const float *datt, int64_t batch, int64_t steps, int64_t hidden, int64_t heads,
-                                        const int64_t *lengths, float scale, float *dqkv, void *workspace) {
+/* Both backwards: from every query row's gradient (datt [batch * steps, hidden], probs [batch,
+ * heads, steps, steps]), or from each sequence's last real step's alone ([batch, hidden] and
+ * [batch, heads, steps]). */
+static lowbit_status attention_backward_run(const lowbit_context *ctx, const float *qkv, const float *probs,
+                                            const float *datt, int64_t batch, int64_t steps, int64_t hidden,
+                                            int64_t heads, const int64_t *lengths, float scale, int last_only,
+                                            float *dqkv, void *workspace) {
     const lowbit_status st = attention_check(ctx, qkv, batch, steps, hidden, heads, lengths, workspace);
     if (st != LOWBIT_OK) return st;
     if (!probs || !datt || !dqkv) return LOWBIT_ERR_ARGUMENT;
     attention_job j = {.t = ctx->table, .qkv = qkv, .probs = probs, .datt = datt, .lengths = lengths, .steps = steps,
-                       .hidden = hidden, .heads = heads, .scale = scale, .dqkv = dqkv, .workspace = workspace};
-    const int64_t units = batch * heads;
-    lowbit_parallel_for(lowbit_threads_for_work(ctx->threads, units * steps * steps * (hidden / heads), LAYER_GRAIN * 4),
-                        units, attention_backward_units, &j);
+                       .hidden = hidden, .heads = heads, .scale = scale, .last_only = last_only, .dqkv = dqkv,
+                       .workspace = workspace};
+    const int64_t units = batch * heads, queries = last_only ? 4 : steps;
+    lowbit_parallel_for(lowbit_threads_for_work(ctx->threads, units * queries * steps * (hidden / heads), LAYER_GRAIN * 4),
+                        units, last_only ? attention_backward_last_units : attention_backward_units, &j);
     return LOWBIT_OK;
+}
+
+lowbit_status lowbit_attention_backward(const lowbit_context *ctx, const float *qkv, const float *probs,
+                                        const float *datt, int64_t batch, int64_t steps, int64_t hidden, int64_t heads,
+                                        const int64_t *lengths, float scale, float *dqkv, void *workspace) {
+    return attention_backward_run(ctx, qkv, probs, datt, batch, steps, hidden, heads, lengths, scale, 0, dqkv, workspace);
 }
 
 lowbit_status lowbit_attention_backward_last(const lowbit_context *ctx, const float *qkv, const float *probs,
                                              const float *datt, int64_t batch, int64_t steps, int64_t hidden,
                                              int64_t heads, const int64_t *lengths, float scale, float *dqkv,
                                              void *workspace) {
-    const lowbit_status st = attention_check(ctx, qkv, batch, steps, hidden, heads, lengths, workspace);
-    if (st != LOWBIT_OK) return st;
-    if (!probs || !datt || !dqkv) return LOWBIT_ERR_ARGUMENT;
-    attention_job j = {.t = ctx->table, .qkv = qkv, .probs = probs, .datt = datt, .lengths = lengths, .steps = steps,
-                       .hidden = hidden, .heads = heads, .scale = scale, .dqkv = dqkv, .workspace = workspace};
-    const int64_t units = batch * heads;
-    lowbit_parallel_for(lowbit_threads_for_work(ctx->threads, units * steps * (hidden / heads) * 4, LAYER_GRAIN * 4),
-                        units, attention_backward_last_units, &j);
-    return LOWBIT_OK;
+    return attention_backward_run(ctx, qkv, probs, datt, batch, steps, hidden, heads, lengths, scale, 1, dqkv, workspace);
 }
 
 /* ---- scaled transpose (the QT backward's weight gradient) ---- */
