@@ -50,12 +50,13 @@ struct GradientCheckTests {
                        forward: { try l.forward($0, Self.exec) }, backward: { try l.backward($0, Self.exec) })
     }
 
-    @Test func layerNorm() throws {
-        let n = LayerNorm(path: "norm", features: 6)
+    /// 6 features, and 37: two blocks of the backward's 16-lane sums and a tail of 5.
+    @Test(arguments: [6, 37]) func layerNorm(features: Int) throws {
+        let n = LayerNorm(path: "norm", features: features)
         var rng = TestRandom(2)
-        n.gamma.value = (0..<6).map { _ in 1 + rng.float(0.5) }
-        n.beta.value = (0..<6).map { _ in rng.float(0.5) }
-        try checkLayer("layernorm", input: rng.tensor([4, 6], scale: 2), parameters: n.parameters,
+        n.gamma.value = (0..<features).map { _ in 1 + rng.float(0.5) }
+        n.beta.value = (0..<features).map { _ in rng.float(0.5) }
+        try checkLayer("layernorm \(features)", input: rng.tensor([4, features], scale: 2), parameters: n.parameters,
                        forward: { try n.forward($0, Self.exec) }, backward: { try n.backward($0, Self.exec) })
     }
 
