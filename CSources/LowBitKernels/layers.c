@@ -295,6 +295,7 @@ static lowbit_status attention_backward_run(const lowbit_context *ctx, const flo
     attention_job j = {.t = ctx->table, .qkv = qkv, .probs = probs, .datt = datt, .lengths = lengths, .steps = steps,
                        .hidden = hidden, .heads = heads, .scale = scale, .last_only = last_only, .dqkv = dqkv,
                        .workspace = workspace};
+    /* multiply-adds per unit: about steps x steps x hd, or a few passes of steps x hd for one query */
     const int64_t units = batch * heads, queries = last_only ? 4 : steps;
     lowbit_parallel_for(lowbit_threads_for_work(ctx->threads, units * queries * steps * (hidden / heads), LAYER_GRAIN * 4),
                         units, last_only ? attention_backward_last_units : attention_backward_units, &j);

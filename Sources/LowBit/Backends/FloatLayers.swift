@@ -73,14 +73,8 @@ extension Backend {
         let full = try attention(qkv, shape: s, heads: heads, keepingProbabilities: keepingProbabilities)
         var probabilities = [Float]()
         if keepingProbabilities {
-            let T = s.steps
-            probabilities.reserveCapacity(s.batch * heads * T)
-            for b in 0..<s.batch {
-                for h in 0..<heads {
-                    let row = ((b * heads + h) * T + s.lengths[b] - 1) * T
-                    probabilities += full.probabilities[row..<(row + T)]
-                }
-            }
+            probabilities.reserveCapacity(s.batch * heads * s.steps)
+            for row in lastQueryRows(s, heads) { probabilities += full.probabilities[row] }
         }
         return AttentionResult(output: try full.output.gatheringRows(s.lastSteps), probabilities: probabilities)
     }
@@ -94,14 +88,21 @@ extension Backend {
             throw LowBitError.invalidShape("attention backward: probabilities or gradient do not match the forward")
         }
         var full = [Float](repeating: 0, count: s.batch * heads * T * T)
-        for b in 0..<s.batch {
-            for h in 0..<heads {
-                let row = ((b * heads + h) * T + s.lengths[b] - 1) * T, from = (b * heads + h) * T
-                full.replaceSubrange(row..<(row + T), with: probabilities[from..<(from + T)])
-            }
+        for (i, row) in lastQueryRows(s, heads).enumerated() {
+            full.replaceSubrange(row, with: probabilities[(i * T)..<((i + 1) * T)])
         }
         return try attentionBackward(qkv, probabilities: full, gradient: gradient.scatteringRows(s.lastSteps, into: s.rows),
                                      shape: s, heads: heads)
+    }
+
+    /// Where each sequence and head's last real query row lies in the full probabilities
+    /// [batch, heads, steps, steps], in the order of the last steps' [batch, heads, steps].
+    private func lastQueryRows(_ s: SequenceShape, _ heads: Int) -> [Range<Int>] {
+        let T = s.steps
+        return (0..<(s.batch * heads)).map { u in
+            let start = (u * T + s.lengths[u / heads] - 1) * T
+            return start..<(start + T)
+        }
     }
 
     /// Causal self-attention over `qkv` [batch · steps, 3 · hidden] (Q, K, V side by side in

@@ -50,12 +50,11 @@ public final class LayerNorm {
         guard dy.shape == [n, d] else { throw LowBitError.invalidShape("\(path) output gradient must be [\(n), \(d)], got \(dy.shape)") }
         var dx = kernelOutput(Float.self, n * d)
         var dGamma = gamma.grad, dBeta = beta.grad
-        // Over unsafe buffers with wrapping index arithmetic, and the γ/β sums in a loop of their
-        // own, 16 columns at a time (`addColumns`: as a plain loop it stayed scalar, reloading
-        // the buffers' addresses after every store, 60 % of this backward); every sum adds the
-        // same terms in the same order.
-        // A row's two means are sums in 16 lanes (`laneSums`): one chain of adds each, 256 long
-        // at the design's width, took the layer norms' backward to 2 % of a training step.
+        // Over unsafe buffers with wrapping index arithmetic. The γ/β sums take 16 columns at a
+        // time (`addColumns`: as a plain loop they stayed scalar, reloading the buffers'
+        // addresses after every store, 60 % of this backward), in the same order of terms; a
+        // row's two means are sums in 16 lanes (`laneSums`), where one chain of adds each, 256
+        // long at the design's width, waited on every add.
         dy.scalars.withUnsafeBufferPointer { dy in
             gamma.value.withUnsafeBufferPointer { gv in
                 normalized.withUnsafeBufferPointer { xhat in
