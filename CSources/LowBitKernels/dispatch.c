@@ -114,6 +114,31 @@ int lowbit_cpu_count(void) {
     return n > 0 ? (int)n : 1;
 }
 
+/* glibc reads it from CPUID on x86; elsewhere (aarch64) it may say 0, and sysfs says it. */
+static int64_t detect_l2_bytes(void) {
+    const long n = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (n > 0) return n;
+    FILE *f = fopen("/sys/devices/system/cpu/cpu0/cache/index2/size", "r");
+    long size = 0;
+    char unit = 0;
+    if (f) {
+        if (fscanf(f, "%ld%c", &size, &unit) < 1) size = 0;
+        fclose(f);
+    }
+    const int64_t bytes = unit == 'K' ? (int64_t)size << 10 : unit == 'M' ? (int64_t)size << 20 : size;
+    return bytes > 0 ? bytes : 1 << 20;
+}
+
+int64_t lowbit_l2_bytes(void) {
+    static int64_t bytes; /* 0 until detected; every thread detects the same value */
+    int64_t b = __atomic_load_n(&bytes, __ATOMIC_RELAXED);
+    if (!b) {
+        b = detect_l2_bytes();
+        __atomic_store_n(&bytes, b, __ATOMIC_RELAXED);
+    }
+    return b;
+}
+
 lowbit_status lowbit_context_init(lowbit_context *ctx, lowbit_isa isa, int threads) {
     if (!ctx || threads < 0) return LOWBIT_ERR_ARGUMENT;
     if (!lowbit_isa_supported(isa)) return LOWBIT_ERR_UNSUPPORTED_ISA;

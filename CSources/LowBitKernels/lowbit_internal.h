@@ -62,6 +62,11 @@ void lowbit_parallel_for(int threads, int64_t n, lowbit_range_fn fn, void *arg);
  *  `grain` of them: waking a thread costs about as much as a few microseconds of work, so
  *  small calls run on the caller's thread alone. At least 1. */
 int lowbit_threads_for_work(int threads, int64_t work, int64_t grain);
+/* One core's L2 size in bytes (1 MiB when the system does not say). */
+int64_t lowbit_l2_bytes(void);
+/* Tests: the packed matmul's reused panel group, bytes (0: half of L2), so that small shapes
+ * span several groups. */
+void lowbit_set_reused_group_bytes(int64_t bytes);
 
 /*
  * For ISA kernels whose register tile holds at most 4 tokens: calls TILE(bits, R, chunks, w,

@@ -2,9 +2,9 @@
  * correction and the fused dequantize. Only the inner dot (one 16-row panel times up to
  * 8 tokens over a range of K) is ISA code.
  *
- * Tiles are (8 tokens) x (up to 16 panels of 16 rows, as many as fit a share of L2).
- * Consecutive tiles share their weight panels, so a thread reuses the panels it has just
- * read while they are in cache. */
+ * Tiles are (8 tokens) x (a group of panels of 16 rows). Consecutive tiles share their
+ * panel group, so every token block after the first reads the panels the first one brought
+ * into cache: with several token blocks a group is half of L2 (BLIS's packed block of B). */
 #include "lowbit_internal.h"
 #include <float.h>
 #include <stdint.h>
@@ -19,11 +19,22 @@ enum { TILE_TOKENS = LOWBIT_MAX_NR, MAX_TILE_PANELS = 1024 };
  * ran faster on one thread, a 192 x 64 one on two. */
 #define MATMUL_GRAIN ((int64_t)1 << 16)
 
-#ifndef LOWBIT_TILE_WEIGHT_BYTES
-/* A tile's panels stay in L2 while every token block passes over them: at most this many
- * bytes of them (16 ternary panels at K = 4096, 4 int8 ones). */
+/* The largest panel group, bytes: with one token block (nothing to reuse) a group is as large
+ * as this, the fewest tiles; so is the group of a tile that takes its tokens' whole rows. */
 #define LOWBIT_TILE_WEIGHT_BYTES (8 << 20)
-#endif
+
+/* A panel group that every token block passes over in turn: half of L2 (the rest holds a
+ * token block's activations and output). At 8 MiB, which fits L3 only, int8 at N = 128 on
+ * 4096 x 4096 ran at 439 GOP/s where 1 MiB (half this Xeon's L2) ran 633: on that machine one
+ * core reads L3 at about 26 GB/s, and 8 tokens of int8 dot products consume panels at 64. */
+static int64_t reused_group_override;
+
+void lowbit_set_reused_group_bytes(int64_t bytes) { __atomic_store_n(&reused_group_override, bytes, __ATOMIC_RELAXED); }
+
+static int64_t reused_group_bytes(void) {
+    const int64_t set = __atomic_load_n(&reused_group_override, __ATOMIC_RELAXED);
+    return set > 0 ? set : lowbit_l2_bytes() / 2;
+}
 
 typedef struct {
     const lowbit_kernel_table *t;
@@ -260,7 +271,8 @@ static lowbit_status run(const lowbit_context *ctx, const lowbit_packed_weights 
     /* Panel groups: as few as the size cap allows, but a multiple of the thread count, so
      * that the contiguous split of tiles gives every thread the same share of rows (even
      * with a single token block), and of near-equal sizes. */
-    const int64_t panel_bytes = j.kpad / f->chunk_k * LOWBIT_CHUNK_BYTES, fit = LOWBIT_TILE_WEIGHT_BYTES / panel_bytes;
+    const int64_t group_bytes = j.token_blocks > 1 ? reused_group_bytes() : LOWBIT_TILE_WEIGHT_BYTES;
+    const int64_t panel_bytes = j.kpad / f->chunk_k * LOWBIT_CHUNK_BYTES, fit = group_bytes / panel_bytes;
     const int64_t cap = fit < 1 ? 1 : fit > MAX_TILE_PANELS ? MAX_TILE_PANELS : fit;
     const int threads = lowbit_threads_for_work(ctx->threads, n * w->m * w->k, MATMUL_GRAIN);
     int64_t groups = (j.panels + cap - 1) / cap;

@@ -20,7 +20,7 @@ struct BenchRow: Codable {
     var gops: Double
     var ms: Double
     /// With `--peak`, one-thread rows of the kernels: the limit that binds this shape and mode
-    /// on this machine ("int8" compute, or "L3" / "DRAM" bandwidth), its GOP/s, and the
+    /// on this machine ("int8" compute, or "L2" / "L3" / "DRAM" bandwidth), its GOP/s, and the
     /// result as a percentage of it.
     var bound: String?
     var boundGOPs: Double?
@@ -48,13 +48,13 @@ struct KernelsBench: ParsableCommand {
     @Option(help: "Tokens N, comma-separated.") var n = KernelBenchmarkCases.tokens.map(String.init).joined(separator: ",")
     @Option(help: "Thread counts, comma-separated (default: LOWBIT_THREADS or every CPU).") var threads: String?
     @Option(help: "Time budget per case, in seconds.") var seconds = 0.5
-    @Flag(help: "Measure this machine's limits first (lowbit bench peak) and give each one-thread kernels result as a percentage of the limit that binds it: int8 compute, or reading the packed weights, activations and output from L3 (or DRAM when the weights do not fit in L3).")
+    @Flag(help: "Measure this machine's limits first (lowbit bench peak) and give each one-thread kernels result as a percentage of the limit that binds it: int8 compute, or reading the packed weights, activations and output at the read bandwidth of a buffer the weights' size (named L2, L3 or DRAM by that size).")
     var peak = false
     @Flag(help: "Print only a JSON array on standard output.") var json = false
 
     func run() throws {
         let config = try runtimeConfiguration()
-        let machine = peak ? MachinePeak.measure(seconds: 0.3) : nil
+        var machine = peak ? MachinePeak.measure(seconds: 0.3) : nil
         let modeList = try modes.split(separator: ",").map { try QuantizationMode(parsing: String($0)) }
         let ms = try parseList(m, "--m"), ks = try parseList(k, "--k"), ns = try parseList(n, "--n")
         let threadList = try threads.map { try parseList($0, "--threads") } ?? [config.threads]
@@ -81,6 +81,7 @@ struct KernelsBench: ParsableCommand {
                             }
                         }
                         var r = row(mode.rawValue, "kernels", config.isa.rawValue, mm, kk, nn, t, sec)
+                        if t == 1, machine != nil { machine!.measureRead(mode: mode, m: mm, k: kk, seconds: 0.2) }
                         if t == 1, let b = machine?.bound(mode: mode, isa: backend.isa.rawValue, m: mm, k: kk, n: nn) {
                             (r.bound, r.boundGOPs, r.percentOfBound) = (b.limit, (b.gops * 10).rounded() / 10, (r.gops / b.gops * 1000).rounded() / 10)
                         }

@@ -679,6 +679,39 @@ static void test_pack_and_matmul(const lowbit_context *ctx) {
     }
 }
 
+/* Several token blocks over weights larger than one reused panel group (shrunk here to a few
+ * panels, an odd number so that groups and threads do not divide evenly): every group and
+ * token block, with tail rows and a tail token block, on 1 and 2 threads, against the naive
+ * product. */
+static void test_matmul_panel_groups(const lowbit_context *ctx) {
+    const int64_t m = 7 * LOWBIT_PANEL_ROWS + 5, k = 257, n = 3 * LOWBIT_MAX_NR + 3, kpad = lowbit_padded_k(k);
+    int8_t *wv = xmalloc(m * k), *x = xmalloc(n * kpad);
+    int32_t *y = xmalloc(n * m * 4), *want = xmalloc(n * m * 4);
+    for (int64_t i = 0; i < n * kpad; i++) x[i] = (i % kpad) < k ? (int8_t)rand_int(-127, 127) : 0;
+    for (int fmt = 0; fmt < LOWBIT_FORMAT_COUNT; fmt++) {
+        const lowbit_format_traits *f = lowbit_format_get(fmt);
+        uint8_t *packed = xmalloc(lowbit_packed_size(fmt, m, k));
+        random_values(fmt, wv, m * k);
+        CHECK(lowbit_pack(fmt, wv, m, k, packed) == LOWBIT_OK, "pack");
+        naive_matmul(wv, m, k, x, n, kpad, want);
+        const lowbit_packed_weights pw = {.format = fmt, .m = m, .k = k, .data = packed};
+        const int64_t panel_bytes = kpad / f->chunk_k * LOWBIT_CHUNK_BYTES;
+        for (int panels = 1; panels <= 3; panels += 2)
+            for (int threads = 1; threads <= 2; threads++) {
+                lowbit_context c = *ctx;
+                c.threads = threads;
+                lowbit_set_reused_group_bytes(panels * panel_bytes);
+                memset(y, 0, n * m * 4);
+                CHECK(lowbit_matmul_s32(&c, &pw, x, n, kpad, y, m) == LOWBIT_OK, "matmul_s32 status");
+                CHECK(memcmp(y, want, n * m * 4) == 0, "%s: groups of %d panels, %d threads differ", f->name, panels,
+                      threads);
+            }
+        lowbit_set_reused_group_bytes(0);
+        free(packed);
+    }
+    free(wv), free(x), free(y), free(want);
+}
+
 /* Large enough that both the activation quantizer and the matmul pass their work grain
  * and really split across two threads (small calls stay on one), in every format: the
  * threads must agree with one thread bit for bit (and, under ThreadSanitizer, not race). */
@@ -1098,6 +1131,7 @@ int main(int argc, char **argv) {
         test_quantizers(&ctx);
         test_pack_and_matmul(&ctx);
         test_linear_and_threads(&ctx);
+        test_matmul_panel_groups(&ctx);
         test_matmul_epilogue(&ctx);
         test_matmul_quantized(&ctx);
         test_gemm(&ctx);
