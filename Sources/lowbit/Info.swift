@@ -17,6 +17,8 @@ struct Info: ParsableCommand {
         print("threads:        \(config.threads) of \(RuntimeConfiguration.cpuCount) CPUs"
               + (RuntimeConfiguration.threadingAvailable ? " (OpenMP runtime)" : " (serial build)"))
         print("backend:        \(config.backend.rawValue)")
+        let blas = OpenBLASLinear.core
+        print("OpenBLAS:       \(blas.name) kernels" + (blas.selectedByLowBit ? " (selected by LowBit: OpenBLAS took this CPU for a Prescott)" : ""))
         #if LOWBIT_MPI
         print("distributed:    train --distributed under mpirun (\(MPIProcessGroup.libraryVersion))")
         #else

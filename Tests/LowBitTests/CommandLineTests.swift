@@ -399,6 +399,7 @@ struct CommandLineTests {
         #expect(peak.status == 0, "\(peak.err)")
         let machine = try JSONSerialization.jsonObject(with: Data(peak.out.utf8)) as! [String: Any]
         #expect((machine["l3_gbs"] as? Double ?? 0) > 0 && (machine["dram_gbs"] as? Double ?? 0) > 0)
+        #expect((machine["l2_bytes"] as? Int ?? 0) > 0 && (machine["l3_buffer_bytes"] as? Int ?? 0) > 0)
         let compute = machine["compute"] as! [[String: Any]]
         #expect(compute.map { $0["isa"] as! String } == ISA.supported.map(\.rawValue).filter { ["avx2", "avx512", "avx512vnni"].contains($0) })
         #expect(compute.allSatisfy { ($0["int8_gops"] as! Double) > 0 && ($0["fp32_gflops"] as! Double) > 0 })
@@ -409,7 +410,7 @@ struct CommandLineTests {
         let rows = try JSONSerialization.jsonObject(with: Data(kernels.out.utf8)) as! [[String: Any]]
         #expect(rows.count == 6)
         for row in rows where row["backend"] as? String == "kernels" && !compute.isEmpty {
-            #expect((row["pct_of_bound"] as? Double ?? 0) > 0 && ["int8", "L3", "DRAM"].contains(row["bound"] as? String ?? ""), "\(row)")
+            #expect((row["pct_of_bound"] as? Double ?? 0) > 0 && ["int8", "L2", "L3", "DRAM"].contains(row["bound"] as? String ?? ""), "\(row)")
         }
 
         let model = try LowBitProcess.run(["bench", "model", "--train", "--threads", "1", "--modes", "float,ternary", "--backends", "kernels,reference",

@@ -1,4 +1,5 @@
 import COpenBLAS
+import LowBitKernels
 import Foundation
 
 /// The OpenBLAS calls LowBit uses, in one place.
@@ -11,9 +12,48 @@ import Foundation
 enum OpenBLAS {
     /// Sets OpenBLAS's process-wide thread count for the calls that name none (the benchmarks
     /// that time OpenBLAS alone), once the gated calls running now are done.
-    static func setThreads(_ n: Int) { ThreadGate.shared.set(n) }
+    static func setThreads(_ n: Int) {
+        _ = coreChoice
+        ThreadGate.shared.set(n)
+    }
 
-    static var configuration: String { String(cString: openblas_get_config()) }
+    static var configuration: String {
+        _ = coreChoice
+        return String(cString: openblas_get_config())
+    }
+
+    /// The kernels OpenBLAS runs ("SkylakeX", "Haswell", ...), after ``coreChoice``.
+    static var coreName: String {
+        _ = coreChoice
+        return String(cString: openblas_get_corename())
+    }
+
+    /// The core LowBit selected for OpenBLAS, or nil where OpenBLAS's own choice stands.
+    ///
+    /// A DYNAMIC_ARCH OpenBLAS picks its kernels by CPU model when it loads, and a CPU newer
+    /// than the library gets its plainest x86-64 kernels: Debian 12's 0.3.21 takes an Emerald
+    /// Rapids Xeon (CPUID model 207) for a Prescott (SSE3), whose sgemm ran at a sixth of the
+    /// speed, so that float training took 1.7 s a step instead of 0.3. When OpenBLAS chose
+    /// Prescott on a CPU with AVX-512 or AVX2 + FMA, and the user named no core
+    /// (`OPENBLAS_CORETYPE`, which OpenBLAS honours at load), this selects the newest kernels
+    /// the CPU runs, before the first call, through OpenBLAS's own dynamic-core entry points
+    /// (the way it reads `OPENBLAS_CORETYPE`). Runs once; every entry point here calls it first.
+    static let coreChoice: String? = {
+        guard getenv("OPENBLAS_CORETYPE") == nil, String(cString: openblas_get_corename()).lowercased() == "prescott"
+        else { return nil }
+        let core: String
+        if lowbit_isa_supported(LOWBIT_ISA_AVX512) != 0 { core = "SkylakeX" }
+        else if lowbit_isa_supported(LOWBIT_ISA_AVX2) != 0 { core = "Haswell" }
+        else { return nil }
+        typealias Entry = @convention(c) () -> Void
+        guard let quit = dlsym(nil, "gotoblas_dynamic_quit"), let initialize = dlsym(nil, "gotoblas_dynamic_init")
+        else { return nil }
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        unsafeBitCast(quit, to: Entry.self)()
+        unsafeBitCast(initialize, to: Entry.self)()
+        unsetenv("OPENBLAS_CORETYPE")
+        return String(cString: openblas_get_corename()).lowercased() == core.lowercased() ? core : nil
+    }()
 
     /// Lets OpenBLAS calls with the same thread count run together (data-parallel workers each
     /// call sgemm on one thread) and makes a call with another count wait until they are done,
@@ -55,6 +95,7 @@ enum OpenBLAS {
     /// C[m, n] = op(A) op(B) (+ C when accumulate), row-major, on `threads` OpenBLAS threads.
     static func sgemm(_ a: [Float], _ b: [Float], m: Int, n: Int, k: Int, lda: Int, ldb: Int,
                       transposeA: Bool, transposeB: Bool, into c: inout [Float], accumulate: Bool = false, threads: Int) {
+        _ = coreChoice
         c.withUnsafeMutableBufferPointer { cp in
             ThreadGate.shared.run(threads: threads) {
                 cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
@@ -85,6 +126,7 @@ enum OpenBLAS {
     /// The same in double: exact for int8 products (sums stay far below 2^53).
     static func dgemm(_ a: [Double], _ b: [Double], m: Int, n: Int, k: Int, lda: Int, ldb: Int,
                       transposeA: Bool, transposeB: Bool, threads: Int) -> [Double] {
+        _ = coreChoice
         var c = [Double](repeating: 0, count: m * n)
         c.withUnsafeMutableBufferPointer { cp in
             ThreadGate.shared.run(threads: threads) {
@@ -106,11 +148,16 @@ public enum OpenBLASLinear {
     /// OpenBLAS's own description of its build, as `openblas_get_config()` returns it.
     public static var configuration: String { OpenBLAS.configuration }
 
+    /// The kernels OpenBLAS runs on this CPU (`openblas_get_corename()`), and whether LowBit
+    /// chose them because OpenBLAS took the CPU for an old one (see the troubleshooting guide).
+    public static var core: (name: String, selectedByLowBit: Bool) { (OpenBLAS.coreName, OpenBLAS.coreChoice != nil) }
+
     /// Computes y[n, m] = x[n, k] · W[m, k]ᵀ, all row-major, with sgemv when `n` is 1 and
     /// sgemm otherwise. Nothing is checked: `x`, `weights` and `y` must hold n·k, m·k and n·m
     /// floats.
     public static func run(x: UnsafePointer<Float>, weights: UnsafePointer<Float>, tokens n: Int, outputs m: Int,
                            inputs k: Int, into y: UnsafeMutablePointer<Float>) {
+        _ = OpenBLAS.coreChoice
         if n == 1 {
             cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(m), Int32(k), 1, weights, Int32(k), x, 1, 0, y, 1)
         } else {
@@ -122,7 +169,8 @@ public enum OpenBLASLinear {
     /// Σ|x| by OpenBLAS's sasum: a plain vector read of `x`, the read-bandwidth baseline
     /// the quantize kernels are measured against.
     public static func sumOfMagnitudes(_ x: UnsafeBufferPointer<Float>) -> Float {
-        cblas_sasum(Int32(x.count), x.baseAddress, 1)
+        _ = OpenBLAS.coreChoice
+        return cblas_sasum(Int32(x.count), x.baseAddress, 1)
     }
 }
 
