@@ -23,14 +23,14 @@ enum { TILE_TOKENS = LOWBIT_MAX_NR, MAX_TILE_PANELS = 1024 };
  * as this, the fewest tiles; so is the group of a tile that takes its tokens' whole rows. */
 #define LOWBIT_TILE_WEIGHT_BYTES (8 << 20)
 
-/* A panel group that every token block passes over in turn: half of L2 (the rest holds a
- * token block's activations and output). At 8 MiB, which fits L3 only, int8 at N = 128 on
- * 4096 x 4096 ran at 439 GOP/s where 1 MiB (half this Xeon's L2) ran 633: on that machine one
- * core reads L3 at about 26 GB/s, and 8 tokens of int8 dot products consume panels at 64. */
 static int64_t reused_group_override;
 
 void lowbit_set_reused_group_bytes(int64_t bytes) { __atomic_store_n(&reused_group_override, bytes, __ATOMIC_RELAXED); }
 
+/* A panel group that every token block passes over in turn: half of L2 (the rest holds a
+ * token block's activations and output). At 8 MiB, which fits L3 only, int8 at N = 128 on
+ * 4096 x 4096 ran at 439 GOP/s where 1 MiB (half this Xeon's L2) ran 633: on that machine one
+ * core reads L3 at about 26 GB/s, and 8 tokens of int8 dot products consume panels at 64. */
 static int64_t reused_group_bytes(void) {
     const int64_t set = __atomic_load_n(&reused_group_override, __ATOMIC_RELAXED);
     return set > 0 ? set : lowbit_l2_bytes() / 2;

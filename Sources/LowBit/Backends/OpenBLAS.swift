@@ -12,10 +12,7 @@ import Foundation
 enum OpenBLAS {
     /// Sets OpenBLAS's process-wide thread count for the calls that name none (the benchmarks
     /// that time OpenBLAS alone), once the gated calls running now are done.
-    static func setThreads(_ n: Int) {
-        _ = coreChoice
-        ThreadGate.shared.set(n)
-    }
+    static func setThreads(_ n: Int) { ThreadGate.shared.set(n) }
 
     static var configuration: String {
         _ = coreChoice
@@ -32,12 +29,13 @@ enum OpenBLAS {
     ///
     /// A DYNAMIC_ARCH OpenBLAS picks its kernels by CPU model when it loads, and a CPU newer
     /// than the library gets its plainest x86-64 kernels: Debian 12's 0.3.21 takes an Emerald
-    /// Rapids Xeon (CPUID model 207) for a Prescott (SSE3), whose sgemm ran at a sixth of the
+    /// Rapids Xeon (CPUID model 207) for a Prescott (SSE3), whose sgemm ran at a quarter of the
     /// speed, so that float training took 1.7 s a step instead of 0.3. When OpenBLAS chose
     /// Prescott on a CPU with AVX-512 or AVX2 + FMA, and the user named no core
     /// (`OPENBLAS_CORETYPE`, which OpenBLAS honours at load), this selects the newest kernels
     /// the CPU runs, before the first call, through OpenBLAS's own dynamic-core entry points
-    /// (the way it reads `OPENBLAS_CORETYPE`). Runs once; every entry point here calls it first.
+    /// (the way it reads `OPENBLAS_CORETYPE`). Runs once: the thread gate, which every gated
+    /// call passes, runs it when it is made, and the ungated entry points call it first.
     static let coreChoice: String? = {
         guard getenv("OPENBLAS_CORETYPE") == nil, String(cString: openblas_get_corename()).lowercased() == "prescott"
         else { return nil }
@@ -61,6 +59,7 @@ enum OpenBLAS {
     final class ThreadGate: @unchecked Sendable {
         static let shared = ThreadGate()
         private let condition = NSCondition()
+        private init() { _ = OpenBLAS.coreChoice }
         private var current = -1
         private var running = 0
 
@@ -95,7 +94,6 @@ enum OpenBLAS {
     /// C[m, n] = op(A) op(B) (+ C when accumulate), row-major, on `threads` OpenBLAS threads.
     static func sgemm(_ a: [Float], _ b: [Float], m: Int, n: Int, k: Int, lda: Int, ldb: Int,
                       transposeA: Bool, transposeB: Bool, into c: inout [Float], accumulate: Bool = false, threads: Int) {
-        _ = coreChoice
         c.withUnsafeMutableBufferPointer { cp in
             ThreadGate.shared.run(threads: threads) {
                 cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
@@ -126,7 +124,6 @@ enum OpenBLAS {
     /// The same in double: exact for int8 products (sums stay far below 2^53).
     static func dgemm(_ a: [Double], _ b: [Double], m: Int, n: Int, k: Int, lda: Int, ldb: Int,
                       transposeA: Bool, transposeB: Bool, threads: Int) -> [Double] {
-        _ = coreChoice
         var c = [Double](repeating: 0, count: m * n)
         c.withUnsafeMutableBufferPointer { cp in
             ThreadGate.shared.run(threads: threads) {
