@@ -19,6 +19,7 @@ static const char *const isa_names[LOWBIT_ISA_COUNT] = {"scalar", "avx2", "avx51
 
 static lowbit_kernel_table tables[LOWBIT_ISA_COUNT];
 static int supported[LOWBIT_ISA_COUNT];
+static int has_gfni;
 static char features[256];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -46,6 +47,8 @@ static void detect(void) {
     supported[LOWBIT_ISA_AVX2] = avx2;
     supported[LOWBIT_ISA_AVX512] = avx512;
     supported[LOWBIT_ISA_AVX512VNNI] = vnni;
+    has_gfni = __builtin_cpu_supports("gfni");
+    add_feature("gfni", has_gfni);
 #elif defined(__aarch64__) && defined(__linux__)
     const unsigned long hw = getauxval(AT_HWCAP);
     add_feature("asimd", (hw & HWCAP_ASIMD) != 0);
@@ -59,24 +62,32 @@ static void detect(void) {
 #endif
     if (!features[0]) snprintf(features, sizeof features, "(none)");
 
-    for (int i = 0; i < LOWBIT_ISA_COUNT; i++) lowbit_table_init_scalar(&tables[i]);
+    for (int i = 0; i < LOWBIT_ISA_COUNT; i++) lowbit_table_build(&tables[i], (lowbit_isa)i, has_gfni);
+}
+
+void lowbit_table_build(lowbit_kernel_table *t, lowbit_isa isa, int gfni) {
+    lowbit_table_init_scalar(t);
 #if defined(__x86_64__)
-    lowbit_table_init_avx2(&tables[LOWBIT_ISA_AVX2]);
-    lowbit_table_init_avx512(&tables[LOWBIT_ISA_AVX512]);
-    lowbit_table_init_avx512(&tables[LOWBIT_ISA_AVX512VNNI]);
-    lowbit_table_init_avx512vnni(&tables[LOWBIT_ISA_AVX512VNNI]);
-    lowbit_table_init_layers_avx2(&tables[LOWBIT_ISA_AVX2]);
-    lowbit_table_init_layers_avx2(&tables[LOWBIT_ISA_AVX512]);
-    lowbit_table_init_layers_avx512(&tables[LOWBIT_ISA_AVX512]);
-    lowbit_table_init_layers_avx2(&tables[LOWBIT_ISA_AVX512VNNI]);
-    lowbit_table_init_layers_avx512(&tables[LOWBIT_ISA_AVX512VNNI]);
+    if (isa == LOWBIT_ISA_AVX2) {
+        lowbit_table_init_avx2(t);
+        lowbit_table_init_layers_avx2(t);
+    } else if (isa == LOWBIT_ISA_AVX512 || isa == LOWBIT_ISA_AVX512VNNI) {
+        lowbit_table_init_avx512(t);
+        if (isa == LOWBIT_ISA_AVX512VNNI) lowbit_table_init_avx512vnni(t);
+        if (isa == LOWBIT_ISA_AVX512VNNI && gfni) lowbit_table_init_avx512gfni(t);
+        lowbit_table_init_layers_avx2(t);
+        lowbit_table_init_layers_avx512(t);
+    }
 #elif defined(__aarch64__)
-    lowbit_table_init_neon(&tables[LOWBIT_ISA_NEON]);
+    if (isa == LOWBIT_ISA_NEON) lowbit_table_init_neon(t);
 #if defined(__clang__)
-    lowbit_table_init_neon(&tables[LOWBIT_ISA_NEONDOT]);
-    lowbit_table_init_neondot(&tables[LOWBIT_ISA_NEONDOT]);
+    if (isa == LOWBIT_ISA_NEONDOT) {
+        lowbit_table_init_neon(t);
+        lowbit_table_init_neondot(t);
+    }
 #endif
 #endif
+    (void)isa, (void)gfni;
 }
 
 static void ensure_detected(void) { pthread_once(&once, detect); }
@@ -89,6 +100,11 @@ lowbit_isa lowbit_isa_from_name(const char *name) {
     for (int i = 0; name && i < LOWBIT_ISA_COUNT; i++)
         if (strcmp(name, isa_names[i]) == 0) return (lowbit_isa)i;
     return LOWBIT_ISA_COUNT;
+}
+
+int lowbit_cpu_has_gfni(void) {
+    ensure_detected();
+    return has_gfni;
 }
 
 int lowbit_isa_supported(lowbit_isa isa) {

@@ -307,6 +307,7 @@ static int sign_sums_avx512(const float *restrict x, int64_t n, float threshold,
 
 #define LOWBIT_DOT_SUFFIX _avx512
 #define LOWBIT_DOT_VNNI 0
+#define LOWBIT_DOT_GFNI 0
 #include "kernels_avx512_dot.h"
 
 #if defined(__clang__)

@@ -13,6 +13,7 @@
 
 #define LOWBIT_DOT_SUFFIX _avx512vnni
 #define LOWBIT_DOT_VNNI 1
+#define LOWBIT_DOT_GFNI 0
 #include "kernels_avx512_dot.h"
 
 #if defined(__clang__)

@@ -35,8 +35,16 @@ void lowbit_table_init_scalar(lowbit_kernel_table *t);
 void lowbit_table_init_avx2(lowbit_kernel_table *t);
 void lowbit_table_init_avx512(lowbit_kernel_table *t);
 void lowbit_table_init_avx512vnni(lowbit_kernel_table *t);
+void lowbit_table_init_avx512gfni(lowbit_kernel_table *t);
 void lowbit_table_init_neon(lowbit_kernel_table *t);
 void lowbit_table_init_neondot(lowbit_kernel_table *t);
+
+/** Fills `t` with the kernels of `isa` (which the CPU need not have): the scalar table, with
+ *  each ISA's own kernels over it. `gfni`: the AVX-512 VNNI dot kernels that decode with GFNI
+ *  (what a context gets where the CPU has it); tests build the table without them too. */
+void lowbit_table_build(lowbit_kernel_table *t, lowbit_isa isa, int gfni);
+/** Whether this CPU has GFNI (with AVX-512 VNNI: whether contexts use its dot kernels). */
+int lowbit_cpu_has_gfni(void);
 
 /** The dot kernel for `bits` bits per code. */
 static inline lowbit_dot_b1_fn lowbit_dot_for_bits(const lowbit_kernel_table *t, int bits) {

@@ -138,13 +138,23 @@ static void apply_epilogue(const matmul_job *j, int64_t i0, int nr, int64_t row0
     }
 }
 
+/* Tokens whose zero-point corrections a thread keeps across its tiles (16 KB of stack). */
+enum { KEPT_CORRECTIONS = 4096 };
+
 static void run_tiles(void *arg, int64_t begin, int64_t end) {
     const matmul_job *j = arg;
     const lowbit_format_traits *f = j->f;
     const int64_t panel_bytes = j->kpad / f->chunk_k * LOWBIT_CHUNK_BYTES;
     int32_t acc[LOWBIT_MAX_NP * TILE_TOKENS * LOWBIT_PANEL_ROWS];
+    /* A token block's corrections are the same in every panel group, and int8 at 4096 x 4096
+     * has 16 groups: with one scale group and few enough tokens, each thread takes them once
+     * (they were 5 % of the call) and keeps them here, block b known once kept[b] is set. */
+    uint32_t kept_corr[KEPT_CORRECTIONS];
+    uint8_t kept[KEPT_CORRECTIONS / TILE_TOKENS];
+    const int keeps = j->groups == 1 && j->n <= KEPT_CORRECTIONS;
+    if (keeps) memset(kept, 0, (size_t)j->token_blocks);
     for (int64_t tile = begin; tile < end; tile++) {
-        const int64_t i0 = (tile % j->token_blocks) * TILE_TOKENS;
+        const int64_t block = tile % j->token_blocks, i0 = block * TILE_TOKENS;
         const int nr = (int)(j->n - i0 < TILE_TOKENS ? j->n - i0 : TILE_TOKENS);
         const int64_t p0 = (tile / j->token_blocks) * j->tile_panels;
         const int64_t p1 = p0 + j->tile_panels < j->panels ? p0 + j->tile_panels : j->panels;
@@ -152,9 +162,11 @@ static void run_tiles(void *arg, int64_t begin, int64_t end) {
             const int64_t k0 = g * j->group, k1 = k0 + j->group < j->w->k ? k0 + j->group : j->w->k;
             const int64_t c0 = k0 / f->chunk_k, c1 = (k1 + f->chunk_k - 1) / f->chunk_k;
             /* the zero-point correction of each token, zero_point * sum(x), the same for every panel */
-            uint32_t corr[TILE_TOKENS];
-            for (int i = 0; i < nr; i++)
-                corr[i] = (uint32_t)f->zero_point * (uint32_t)byte_sum(j->x + (i0 + i) * j->ldx + k0, k1 - k0);
+            uint32_t own[TILE_TOKENS], *corr = keeps ? kept_corr + i0 : own;
+            if (!keeps || !kept[block])
+                for (int i = 0; i < nr; i++)
+                    corr[i] = (uint32_t)f->zero_point * (uint32_t)byte_sum(j->x + (i0 + i) * j->ldx + k0, k1 - k0);
+            if (keeps) kept[block] = 1;
             for (int64_t p = p0; p < p1; p += LOWBIT_MAX_NP) {
                 const int np = p1 - p < LOWBIT_MAX_NP ? (int)(p1 - p) : LOWBIT_MAX_NP;
                 j->dot(c1 - c0, j->w->data + p * panel_bytes + c0 * LOWBIT_CHUNK_BYTES, panel_bytes, np,

@@ -683,8 +683,8 @@ static void test_pack_and_matmul(const lowbit_context *ctx) {
  * panels, an odd number so that groups and threads do not divide evenly): every group and
  * token block, with tail rows and a tail token block, on 1 and 2 threads, against the naive
  * product. */
-static void test_matmul_panel_groups(const lowbit_context *ctx) {
-    const int64_t m = 7 * LOWBIT_PANEL_ROWS + 5, k = 257, n = 3 * LOWBIT_MAX_NR + 3, kpad = lowbit_padded_k(k);
+static void test_matmul_panel_groups_of(const lowbit_context *ctx, int64_t m, int64_t k, int64_t n) {
+    const int64_t kpad = lowbit_padded_k(k);
     int8_t *wv = xmalloc(m * k), *x = xmalloc(n * kpad);
     int32_t *y = xmalloc(n * m * 4), *want = xmalloc(n * m * 4);
     for (int64_t i = 0; i < n * kpad; i++) x[i] = (i % kpad) < k ? (int8_t)rand_int(-127, 127) : 0;
@@ -703,13 +703,21 @@ static void test_matmul_panel_groups(const lowbit_context *ctx) {
                 lowbit_set_reused_group_bytes(panels * panel_bytes);
                 memset(y, 0, n * m * 4);
                 CHECK(lowbit_matmul_s32(&c, &pw, x, n, kpad, y, m) == LOWBIT_OK, "matmul_s32 status");
-                CHECK(memcmp(y, want, n * m * 4) == 0, "%s: groups of %d panels, %d threads differ", f->name, panels,
-                      threads);
+                CHECK(memcmp(y, want, n * m * 4) == 0, "%s: %lld tokens, groups of %d panels, %d threads differ", f->name,
+                      (long long)n, panels, threads);
             }
         lowbit_set_reused_group_bytes(0);
         free(packed);
     }
     free(wv), free(x), free(y), free(want);
+}
+
+/* A thread keeps each token's zero-point correction across the panel groups it passes over
+ * (up to 4096 tokens; past that it takes them again in every group): both ways, with groups
+ * of one and three panels. */
+static void test_matmul_panel_groups(const lowbit_context *ctx) {
+    test_matmul_panel_groups_of(ctx, 7 * LOWBIT_PANEL_ROWS + 5, 257, 3 * LOWBIT_MAX_NR + 3);
+    test_matmul_panel_groups_of(ctx, 3 * LOWBIT_PANEL_ROWS + 1, 33, 4096 + 11);
 }
 
 /* Large enough that both the activation quantizer and the matmul pass their work grain
@@ -1113,6 +1121,21 @@ static void test_layers(const lowbit_context *ctx) {
     CHECK(lowbit_silu_forward(ctx, &one_value, 0, &out) == LOWBIT_ERR_SHAPE, "silu of nothing accepted");
 }
 
+/* Every test, on the kernels of one context. */
+static void test_context(const lowbit_context *ctx) {
+    const int before = failed;
+    for (size_t i = 0; i < sizeof kernel_tests / sizeof kernel_tests[0]; i++) kernel_tests[i](ctx->table);
+    test_quantizers(ctx);
+    test_pack_and_matmul(ctx);
+    test_linear_and_threads(ctx);
+    test_matmul_panel_groups(ctx);
+    test_matmul_epilogue(ctx);
+    test_matmul_quantized(ctx);
+    test_gemm(ctx);
+    test_layers(ctx);
+    printf("%-11s %s\n", current_isa, failed == before ? "ok" : "FAILED");
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) rng_state = strtoull(argv[1], NULL, 10) | 1;
     lowbit_context_init(&scalar_ctx, LOWBIT_ISA_SCALAR, 1);
@@ -1126,18 +1149,16 @@ int main(int argc, char **argv) {
             continue;
         }
         current_isa = lowbit_isa_name((lowbit_isa)isa);
-        const int before = failed;
-        for (size_t i = 0; i < sizeof kernel_tests / sizeof kernel_tests[0]; i++) kernel_tests[i](ctx.table);
-        test_quantizers(&ctx);
-        test_pack_and_matmul(&ctx);
-        test_linear_and_threads(&ctx);
-        test_matmul_panel_groups(&ctx);
-        test_matmul_epilogue(&ctx);
-        test_matmul_quantized(&ctx);
-        test_gemm(&ctx);
-        test_layers(&ctx);
-        printf("%-11s %s\n", current_isa, failed == before ? "ok" : "FAILED");
+        test_context(&ctx);
         ran++;
+        if (isa == LOWBIT_ISA_AVX512VNNI && lowbit_cpu_has_gfni()) {
+            /* the context took the GFNI dot kernels: the table without them too */
+            static lowbit_kernel_table plain;
+            lowbit_table_build(&plain, LOWBIT_ISA_AVX512VNNI, 0);
+            ctx.table = &plain;
+            current_isa = "avx512vnni without gfni";
+            test_context(&ctx);
+        }
     }
     test_expf();
     CHECK(ran >= 1, "no ISA ran");
