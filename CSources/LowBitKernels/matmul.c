@@ -1,8 +1,8 @@
 /* The packed matmul, written once for every ISA: tiling, threading, the zero-point
- * correction and the fused dequantize. Only the inner dot (one 16-row panel times up to
- * 8 tokens over a range of K) is ISA code.
+ * correction and the fused dequantize. Only the inner dot (one or two 16-row panels times up
+ * to LOWBIT_MAX_NR tokens over a range of K) is ISA code.
  *
- * Tiles are (8 tokens) x (a group of panels of 16 rows). Consecutive tiles share their
+ * Tiles are (a block of up to LOWBIT_MAX_NR tokens) x (a group of panels of 16 rows). Consecutive tiles share their
  * panel group, so every token block after the first reads the panels the first one brought
  * into cache: with several token blocks a group is half of L2 (BLIS's packed block of B). */
 #include "lowbit_internal.h"
@@ -13,6 +13,14 @@
 #endif
 
 enum { TILE_TOKENS = LOWBIT_MAX_NR, MAX_TILE_PANELS = 1024 };
+
+/* Tokens per token block for n tokens: as few blocks as TILE_TOKENS allows, of near-equal
+ * sizes (64 tokens are 11, 11, 11, 11, 11 and 9, not five 12s and a 4: a tile of few tokens
+ * decodes its weights for few dot products). */
+static int64_t block_tokens(int64_t n) {
+    const int64_t blocks = (n + TILE_TOKENS - 1) / TILE_TOKENS;
+    return (n + blocks - 1) / blocks;
+}
 
 /* Multiply-adds each thread must get before a call splits (see lowbit_threads_for_work).
  * Measured with `lowbit bench kernels` on the classifier's shapes (N = 29): a 64 x 64 layer
@@ -42,7 +50,7 @@ typedef struct {
     const lowbit_packed_weights *w;
     lowbit_dot_b1_fn dot;
     const int8_t *x;
-    int64_t n, ldx, kpad, panels, tile_panels, token_blocks, group, groups;
+    int64_t n, ldx, kpad, panels, tile_panels, block_tokens, token_blocks, group, groups;
     const float *x_scales, *bias;
     const lowbit_epilogue *epilogue; /* with yf: applied to a tile's rows after its last group */
     float *yf;   /* fused dequantize output (with q: this thread's rows of the workspace), or */
@@ -150,12 +158,12 @@ static void run_tiles(void *arg, int64_t begin, int64_t end) {
      * has 16 groups: with one scale group and few enough tokens, each thread takes them once
      * (they were 5 % of the call) and keeps them here, block b known once kept[b] is set. */
     uint32_t kept_corr[KEPT_CORRECTIONS];
-    uint8_t kept[KEPT_CORRECTIONS / TILE_TOKENS];
+    uint8_t kept[(KEPT_CORRECTIONS + TILE_TOKENS - 1) / TILE_TOKENS];
     const int keeps = j->groups == 1 && j->n <= KEPT_CORRECTIONS;
     if (keeps) memset(kept, 0, (size_t)j->token_blocks);
     for (int64_t tile = begin; tile < end; tile++) {
-        const int64_t block = tile % j->token_blocks, i0 = block * TILE_TOKENS;
-        const int nr = (int)(j->n - i0 < TILE_TOKENS ? j->n - i0 : TILE_TOKENS);
+        const int64_t block = tile % j->token_blocks, i0 = block * j->block_tokens;
+        const int nr = (int)(j->n - i0 < j->block_tokens ? j->n - i0 : j->block_tokens);
         const int64_t p0 = (tile / j->token_blocks) * j->tile_panels;
         const int64_t p1 = p0 + j->tile_panels < j->panels ? p0 + j->tile_panels : j->panels;
         for (int64_t g = 0; g < j->groups; g++) {
@@ -174,7 +182,7 @@ static void run_tiles(void *arg, int64_t begin, int64_t end) {
                 for (int q = 0; q < np; q++) {
                     const int64_t row0 = (p + q) * LOWBIT_PANEL_ROWS, left = j->w->m - row0;
                     const int rows = left < LOWBIT_PANEL_ROWS ? (int)left : LOWBIT_PANEL_ROWS;
-                    const int32_t *accq = acc + q * TILE_TOKENS * LOWBIT_PANEL_ROWS;
+                    const int32_t *accq = acc + q * LOWBIT_MAX_NR * LOWBIT_PANEL_ROWS;
                     if (j->ys) store_s32(j, accq, row0, rows, i0, nr, corr);
                     else store_f32(j, accq, row0, rows, i0, nr, corr, g);
                 }
@@ -238,7 +246,7 @@ static int activations_valid(const int8_t *x, int64_t n, int64_t k, int64_t kpad
 
 /* The quantized output's rows per thread, at most: TILE_TOKENS rows of m floats each. */
 static int quantized_units(const lowbit_context *ctx, int64_t n, int64_t m, int64_t k) {
-    const int64_t blocks = (n + TILE_TOKENS - 1) / TILE_TOKENS;
+    const int64_t blocks = (n + block_tokens(n) - 1) / block_tokens(n);
     const int threads = lowbit_threads_for_work(ctx->threads, n * m * k, MATMUL_GRAIN);
     return threads < blocks ? threads : (int)blocks;
 }
@@ -255,7 +263,8 @@ static lowbit_status run(const lowbit_context *ctx, const lowbit_packed_weights 
     matmul_job j = {.t = ctx->table, .f = f, .w = w, .dot = lowbit_dot_for_bits(ctx->table, f->bits), .x = x,
                     .n = n, .ldx = ldx, .kpad = lowbit_padded_k(w->k),
                     .panels = (w->m + LOWBIT_PANEL_ROWS - 1) / LOWBIT_PANEL_ROWS,
-                    .token_blocks = (n + TILE_TOKENS - 1) / TILE_TOKENS, .group = w->k, .groups = 1,
+                    .block_tokens = block_tokens(n), .token_blocks = (n + block_tokens(n) - 1) / block_tokens(n),
+                    .group = w->k, .groups = 1,
                     .x_scales = x_scales, .bias = bias, .yf = yf, .ys = ys, .ldy = ldy, .q = q, .ldq = ldq,
                     .q_scales = q_scales};
     if (epilogue && (epilogue->silu || epilogue->residual)) {

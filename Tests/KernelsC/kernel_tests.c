@@ -713,10 +713,11 @@ static void test_matmul_panel_groups_of(const lowbit_context *ctx, int64_t m, in
 }
 
 /* A thread keeps each token's zero-point correction across the panel groups it passes over
- * (up to 4096 tokens; past that it takes them again in every group): both ways, with groups
- * of one and three panels. */
+ * (up to 4096 tokens, in as many token blocks as that takes; past that it takes them again in
+ * every group): both ways and at the limit, with groups of one and three panels. */
 static void test_matmul_panel_groups(const lowbit_context *ctx) {
     test_matmul_panel_groups_of(ctx, 7 * LOWBIT_PANEL_ROWS + 5, 257, 3 * LOWBIT_MAX_NR + 3);
+    test_matmul_panel_groups_of(ctx, 3 * LOWBIT_PANEL_ROWS + 1, 33, 4096);
     test_matmul_panel_groups_of(ctx, 3 * LOWBIT_PANEL_ROWS + 1, 33, 4096 + 11);
 }
 

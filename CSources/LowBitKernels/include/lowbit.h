@@ -56,8 +56,9 @@ extern "C" {
 #define LOWBIT_CHUNK_BYTES 64
 #define LOWBIT_K_ALIGN 32
 #define LOWBIT_MAX_K 65536
-/** Tokens one microkernel call handles at most. */
-#define LOWBIT_MAX_NR 8
+/** Tokens one microkernel call handles at most (AVX-512: 2 panels x 12 tokens = 24 of the 32
+ *  vector registers as accumulators). */
+#define LOWBIT_MAX_NR 12
 /** Panels one microkernel call handles at most. */
 #define LOWBIT_MAX_NP 2
 
