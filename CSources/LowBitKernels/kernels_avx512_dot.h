@@ -31,6 +31,33 @@ INLINE __m512i CAT(plane, LOWBIT_DOT_SUFFIX)(__m512i v, const int bits, const in
 #endif
 }
 
+/* With 9 to 12 tokens clang could hoist every activation broadcast of a chunk above the dot
+ * products and spill them (two panels, ternary at 11 tokens: 501 GOP/s against 674 at 10), so
+ * there a broadcast and the two dot products that use it are one asm statement (VNNI, clang or
+ * gcc). With 8 tokens or fewer clang's own schedule is 1-2 % faster. On one panel its schedule
+ * is the better one but for int8 at 12 tokens (461 against 628 at 11), where a vpdpbusd with
+ * an embedded broadcast gives 520. */
+#if LOWBIT_DOT_VNNI && (defined(__clang__) || defined(__GNUC__))
+#define LOWBIT_DOT_ASM 1
+#define DP_BROADCAST(acc, u, xp)                                                                        \
+    __asm__("vpdpbusd %[x]%{1to16%}, %[uu], %[a]"                                                      \
+            : [a] "+v"(acc)                                                                             \
+            : [uu] "v"(u), [x] "m"(*(const lowbit_unaligned_i32 *)(xp)))
+#define DP2_BROADCAST(acc0, acc1, u0, u1, xp)                                                           \
+    do {                                                                                                \
+        __m512i t_;                                                                                     \
+        __asm__("vpbroadcastd %[x], %[t]\n\t"                                                          \
+                "vpdpbusd %[t], %[v0], %[a0]\n\t"                                                      \
+                "vpdpbusd %[t], %[v1], %[a1]"                                                           \
+                : [a0] "+v"(acc0), [a1] "+v"(acc1), [t] "=&v"(t_)                                       \
+                : [v0] "v"(u0), [v1] "v"(u1), [x] "m"(*(const lowbit_unaligned_i32 *)(xp)));            \
+    } while (0)
+#else
+#define LOWBIT_DOT_ASM 0
+#define DP_BROADCAST(acc, u, xp) ((void)0)
+#define DP2_BROADCAST(acc0, acc1, u0, u1, xp) ((void)0)
+#endif
+
 /* acc += 4-way dot of unsigned codes u and signed bytes s; `full` = codes may exceed 15. */
 INLINE __m512i CAT(dp4, LOWBIT_DOT_SUFFIX)(__m512i acc, __m512i u, __m512i s, const int full) {
 #if LOWBIT_DOT_VNNI
@@ -86,10 +113,15 @@ INLINE void CAT(dot_tile, LOWBIT_DOT_SUFFIX)(const int bits, const int NR, const
             const __m512i codes0 = CODES(v0, p), codes1 = CODES(v1, p);                                 \
             const int8_t *xp = x + (c) * chunk_k + 4 * p;                                               \
             const int b = ((i) * planes + p) % NB;                                                      \
+            _Pragma("clang loop unroll(full)")                                                          \
             for (int j = 0; j < NR; j++) {                                                              \
+                if (LOWBIT_DOT_ASM && bits == 8 && NR == 12) { /* one panel: see DP_BROADCAST */        \
+                    DP_BROADCAST(a[0][b][j], codes0, xp + j * ldx);                                     \
+                    continue;                                                                           \
+                }                                                                                       \
                 const __m512i xb = _mm512_set1_epi32(lowbit_load_i32(xp + j * ldx));                    \
-                a[0][b][j] = CAT(dp4, LOWBIT_DOT_SUFFIX)(a[0][b][j], codes0, xb, bits == 8);                                     \
-                if (PN > 1) a[1][b][j] = CAT(dp4, LOWBIT_DOT_SUFFIX)(a[1][b][j], codes1, xb, bits == 8);                         \
+                a[0][b][j] = CAT(dp4, LOWBIT_DOT_SUFFIX)(a[0][b][j], codes0, xb, bits == 8);             \
+                if (PN > 1) a[1][b][j] = CAT(dp4, LOWBIT_DOT_SUFFIX)(a[1][b][j], codes1, xb, bits == 8); \
             }                                                                                           \
         }                                                                                               \
     } while (0)
@@ -117,7 +149,7 @@ INLINE void CAT(dot_tile, LOWBIT_DOT_SUFFIX)(const int bits, const int NR, const
  * products where 8 gave it 8 (with GFNI's one decode per plane, the dot went from 88 % to
  * 91 % of the peak on an Intel core whose decode shares vpdpbusd's ports). Every loop over
  * the tokens is unrolled by name: left to clang's heuristics at 12, the accumulators went to
- * memory. */
+ * memory; and from 9 tokens on, the broadcasts go through DP2_BROADCAST. */
 INLINE void CAT(dot_tile2, LOWBIT_DOT_SUFFIX)(const int bits, const int NR, int64_t chunks,
                                                const uint8_t *restrict w, int64_t panel_stride,
                                                const int8_t *restrict x, int64_t ldx, int32_t *restrict acc) {
@@ -137,21 +169,10 @@ INLINE void CAT(dot_tile2, LOWBIT_DOT_SUFFIX)(const int bits, const int NR, int6
             const int8_t *xp = x + c * chunk_k + 4 * p;
             _Pragma("clang loop unroll(full)")
             for (int j = 0; j < NR; j++) {
-#if LOWBIT_DOT_VNNI && defined(__clang__)
-                if (NR > 8) {
-                    /* the broadcast and its two dot products as one unit: left to clang, with 9
-                     * to 12 tokens it could hoist every broadcast of a chunk above the dot
-                     * products and spill them (ternary at 11 tokens: 501 GOP/s, 674 at 10);
-                     * with 8 or fewer its own schedule is 1-2 % faster */
-                    __m512i t;
-                    __asm__("vpbroadcastd %[x], %[t]\n\t"
-                            "vpdpbusd %[t], %[u0], %[a0]\n\t"
-                            "vpdpbusd %[t], %[u1], %[a1]"
-                            : [a0] "+v"(a0[j]), [a1] "+v"(a1[j]), [t] "=&v"(t)
-                            : [u0] "v"(c0), [u1] "v"(c1), [x] "m"(*(const lowbit_unaligned_i32 *)(xp + j * ldx)));
+                if (LOWBIT_DOT_ASM && NR > 8) {
+                    DP2_BROADCAST(a0[j], a1[j], c0, c1, xp + j * ldx);
                     continue;
                 }
-#endif
                 const __m512i xb = _mm512_set1_epi32(lowbit_load_i32(xp + j * ldx));
                 a0[j] = CAT(dp4, LOWBIT_DOT_SUFFIX)(a0[j], c0, xb, bits == 8);
                 a1[j] = CAT(dp4, LOWBIT_DOT_SUFFIX)(a1[j], c1, xb, bits == 8);
