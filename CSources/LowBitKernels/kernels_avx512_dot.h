@@ -231,3 +231,44 @@ DEFINE_DOT(2)
 DEFINE_DOT(4)
 DEFINE_DOT(8)
 #undef DEFINE_DOT
+
+#if LOWBIT_DOT_ASM
+/* dot_wide: one panel of 1- or 2-bit codes, NR tokens interleaved by 4 columns (lowbit_kernels.def), each
+ * vpdpbusd taking its token's 4 bytes by an embedded broadcast at a constant offset. Up to 24
+ * tokens: 24 accumulators, and each decoded plane feeds 24 dot products, so the decode (one
+ * operation per plane with GFNI, on the ports vpdpbusd needs) is 1 in 25 of those ports'
+ * operations where the 2-panel tile of 12 tokens makes it 1 in 13. From activation rows
+ * ldx apart the same tile ran at 60 % of the dot peak: 24 row addresses are more than the
+ * registers, clang chained them through adds, and rows 4 KB apart share L1 sets. */
+INLINE void CAT(dot_wide_tile, LOWBIT_DOT_SUFFIX)(const int bits, const int NR, int64_t chunks,
+                                                   const uint8_t *restrict w, const int8_t *restrict xi,
+                                                   int32_t *restrict acc) {
+    const int planes = 8 / bits;
+    const __m512i mask = _mm512_set1_epi8((char)((1 << bits) - 1));
+    __m512i a[LOWBIT_WIDE_NR];
+    _Pragma("clang loop unroll(full)")
+    for (int j = 0; j < NR; j++) a[j] = _mm512_setzero_si512();
+    for (int64_t c = 0; c < chunks; c++) {
+        const __m512i v = _mm512_loadu_si512((const void *)(w + c * 64));
+        _Pragma("clang loop unroll(full)")
+        for (int p = 0; p < planes; p++) {
+            const __m512i u = CAT(plane, LOWBIT_DOT_SUFFIX)(v, bits, p, mask);
+            const int8_t *xp = xi + (c * planes + p) * NR * 4;
+            _Pragma("clang loop unroll(full)")
+            for (int j = 0; j < NR; j++) DP_BROADCAST(a[j], u, xp + j * 4);
+        }
+    }
+    _Pragma("clang loop unroll(full)")
+    for (int j = 0; j < NR; j++) _mm512_storeu_si512((void *)(acc + 16 * j), a[j]);
+}
+
+#define WIDE_CASES(B)                                                                                       switch (nr) {                                                                                           WIDE_CASE(B, 1) WIDE_CASE(B, 2) WIDE_CASE(B, 3) WIDE_CASE(B, 4) WIDE_CASE(B, 5) WIDE_CASE(B, 6)         WIDE_CASE(B, 7) WIDE_CASE(B, 8) WIDE_CASE(B, 9) WIDE_CASE(B, 10) WIDE_CASE(B, 11) WIDE_CASE(B, 12)      WIDE_CASE(B, 13) WIDE_CASE(B, 14) WIDE_CASE(B, 15) WIDE_CASE(B, 16) WIDE_CASE(B, 17)                    WIDE_CASE(B, 18) WIDE_CASE(B, 19) WIDE_CASE(B, 20) WIDE_CASE(B, 21) WIDE_CASE(B, 22)                    WIDE_CASE(B, 23) default: WIDE_CASE(B, 24)                                                              }
+#define WIDE_CASE(B, R)                                                                                     case R: CAT(dot_wide_tile, LOWBIT_DOT_SUFFIX)(B, R, chunks, w, xi, acc); break;
+static void CAT(dot_wide, LOWBIT_DOT_SUFFIX)(int bits, int64_t chunks, const uint8_t *restrict w,
+                                              const int8_t *restrict xi, int nr, int32_t *restrict acc) {
+    if (bits == 1) { WIDE_CASES(1) }
+    else { WIDE_CASES(2) }
+}
+#undef WIDE_CASE
+#undef WIDE_CASES
+#endif

@@ -31,6 +31,9 @@ void lowbit_table_init_avx512gfni(lowbit_kernel_table *t) {
     t->name = name##_avx512gfni;  \
     t->name##_isa = LOWBIT_ISA_AVX512VNNI;
     SET(dot_b1) SET(dot_b2) SET(dot_b4)
+#if LOWBIT_DOT_ASM
+    SET(dot_wide)
+#endif
 #undef SET
     (void)dot_b8_avx512gfni; /* no planes to decode: the avx512vnni one is the same code */
 }

@@ -27,6 +27,9 @@ void lowbit_table_init_avx512vnni(lowbit_kernel_table *t) {
     t->name = name##_avx512vnni;  \
     t->name##_isa = LOWBIT_ISA_AVX512VNNI;
     SET(dot_b1) SET(dot_b2) SET(dot_b4) SET(dot_b8)
+#if LOWBIT_DOT_ASM
+    SET(dot_wide)
+#endif
 #undef SET
 }
 #endif

@@ -69,6 +69,22 @@ DEFINE_DOT(2)
 DEFINE_DOT(4)
 DEFINE_DOT(8)
 
+void lowbit_dot_wide_scalar(int bits, int64_t chunks, const uint8_t *restrict w, const int8_t *restrict xi, int nr,
+                            int32_t *restrict acc) {
+    const int chunk_k = 32 / bits, mask = (1 << bits) - 1;
+    for (int j = 0; j < nr; j++)
+        for (int r = 0; r < LOWBIT_PANEL_ROWS; r++) {
+            int32_t s = 0;
+            for (int64_t col = 0; col < chunks * chunk_k; col++) {
+                const uint8_t *wc = w + col / chunk_k * LOWBIT_CHUNK_BYTES + r * 4;
+                const int kk = (int)(col % chunk_k);
+                const int code = (wc[kk % 4] >> ((kk / 4) * bits)) & mask;
+                s += code * xi[((col / 4) * nr + j) * 4 + col % 4];
+            }
+            acc[j * LOWBIT_PANEL_ROWS + r] = s;
+        }
+}
+
 void lowbit_table_init_scalar(lowbit_kernel_table *t) {
 #define LOWBIT_KERNEL(name, ret, params) \
     t->name = lowbit_##name##_scalar;    \

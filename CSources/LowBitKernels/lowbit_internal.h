@@ -46,6 +46,9 @@ void lowbit_table_build(lowbit_kernel_table *t, lowbit_isa isa, int gfni);
 /** Whether this CPU has GFNI (with AVX-512 VNNI: whether contexts use its dot kernels). */
 int lowbit_cpu_has_gfni(void);
 
+/** Tokens of a dot_wide tile, at most (24 accumulators of AVX-512's 32 registers). */
+#define LOWBIT_WIDE_NR 24
+
 /** The dot kernel for `bits` bits per code. */
 static inline lowbit_dot_b1_fn lowbit_dot_for_bits(const lowbit_kernel_table *t, int bits) {
     switch (bits) {

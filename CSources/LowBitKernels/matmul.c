@@ -1,10 +1,13 @@
 /* The packed matmul, written once for every ISA: tiling, threading, the zero-point
  * correction and the fused dequantize. Only the inner dot (one or two 16-row panels times up
- * to LOWBIT_MAX_NR tokens over a range of K) is ISA code.
+ * to LOWBIT_MAX_NR tokens over a range of K, or one panel times up to LOWBIT_WIDE_NR
+ * interleaved tokens) is ISA code.
  *
- * Tiles are (a block of up to LOWBIT_MAX_NR tokens) x (a group of panels of 16 rows). Consecutive tiles share their
- * panel group, so every token block after the first reads the panels the first one brought
- * into cache: with several token blocks a group is half of L2 (BLIS's packed block of B). */
+ * Tiles are (a block of tokens) x (a group of panels of 16 rows). Consecutive tiles share
+ * their panel group, so every token block after the first reads the panels the first one
+ * brought into cache: with several token blocks a group is half of L2 (BLIS's packed block
+ * of B). Where the ISA has a dot_wide kernel, a token block for 1- or 2-bit weights is copied
+ * interleaved (BLIS's packed block of A) for it. */
 #include "lowbit_internal.h"
 #include <float.h>
 #include <stdint.h>
@@ -12,13 +15,17 @@
 #include <emmintrin.h>
 #endif
 
-enum { TILE_TOKENS = LOWBIT_MAX_NR, MAX_TILE_PANELS = 1024 };
+enum { TILE_TOKENS = LOWBIT_MAX_NR, MOST_TOKENS = LOWBIT_WIDE_NR, MAX_TILE_PANELS = 1024 };
 
-/* Tokens per token block for n tokens: as few blocks as TILE_TOKENS allows, of near-equal
- * sizes (64 tokens are 11, 11, 11, 11, 11 and 9, not five 12s and a 4: a tile of few tokens
- * decodes its weights for few dot products). */
-static int64_t block_tokens(int64_t n) {
-    const int64_t blocks = (n + TILE_TOKENS - 1) / TILE_TOKENS;
+/* The columns of one wide tile's interleaved copy, at most: 24 tokens of 4096 (96 KB of
+ * stack); a group of more columns keeps the dot_bB tiles. */
+#define WIDE_MAX_K 4096
+
+/* Tokens per token block for n tokens and tiles of at most `most`: as few blocks as that
+ * allows, of near-equal sizes (64 tokens are 11, 11, 11, 11, 11 and 9, not five 12s and a
+ * 4: a tile of few tokens decodes its weights for few dot products). */
+static int64_t block_tokens(int64_t n, int64_t most) {
+    const int64_t blocks = (n + most - 1) / most;
     return (n + blocks - 1) / blocks;
 }
 
@@ -51,6 +58,7 @@ typedef struct {
     lowbit_dot_b1_fn dot;
     const int8_t *x;
     int64_t n, ldx, kpad, panels, tile_panels, block_tokens, token_blocks, group, groups;
+    int wide;    /* tiles of one panel and up to LOWBIT_WIDE_NR tokens, by t->dot_wide */
     const float *x_scales, *bias;
     const lowbit_epilogue *epilogue; /* with yf: applied to a tile's rows after its last group */
     float *yf;   /* fused dequantize output (with q: this thread's rows of the workspace), or */
@@ -146,6 +154,36 @@ static void apply_epilogue(const matmul_job *j, int64_t i0, int nr, int64_t row0
     }
 }
 
+/* Columns [0, cols) of nr rows x + j*ldx interleaved by 4 columns, as dot_wide takes them:
+ * xi + (g*nr + j)*4 holds row j's columns 4g..4g+3 (cols is a multiple of 8). SSE2 moves
+ * 4 rows x 4 groups at a time as a 4 x 4 transpose of int32; a scalar loop, the rest. */
+static void interleave_rows(const int8_t *restrict x, int64_t ldx, int nr, int64_t cols, int8_t *restrict xi) {
+    const int64_t groups = cols / 4;
+    int j = 0;
+#if defined(__SSE2__)
+    for (; j + 4 <= nr; j += 4) {
+        const int8_t *r = x + j * ldx;
+        int64_t g = 0;
+        for (; g + 4 <= groups; g += 4) {
+            const __m128i r0 = _mm_loadu_si128((const __m128i *)(r + 4 * g)),
+                          r1 = _mm_loadu_si128((const __m128i *)(r + ldx + 4 * g)),
+                          r2 = _mm_loadu_si128((const __m128i *)(r + 2 * ldx + 4 * g)),
+                          r3 = _mm_loadu_si128((const __m128i *)(r + 3 * ldx + 4 * g));
+            const __m128i t0 = _mm_unpacklo_epi32(r0, r1), t1 = _mm_unpacklo_epi32(r2, r3),
+                          t2 = _mm_unpackhi_epi32(r0, r1), t3 = _mm_unpackhi_epi32(r2, r3);
+            _mm_storeu_si128((__m128i *)(xi + (g * nr + j) * 4), _mm_unpacklo_epi64(t0, t1));
+            _mm_storeu_si128((__m128i *)(xi + ((g + 1) * nr + j) * 4), _mm_unpackhi_epi64(t0, t1));
+            _mm_storeu_si128((__m128i *)(xi + ((g + 2) * nr + j) * 4), _mm_unpacklo_epi64(t2, t3));
+            _mm_storeu_si128((__m128i *)(xi + ((g + 3) * nr + j) * 4), _mm_unpackhi_epi64(t2, t3));
+        }
+        for (; g < groups; g++)
+            for (int i = 0; i < 4; i++) memcpy(xi + (g * nr + j + i) * 4, r + i * ldx + 4 * g, 4);
+    }
+#endif
+    for (; j < nr; j++)
+        for (int64_t g = 0; g < groups; g++) memcpy(xi + (g * nr + j) * 4, x + j * ldx + 4 * g, 4);
+}
+
 /* Tokens whose zero-point corrections a thread keeps across its tiles (16 KB of stack). */
 enum { KEPT_CORRECTIONS = 4096 };
 
@@ -153,12 +191,12 @@ static void run_tiles(void *arg, int64_t begin, int64_t end) {
     const matmul_job *j = arg;
     const lowbit_format_traits *f = j->f;
     const int64_t panel_bytes = j->kpad / f->chunk_k * LOWBIT_CHUNK_BYTES;
-    int32_t acc[LOWBIT_MAX_NP * TILE_TOKENS * LOWBIT_PANEL_ROWS];
+    int32_t acc[(LOWBIT_MAX_NP * TILE_TOKENS > MOST_TOKENS ? LOWBIT_MAX_NP * TILE_TOKENS : MOST_TOKENS) * LOWBIT_PANEL_ROWS];
     /* A token block's corrections are the same in every panel group, and int8 at 4096 x 4096
      * has 16 groups: with one scale group and few enough tokens, each thread takes them once
      * (they were 5 % of the call) and keeps them here, block b known once kept[b] is set. */
     uint32_t kept_corr[KEPT_CORRECTIONS];
-    uint8_t kept[(KEPT_CORRECTIONS + TILE_TOKENS - 1) / TILE_TOKENS];
+    uint8_t kept[(KEPT_CORRECTIONS + TILE_TOKENS - 1) / TILE_TOKENS]; /* blocks have 12 tokens or more */
     const int keeps = j->groups == 1 && j->n <= KEPT_CORRECTIONS;
     if (keeps) memset(kept, 0, (size_t)j->token_blocks);
     for (int64_t tile = begin; tile < end; tile++) {
@@ -170,11 +208,24 @@ static void run_tiles(void *arg, int64_t begin, int64_t end) {
             const int64_t k0 = g * j->group, k1 = k0 + j->group < j->w->k ? k0 + j->group : j->w->k;
             const int64_t c0 = k0 / f->chunk_k, c1 = (k1 + f->chunk_k - 1) / f->chunk_k;
             /* the zero-point correction of each token, zero_point * sum(x), the same for every panel */
-            uint32_t own[TILE_TOKENS], *corr = keeps ? kept_corr + i0 : own;
+            uint32_t own[MOST_TOKENS], *corr = keeps ? kept_corr + i0 : own;
             if (!keeps || !kept[block])
                 for (int i = 0; i < nr; i++)
                     corr[i] = (uint32_t)f->zero_point * (uint32_t)byte_sum(j->x + (i0 + i) * j->ldx + k0, k1 - k0);
             if (keeps) kept[block] = 1;
+            if (j->wide) {
+                const int64_t cols = (c1 - c0) * f->chunk_k;
+                int8_t xi[nr * cols]; /* at most MOST_TOKENS x WIDE_MAX_K bytes */
+                interleave_rows(j->x + i0 * j->ldx + k0, j->ldx, nr, cols, xi);
+                for (int64_t p = p0; p < p1; p++) {
+                    j->t->dot_wide(f->bits, c1 - c0, j->w->data + p * panel_bytes + c0 * LOWBIT_CHUNK_BYTES, xi, nr, acc);
+                    const int64_t row0 = p * LOWBIT_PANEL_ROWS, left = j->w->m - row0;
+                    const int rows = left < LOWBIT_PANEL_ROWS ? (int)left : LOWBIT_PANEL_ROWS;
+                    if (j->ys) store_s32(j, acc, row0, rows, i0, nr, corr);
+                    else store_f32(j, acc, row0, rows, i0, nr, corr, g);
+                }
+                continue;
+            }
             for (int64_t p = p0; p < p1; p += LOWBIT_MAX_NP) {
                 const int np = p1 - p < LOWBIT_MAX_NP ? (int)(p1 - p) : LOWBIT_MAX_NP;
                 j->dot(c1 - c0, j->w->data + p * panel_bytes + c0 * LOWBIT_CHUNK_BYTES, panel_bytes, np,
@@ -246,7 +297,7 @@ static int activations_valid(const int8_t *x, int64_t n, int64_t k, int64_t kpad
 
 /* The quantized output's rows per thread, at most: TILE_TOKENS rows of m floats each. */
 static int quantized_units(const lowbit_context *ctx, int64_t n, int64_t m, int64_t k) {
-    const int64_t blocks = (n + block_tokens(n) - 1) / block_tokens(n);
+    const int64_t tokens = block_tokens(n, TILE_TOKENS), blocks = (n + tokens - 1) / tokens;
     const int threads = lowbit_threads_for_work(ctx->threads, n * m * k, MATMUL_GRAIN);
     return threads < blocks ? threads : (int)blocks;
 }
@@ -263,7 +314,6 @@ static lowbit_status run(const lowbit_context *ctx, const lowbit_packed_weights 
     matmul_job j = {.t = ctx->table, .f = f, .w = w, .dot = lowbit_dot_for_bits(ctx->table, f->bits), .x = x,
                     .n = n, .ldx = ldx, .kpad = lowbit_padded_k(w->k),
                     .panels = (w->m + LOWBIT_PANEL_ROWS - 1) / LOWBIT_PANEL_ROWS,
-                    .block_tokens = block_tokens(n), .token_blocks = (n + block_tokens(n) - 1) / block_tokens(n),
                     .group = w->k, .groups = 1,
                     .x_scales = x_scales, .bias = bias, .yf = yf, .ys = ys, .ldy = ldy, .q = q, .ldq = ldq,
                     .q_scales = q_scales};
@@ -283,6 +333,17 @@ static lowbit_status run(const lowbit_context *ctx, const lowbit_packed_weights 
         if (!all_finite(j.t, x_scales, n) || !all_finite(j.t, w->scales, w->m * j.groups) || (bias && !all_finite(j.t, bias, w->m)))
             return LOWBIT_ERR_NONFINITE;
     }
+    /* Wide tiles: with more tokens than a dot_bB tile holds, 1- or 2-bit codes, the ISA's own
+     * kernel (the scalar twin gains nothing), and each tile writing rows of its own (q's
+     * workspace has TILE_TOKENS rows per thread). The copy costs a tile a pass over its
+     * tokens' columns per panel group: on 4096 x 4096 (best of 5, 1 thread) binary gained 4 %,
+     * ternary 1-2 %, and int4, whose group of 1 MB holds half the rows of ternary's, nothing
+     * (its 4-bit planes are decoded with the same one operation, so it keeps dot_b4). */
+    j.wide = !q && f->bits <= 2 && n > TILE_TOKENS && j.t->dot_wide_isa != LOWBIT_ISA_SCALAR && j.group <= WIDE_MAX_K;
+    j.block_tokens = block_tokens(n, j.wide ? MOST_TOKENS : TILE_TOKENS);
+    /* a multiple of 4, all interleaved by interleave_rows' transposes (64 = 24 + 24 + 16) */
+    if (j.wide) j.block_tokens = (j.block_tokens + 3) / 4 * 4;
+    j.token_blocks = (n + j.block_tokens - 1) / j.block_tokens;
     if (q) { /* every tile takes its tokens' whole rows: one panel group, token blocks over the threads */
         j.tile_panels = j.panels;
         quantized_job qj = {&j, quantized_units(ctx, n, w->m, w->k)};

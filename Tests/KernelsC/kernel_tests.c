@@ -238,6 +238,36 @@ static void test_dot(const lowbit_kernel_table *t, int bits) {
             }
     }
 }
+/* dot_wide against its scalar twin, and the twin against dot_bB's on the same rows (the
+ * contract: what dot_bB gives for one panel). */
+static void test_kernel_dot_wide(const lowbit_kernel_table *t) {
+    static const int64_t chunk_counts[] = {1, 2, 3, 7, 8, 9, 17};
+    for (int bits = 1; bits <= 2; bits++)
+        for (size_t ci = 0; ci < sizeof chunk_counts / sizeof chunk_counts[0]; ci++)
+            for (int nr = 1; nr <= LOWBIT_WIDE_NR; nr++) {
+                const int64_t chunks = chunk_counts[ci], cols = chunks * (32 / bits), ldx = cols + rand_int(0, 9);
+                uint8_t *w = xmalloc((size_t)chunks * 64);
+                int8_t *x = xmalloc((size_t)(nr * ldx)), *xi = xmalloc((size_t)(nr * cols));
+                for (int64_t i = 0; i < chunks * 64; i++) w[i] = i < 64 ? 0xFF : (uint8_t)next_u64();
+                for (int64_t i = 0; i < nr * ldx; i++)
+                    x[i] = (int8_t)(rand_int(0, 3) == 0 ? (rand_int(0, 1) ? 127 : -127) : rand_int(-127, 127));
+                for (int j = 0; j < nr; j++)
+                    for (int64_t c = 0; c < cols; c++) xi[((c / 4) * nr + j) * 4 + c % 4] = x[j * ldx + c];
+                int32_t a[LOWBIT_WIDE_NR * 16], b[LOWBIT_WIDE_NR * 16], rows[LOWBIT_MAX_NR * 16];
+                t->dot_wide(bits, chunks, w, xi, nr, a);
+                lowbit_dot_wide_scalar(bits, chunks, w, xi, nr, b);
+                CHECK(memcmp(a, b, (size_t)nr * 16 * sizeof(int32_t)) == 0, "dot_wide bits=%d chunks=%lld nr=%d differs",
+                      bits, (long long)chunks, nr);
+                const lowbit_dot_b1_fn ref = bits == 1 ? lowbit_dot_b1_scalar : lowbit_dot_b2_scalar;
+                for (int j0 = 0; j0 < nr; j0 += LOWBIT_MAX_NR) {
+                    const int part = nr - j0 < LOWBIT_MAX_NR ? nr - j0 : LOWBIT_MAX_NR;
+                    ref(chunks, w, 0, 1, x + j0 * ldx, ldx, part, rows);
+                    CHECK(memcmp(b + j0 * 16, rows, (size_t)part * 16 * sizeof(int32_t)) == 0,
+                          "dot_wide_scalar bits=%d chunks=%lld nr=%d differs from dot_b%d", bits, (long long)chunks, nr, bits);
+                }
+                free(w), free(x), free(xi);
+            }
+}
 static void test_kernel_dot_b1(const lowbit_kernel_table *t) { test_dot(t, 1); }
 static void test_kernel_dot_b2(const lowbit_kernel_table *t) { test_dot(t, 2); }
 static void test_kernel_dot_b4(const lowbit_kernel_table *t) { test_dot(t, 4); }
