@@ -233,7 +233,7 @@ DEFINE_DOT(8)
 #undef DEFINE_DOT
 
 #if LOWBIT_DOT_ASM
-/* dot_wide: one panel of 1- or 2-bit codes, NR tokens interleaved by 4 columns (lowbit_kernels.def), each
+/* dot_wide: one panel of 1-, 2- or 4-bit codes, NR tokens interleaved by 4 columns (lowbit_kernels.def), each
  * vpdpbusd taking its token's 4 bytes by an embedded broadcast at a constant offset. Up to 24
  * tokens: 24 accumulators, and each decoded plane feeds 24 dot products, so the decode (one
  * operation per plane with GFNI, on the ports vpdpbusd needs) is 1 in 25 of those ports'
@@ -267,7 +267,8 @@ INLINE void CAT(dot_wide_tile, LOWBIT_DOT_SUFFIX)(const int bits, const int NR, 
 static void CAT(dot_wide, LOWBIT_DOT_SUFFIX)(int bits, int64_t chunks, const uint8_t *restrict w,
                                               const int8_t *restrict xi, int nr, int32_t *restrict acc) {
     if (bits == 1) { WIDE_CASES(1) }
-    else { WIDE_CASES(2) }
+    else if (bits == 2) { WIDE_CASES(2) }
+    else { WIDE_CASES(4) }
 }
 #undef WIDE_CASE
 #undef WIDE_CASES

@@ -6,8 +6,8 @@
  * Tiles are (a block of tokens) x (a group of panels of 16 rows). Consecutive tiles share
  * their panel group, so every token block after the first reads the panels the first one
  * brought into cache: with several token blocks a group is half of L2 (BLIS's packed block
- * of B). Where the ISA has a dot_wide kernel, a token block for 1- or 2-bit weights is copied
- * interleaved (BLIS's packed block of A) for it. */
+ * of B). Where the ISA has a dot_wide kernel, token blocks are copied interleaved for it
+ * (BLIS's packed block of A): by each tile, or once per call into a caller's workspace. */
 #include "lowbit_internal.h"
 #include <float.h>
 #include <stdint.h>
@@ -59,6 +59,8 @@ typedef struct {
     const int8_t *x;
     int64_t n, ldx, kpad, panels, tile_panels, block_tokens, token_blocks, group, groups;
     int wide;    /* tiles of one panel and up to LOWBIT_WIDE_NR tokens, by t->dot_wide */
+    const int8_t *xi; /* with wide: every token block interleaved, block i0.. at xi + i0 * kpad; or
+                       * NULL, and each tile interleaves its own */
     const float *x_scales, *bias;
     const lowbit_epilogue *epilogue; /* with yf: applied to a tile's rows after its last group */
     float *yf;   /* fused dequantize output (with q: this thread's rows of the workspace), or */
@@ -215,8 +217,9 @@ static void run_tiles(void *arg, int64_t begin, int64_t end) {
             if (keeps) kept[block] = 1;
             if (j->wide) {
                 const int64_t cols = (c1 - c0) * f->chunk_k;
-                int8_t xi[nr * cols]; /* at most MOST_TOKENS x WIDE_MAX_K bytes */
-                interleave_rows(j->x + i0 * j->ldx + k0, j->ldx, nr, cols, xi);
+                int8_t own_xi[j->xi ? 1 : nr * cols]; /* at most MOST_TOKENS x WIDE_MAX_K bytes */
+                const int8_t *xi = j->xi ? j->xi + i0 * j->kpad + k0 * nr : own_xi;
+                if (!j->xi) interleave_rows(j->x + i0 * j->ldx + k0, j->ldx, nr, cols, own_xi);
                 for (int64_t p = p0; p < p1; p++) {
                     j->t->dot_wide(f->bits, c1 - c0, j->w->data + p * panel_bytes + c0 * LOWBIT_CHUNK_BYTES, xi, nr, acc);
                     const int64_t row0 = p * LOWBIT_PANEL_ROWS, left = j->w->m - row0;
@@ -302,9 +305,26 @@ static int quantized_units(const lowbit_context *ctx, int64_t n, int64_t m, int6
     return threads < blocks ? threads : (int)blocks;
 }
 
+/* The token blocks interleaved for dot_wide, each thread a contiguous share of them. */
+typedef struct {
+    const matmul_job *j;
+    int8_t *xi;
+} interleave_job;
+
+static void interleave_blocks(void *arg, int64_t begin, int64_t end) {
+    const interleave_job *ij = arg;
+    const matmul_job *j = ij->j;
+    for (int64_t b = begin; b < end; b++) {
+        const int64_t i0 = b * j->block_tokens;
+        const int nr = (int)(j->n - i0 < j->block_tokens ? j->n - i0 : j->block_tokens);
+        interleave_rows(j->x + i0 * j->ldx, j->ldx, nr, j->kpad, ij->xi + i0 * j->kpad);
+    }
+}
+
+/* xi: n * kpad bytes for the interleaved copy of every token block, or NULL. */
 static lowbit_status run(const lowbit_context *ctx, const lowbit_packed_weights *w, const int8_t *x, int64_t n,
                          int64_t ldx, const float *x_scales, const float *bias, const lowbit_epilogue *epilogue,
-                         float *yf, int32_t *ys, int64_t ldy, int8_t *q, int64_t ldq, float *q_scales) {
+                         float *yf, int32_t *ys, int64_t ldy, int8_t *q, int64_t ldq, float *q_scales, int8_t *xi) {
     if (!ctx || !w || !x || !w->data) return LOWBIT_ERR_ARGUMENT;
     const lowbit_format_traits *f = lowbit_format_get(w->format);
     if (!f) return LOWBIT_ERR_ARGUMENT;
@@ -333,17 +353,25 @@ static lowbit_status run(const lowbit_context *ctx, const lowbit_packed_weights 
         if (!all_finite(j.t, x_scales, n) || !all_finite(j.t, w->scales, w->m * j.groups) || (bias && !all_finite(j.t, bias, w->m)))
             return LOWBIT_ERR_NONFINITE;
     }
-    /* Wide tiles: with more tokens than a dot_bB tile holds, 1- or 2-bit codes, the ISA's own
+    /* Wide tiles: with more tokens than a dot_bB tile holds, 1- to 4-bit codes, the ISA's own
      * kernel (the scalar twin gains nothing), and each tile writing rows of its own (q's
-     * workspace has TILE_TOKENS rows per thread). The copy costs a tile a pass over its
+     * workspace has TILE_TOKENS rows per thread). A tile's own copy costs it a pass over its
      * tokens' columns per panel group: on 4096 x 4096 (best of 5, 1 thread) binary gained 4 %,
-     * ternary 1-2 %, and int4, whose group of 1 MB holds half the rows of ternary's, nothing
-     * (its 4-bit planes are decoded with the same one operation, so it keeps dot_b4). */
-    j.wide = !q && f->bits <= 2 && n > TILE_TOKENS && j.t->dot_wide_isa != LOWBIT_ISA_SCALAR && j.group <= WIDE_MAX_K;
+     * ternary 1-2 %, and int4, whose group of 1 MB holds half the rows of ternary's, nothing;
+     * so int4 takes wide tiles only with the copy made once per call (a workspace). */
+    const int own_wide = !q && n > TILE_TOKENS && j.t->dot_wide_isa != LOWBIT_ISA_SCALAR && f->bits < 8;
+    j.wide = own_wide && (xi || (f->bits <= 2 && j.group <= WIDE_MAX_K));
     j.block_tokens = block_tokens(n, j.wide ? MOST_TOKENS : TILE_TOKENS);
     /* a multiple of 4, all interleaved by interleave_rows' transposes (64 = 24 + 24 + 16) */
     if (j.wide) j.block_tokens = (j.block_tokens + 3) / 4 * 4;
     j.token_blocks = (n + j.block_tokens - 1) / j.block_tokens;
+    const int threads = lowbit_threads_for_work(ctx->threads, n * w->m * w->k, MATMUL_GRAIN);
+    if (j.wide && xi) {
+        interleave_job ij = {&j, xi};
+        lowbit_parallel_for(threads < j.token_blocks ? threads : (int)j.token_blocks, j.token_blocks,
+                            interleave_blocks, &ij);
+        j.xi = xi;
+    }
     if (q) { /* every tile takes its tokens' whole rows: one panel group, token blocks over the threads */
         j.tile_panels = j.panels;
         quantized_job qj = {&j, quantized_units(ctx, n, w->m, w->k)};
@@ -356,7 +384,6 @@ static lowbit_status run(const lowbit_context *ctx, const lowbit_packed_weights 
     const int64_t group_bytes = j.token_blocks > 1 ? reused_group_bytes() : LOWBIT_TILE_WEIGHT_BYTES;
     const int64_t panel_bytes = j.kpad / f->chunk_k * LOWBIT_CHUNK_BYTES, fit = group_bytes / panel_bytes;
     const int64_t cap = fit < 1 ? 1 : fit > MAX_TILE_PANELS ? MAX_TILE_PANELS : fit;
-    const int threads = lowbit_threads_for_work(ctx->threads, n * w->m * w->k, MATMUL_GRAIN);
     int64_t groups = (j.panels + cap - 1) / cap;
     groups = (groups + threads - 1) / threads * threads;
     if (groups > j.panels) groups = j.panels;
@@ -369,21 +396,21 @@ static lowbit_status run(const lowbit_context *ctx, const lowbit_packed_weights 
 lowbit_status lowbit_matmul_s32(const lowbit_context *ctx, const lowbit_packed_weights *w, const int8_t *x,
                                 int64_t n, int64_t ldx, int32_t *y, int64_t ldy) {
     if (!y) return LOWBIT_ERR_ARGUMENT;
-    return run(ctx, w, x, n, ldx, NULL, NULL, NULL, NULL, y, ldy, NULL, 0, NULL);
+    return run(ctx, w, x, n, ldx, NULL, NULL, NULL, NULL, y, ldy, NULL, 0, NULL, NULL);
 }
 
 lowbit_status lowbit_matmul_f32(const lowbit_context *ctx, const lowbit_packed_weights *w, const int8_t *x,
                                 int64_t n, int64_t ldx, const float *x_scales, const float *bias, float *y,
                                 int64_t ldy) {
     if (!y) return LOWBIT_ERR_ARGUMENT;
-    return run(ctx, w, x, n, ldx, x_scales, bias, NULL, y, NULL, ldy, NULL, 0, NULL);
+    return run(ctx, w, x, n, ldx, x_scales, bias, NULL, y, NULL, ldy, NULL, 0, NULL, NULL);
 }
 
 lowbit_status lowbit_matmul_f32_epilogue(const lowbit_context *ctx, const lowbit_packed_weights *w, const int8_t *x,
                                          int64_t n, int64_t ldx, const float *x_scales, const float *bias,
                                          const lowbit_epilogue *epilogue, float *y, int64_t ldy) {
     if (!y) return LOWBIT_ERR_ARGUMENT;
-    return run(ctx, w, x, n, ldx, x_scales, bias, epilogue, y, NULL, ldy, NULL, 0, NULL);
+    return run(ctx, w, x, n, ldx, x_scales, bias, epilogue, y, NULL, ldy, NULL, 0, NULL, NULL);
 }
 
 /* Whether one tile can take its tokens' whole rows as the tiled path takes them: all the panels
@@ -409,16 +436,19 @@ lowbit_status lowbit_matmul_quantized(const lowbit_context *ctx, const lowbit_pa
     const lowbit_format_traits *f = lowbit_format_get(w->format);
     if (!f) return LOWBIT_ERR_ARGUMENT;
     if (ldq < w->m) return LOWBIT_ERR_SHAPE;
-    if (whole_rows_fit(f, w)) return run(ctx, w, x, n, ldx, x_scales, bias, epilogue, workspace, NULL, w->m, q, ldq, q_scales);
-    const lowbit_status s = run(ctx, w, x, n, ldx, x_scales, bias, epilogue, workspace, NULL, w->m, NULL, 0, NULL);
+    if (whole_rows_fit(f, w)) return run(ctx, w, x, n, ldx, x_scales, bias, epilogue, workspace, NULL, w->m, q, ldq, q_scales, NULL);
+    const lowbit_status s = run(ctx, w, x, n, ldx, x_scales, bias, epilogue, workspace, NULL, w->m, NULL, 0, NULL, NULL);
     return s != LOWBIT_OK ? s : lowbit_quantize_activations(ctx, workspace, n, w->m, q, ldq, q_scales);
 }
 
 static size_t align64(size_t v) { return (v + 63) / 64 * 64; }
 
+/* The activations quantized [n, kpad], their scales, and room for the matmul's interleaved copy
+ * of them (dot_wide's tiles then take it once per call rather than once per panel group). */
 size_t lowbit_linear_workspace_size(int64_t n, int64_t k) {
     if (n <= 0 || k <= 0) return 0;
-    return align64((size_t)(n * lowbit_padded_k(k))) + (size_t)n * sizeof(float);
+    const size_t codes = (size_t)(n * lowbit_padded_k(k));
+    return align64(codes) + align64((size_t)n * sizeof(float)) + codes;
 }
 
 lowbit_status lowbit_linear_f32(const lowbit_context *ctx, const lowbit_packed_weights *w, const float *x,
@@ -426,11 +456,13 @@ lowbit_status lowbit_linear_f32(const lowbit_context *ctx, const lowbit_packed_w
     if (!w || !workspace) return LOWBIT_ERR_ARGUMENT;
     if (w->k <= 0 || w->k > LOWBIT_MAX_K || n <= 0) return LOWBIT_ERR_SHAPE;
     const int64_t kpad = lowbit_padded_k(w->k);
+    if (!y) return LOWBIT_ERR_ARGUMENT;
     int8_t *xq = workspace;
     float *xs = (float *)((char *)workspace + align64((size_t)(n * kpad)));
+    int8_t *xi = (int8_t *)xs + align64((size_t)n * sizeof(float));
     const lowbit_status st = lowbit_quantize_activations(ctx, x, n, w->k, xq, kpad, xs);
     if (st != LOWBIT_OK) return st;
-    return lowbit_matmul_f32(ctx, w, xq, n, kpad, xs, bias, y, w->m);
+    return run(ctx, w, xq, n, kpad, xs, bias, NULL, y, NULL, w->m, NULL, 0, NULL, xi);
 }
 
 size_t lowbit_gemm_s8_workspace_size(int64_t m, int64_t n, int64_t k) {

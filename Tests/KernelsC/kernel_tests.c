@@ -242,7 +242,7 @@ static void test_dot(const lowbit_kernel_table *t, int bits) {
  * contract: what dot_bB gives for one panel). */
 static void test_kernel_dot_wide(const lowbit_kernel_table *t) {
     static const int64_t chunk_counts[] = {1, 2, 3, 7, 8, 9, 17};
-    for (int bits = 1; bits <= 2; bits++)
+    for (int bits = 1; bits <= 4; bits *= 2)
         for (size_t ci = 0; ci < sizeof chunk_counts / sizeof chunk_counts[0]; ci++)
             for (int nr = 1; nr <= LOWBIT_WIDE_NR; nr++) {
                 const int64_t chunks = chunk_counts[ci], cols = chunks * (32 / bits), ldx = cols + rand_int(0, 9);
@@ -258,7 +258,7 @@ static void test_kernel_dot_wide(const lowbit_kernel_table *t) {
                 lowbit_dot_wide_scalar(bits, chunks, w, xi, nr, b);
                 CHECK(memcmp(a, b, (size_t)nr * 16 * sizeof(int32_t)) == 0, "dot_wide bits=%d chunks=%lld nr=%d differs",
                       bits, (long long)chunks, nr);
-                const lowbit_dot_b1_fn ref = bits == 1 ? lowbit_dot_b1_scalar : lowbit_dot_b2_scalar;
+                const lowbit_dot_b1_fn ref = bits == 1 ? lowbit_dot_b1_scalar : bits == 2 ? lowbit_dot_b2_scalar : lowbit_dot_b4_scalar;
                 for (int j0 = 0; j0 < nr; j0 += LOWBIT_MAX_NR) {
                     const int part = nr - j0 < LOWBIT_MAX_NR ? nr - j0 : LOWBIT_MAX_NR;
                     ref(chunks, w, 0, 1, x + j0 * ldx, ldx, part, rows);
@@ -772,6 +772,23 @@ static void test_linear_and_threads(const lowbit_context *ctx) {
         CHECK(lowbit_linear_f32(&one, &pw, x, n, NULL, y1, ws) == LOWBIT_OK, "linear %s", tr->name);
         CHECK(lowbit_linear_f32(&two, &pw, x, n, NULL, y2, ws) == LOWBIT_OK, "linear %s, 2 threads", tr->name);
         CHECK(memcmp(y1, y2, n * m * 4) == 0, "%s: 1 and 2 threads differ", tr->name);
+        /* the same as quantizing, then the scalar table's matmul (which interleaves nothing);
+         * int4 also with scale groups, whose tiles start inside the interleaved copy */
+        for (int64_t group = 0; group <= (f == LOWBIT_FORMAT_INT4 ? 32 : 0); group += 32) {
+            lowbit_context scalar;
+            CHECK(lowbit_context_init(&scalar, LOWBIT_ISA_SCALAR, 1) == LOWBIT_OK, "scalar context");
+            const int64_t kpad = lowbit_padded_k(k), groups = group ? (k + group - 1) / group : 1;
+            float *gs = xmalloc(m * groups * 4), *xs = xmalloc(n * 4);
+            for (int64_t i = 0; i < m * groups; i++) gs[i] = 0.01f + (float)rand_int(1, 100) / 100.0f;
+            int8_t *xq = xmalloc(n * kpad);
+            const lowbit_packed_weights gw = {.format = (lowbit_format)f, .m = m, .k = k, .group = group, .data = packed, .scales = gs};
+            CHECK(lowbit_linear_f32(ctx, &gw, x, n, NULL, y1, ws) == LOWBIT_OK, "linear %s group %lld", tr->name, (long long)group);
+            CHECK(lowbit_quantize_activations(&scalar, x, n, k, xq, kpad, xs) == LOWBIT_OK, "quantize");
+            CHECK(lowbit_matmul_f32(&scalar, &gw, xq, n, kpad, xs, NULL, y2, m) == LOWBIT_OK, "scalar matmul");
+            CHECK(memcmp(y1, y2, n * m * 4) == 0, "%s group %lld: linear differs from quantize + scalar matmul", tr->name,
+                  (long long)group);
+            free(gs), free(xs), free(xq);
+        }
         x[5] = INFINITY;
         CHECK(lowbit_linear_f32(&two, &pw, x, n, NULL, y1, ws) == LOWBIT_ERR_NONFINITE, "linear %s accepts Inf", tr->name);
         free(packed);
