@@ -198,7 +198,7 @@ static void run_tiles(void *arg, int64_t begin, int64_t end) {
      * has 16 groups: with one scale group and few enough tokens, each thread takes them once
      * (they were 5 % of the call) and keeps them here, block b known once kept[b] is set. */
     uint32_t kept_corr[KEPT_CORRECTIONS];
-    uint8_t kept[(KEPT_CORRECTIONS + TILE_TOKENS - 1) / TILE_TOKENS]; /* blocks have 12 tokens or more */
+    uint8_t kept[(KEPT_CORRECTIONS + TILE_TOKENS - 1) / TILE_TOKENS]; /* n tokens make ceil(n / 12) blocks at most */
     const int keeps = j->groups == 1 && j->n <= KEPT_CORRECTIONS;
     if (keeps) memset(kept, 0, (size_t)j->token_blocks);
     for (int64_t tile = begin; tile < end; tile++) {
@@ -359,8 +359,8 @@ static lowbit_status run(const lowbit_context *ctx, const lowbit_packed_weights 
      * tokens' columns per panel group: on 4096 x 4096 (best of 5, 1 thread) binary gained 4 %,
      * ternary 1-2 %, and int4, whose group of 1 MB holds half the rows of ternary's, nothing;
      * so int4 takes wide tiles only with the copy made once per call (a workspace). */
-    const int own_wide = !q && n > TILE_TOKENS && j.t->dot_wide_isa != LOWBIT_ISA_SCALAR && f->bits < 8;
-    j.wide = own_wide && (xi || (f->bits <= 2 && j.group <= WIDE_MAX_K));
+    const int wide_kernel = !q && n > TILE_TOKENS && j.t->dot_wide_isa != LOWBIT_ISA_SCALAR && f->bits < 8;
+    j.wide = wide_kernel && (xi || (f->bits <= 2 && j.group <= WIDE_MAX_K));
     j.block_tokens = block_tokens(n, j.wide ? MOST_TOKENS : TILE_TOKENS);
     /* a multiple of 4, all interleaved by interleave_rows' transposes (64 = 24 + 24 + 16) */
     if (j.wide) j.block_tokens = (j.block_tokens + 3) / 4 * 4;
