@@ -142,8 +142,9 @@ INLINE int32_t sum_bytes(const int8_t *restrict x, int64_t n) {
     return (int32_t)t;
 }
 
-/* One panel (two ymm of 8 rows) times NR <= 4 tokens. */
-INLINE void dot_tile(const int bits, const int NR, int64_t chunks, const uint8_t *restrict w,
+/* One panel (two ymm of 8 rows) times NR <= 4 tokens: sums of code * x, or with `values`
+ * (8-bit codes only) of (code - 128) * x, what the sign trick computes (dot_s8). */
+INLINE void dot_tile(const int bits, const int values, const int NR, int64_t chunks, const uint8_t *restrict w,
                      const int8_t *restrict x, int64_t ldx, int32_t *restrict acc) {
     const int planes = 8 / bits, chunk_k = 32 / bits;
     const __m256i mask = _mm256_set1_epi8((char)((1 << bits) - 1));
@@ -175,7 +176,7 @@ INLINE void dot_tile(const int bits, const int NR, int64_t chunks, const uint8_t
         }
     }
     for (int j = 0; j < NR; j++) {
-        if (bits == 8) { /* back from w * x to code * x */
+        if (bits == 8 && !values) { /* back from w * x to code * x */
             const __m256i corr = _mm256_set1_epi32(128 * sum_bytes(x + j * ldx, chunks * 4));
             a0[j] = _mm256_add_epi32(a0[j], corr);
             a1[j] = _mm256_add_epi32(a1[j], corr);
@@ -185,9 +186,24 @@ INLINE void dot_tile(const int bits, const int NR, int64_t chunks, const uint8_t
     }
 }
 
+INLINE void codes_tile(const int bits, const int NR, int64_t chunks, const uint8_t *restrict w,
+                       const int8_t *restrict x, int64_t ldx, int32_t *restrict acc) {
+    dot_tile(bits, 0, NR, chunks, w, x, ldx, acc);
+}
+
+INLINE void values_tile(const int bits, const int NR, int64_t chunks, const uint8_t *restrict w,
+                        const int8_t *restrict x, int64_t ldx, int32_t *restrict acc) {
+    dot_tile(bits, 1, NR, chunks, w, x, ldx, acc);
+}
+
 INLINE void dot_avx2(const int bits, int64_t chunks, const uint8_t *restrict w, const int8_t *restrict x,
                      int64_t ldx, int nr, int32_t *restrict acc) {
-    LOWBIT_TOKENS_BY_4(dot_tile, bits, chunks, w, x, ldx, nr, acc)
+    LOWBIT_TOKENS_BY_4(codes_tile, bits, chunks, w, x, ldx, nr, acc)
+}
+
+INLINE void values_avx2(const int bits, int64_t chunks, const uint8_t *restrict w, const int8_t *restrict x,
+                        int64_t ldx, int nr, int32_t *restrict acc) {
+    LOWBIT_TOKENS_BY_4(values_tile, bits, chunks, w, x, ldx, nr, acc)
 }
 
 #define DEFINE_DOT(B) LOWBIT_DEFINE_DOT_BY_PANEL(B, _avx2, dot_avx2)
@@ -195,6 +211,12 @@ DEFINE_DOT(1)
 DEFINE_DOT(2)
 DEFINE_DOT(4)
 DEFINE_DOT(8)
+
+static void dot_s8_avx2(int64_t chunks, const uint8_t *restrict w, int64_t panel_stride, int np,
+                        const int8_t *restrict x, int64_t ldx, int nr, int32_t *restrict acc) {
+    for (int q = 0; q < np; q++)
+        values_avx2(8, chunks, w + q * panel_stride, x, ldx, nr, acc + q * LOWBIT_MAX_NR * LOWBIT_PANEL_ROWS);
+}
 
 #if defined(__clang__)
 #pragma clang attribute pop
@@ -206,7 +228,7 @@ void lowbit_table_init_avx2(lowbit_kernel_table *t) {
 #define SET(name)              \
     t->name = name##_avx2;     \
     t->name##_isa = LOWBIT_ISA_AVX2;
-    SET(absmax) SET(sums) SET(quantize) SET(sign) SET(quantize_absmax) SET(quantize_sums) SET(sign_sums) SET(dot_b1) SET(dot_b2) SET(dot_b4) SET(dot_b8)
+    SET(absmax) SET(sums) SET(quantize) SET(sign) SET(quantize_absmax) SET(quantize_sums) SET(sign_sums) SET(dot_b1) SET(dot_b2) SET(dot_b4) SET(dot_b8) SET(dot_s8)
 #undef SET
 }
 #endif

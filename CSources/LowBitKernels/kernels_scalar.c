@@ -39,7 +39,8 @@ void lowbit_sign_scalar(const float *restrict x, int64_t n, float threshold, int
 
 LOWBIT_DEFINE_FUSED_BY_PARTS(, lowbit_, _scalar)
 
-static inline void dot_scalar(int bits, int64_t chunks, const uint8_t *restrict w, const int8_t *restrict x,
+/* sum of (code - offset) * x: offset 0 for dot_bB, 128 for dot_s8 */
+static inline void dot_scalar(int bits, int offset, int64_t chunks, const uint8_t *restrict w, const int8_t *restrict x,
                               int64_t ldx, int nr, int32_t *restrict acc) {
     const int chunk_k = 32 / bits, mask = (1 << bits) - 1;
     for (int j = 0; j < nr; j++) {
@@ -50,7 +51,7 @@ static inline void dot_scalar(int bits, int64_t chunks, const uint8_t *restrict 
                 const int8_t *xc = x + j * ldx + c * chunk_k;
                 for (int kk = 0; kk < chunk_k; kk++) {
                     const int code = (wc[kk % 4] >> ((kk / 4) * bits)) & mask;
-                    s += code * xc[kk];
+                    s += (code - offset) * xc[kk];
                 }
             }
             acc[j * LOWBIT_PANEL_ROWS + r] = s;
@@ -62,12 +63,18 @@ static inline void dot_scalar(int bits, int64_t chunks, const uint8_t *restrict 
     void lowbit_dot_b##B##_scalar(int64_t chunks, const uint8_t *restrict w, int64_t panel_stride, int np, \
                                   const int8_t *restrict x, int64_t ldx, int nr, int32_t *restrict acc) {  \
         for (int q = 0; q < np; q++)                                                                     \
-            dot_scalar(B, chunks, w + q * panel_stride, x, ldx, nr, acc + q * LOWBIT_MAX_NR * LOWBIT_PANEL_ROWS); \
+            dot_scalar(B, 0, chunks, w + q * panel_stride, x, ldx, nr, acc + q * LOWBIT_MAX_NR * LOWBIT_PANEL_ROWS); \
     }
 DEFINE_DOT(1)
 DEFINE_DOT(2)
 DEFINE_DOT(4)
 DEFINE_DOT(8)
+
+void lowbit_dot_s8_scalar(int64_t chunks, const uint8_t *restrict w, int64_t panel_stride, int np,
+                          const int8_t *restrict x, int64_t ldx, int nr, int32_t *restrict acc) {
+    for (int q = 0; q < np; q++)
+        dot_scalar(8, 128, chunks, w + q * panel_stride, x, ldx, nr, acc + q * LOWBIT_MAX_NR * LOWBIT_PANEL_ROWS);
+}
 
 void lowbit_dot_wide_scalar(int bits, int64_t chunks, const uint8_t *restrict w, const int8_t *restrict xi, int nr,
                             int32_t *restrict acc) {

@@ -56,6 +56,7 @@ typedef struct {
     const lowbit_format_traits *f;
     const lowbit_packed_weights *w;
     lowbit_dot_b1_fn dot;
+    int zero_point; /* what the tiles take off per token, zero_point * sum(x): 0 after dot_s8 */
     const int8_t *x;
     int64_t n, ldx, kpad, panels, tile_panels, block_tokens, token_blocks, group, groups;
     int wide;    /* tiles of one panel and up to LOWBIT_WIDE_NR tokens, by t->dot_wide */
@@ -213,7 +214,7 @@ static void run_tiles(void *arg, int64_t begin, int64_t end) {
             uint32_t own[MOST_TOKENS], *corr = keeps ? kept_corr + i0 : own;
             if (!keeps || !kept[block])
                 for (int i = 0; i < nr; i++)
-                    corr[i] = (uint32_t)f->zero_point * (uint32_t)byte_sum(j->x + (i0 + i) * j->ldx + k0, k1 - k0);
+                    corr[i] = j->zero_point ? (uint32_t)j->zero_point * (uint32_t)byte_sum(j->x + (i0 + i) * j->ldx + k0, k1 - k0) : 0;
             if (keeps) kept[block] = 1;
             if (j->wide) {
                 const int64_t cols = (c1 - c0) * f->chunk_k;
@@ -336,7 +337,9 @@ static lowbit_status run(const lowbit_context *ctx, const lowbit_packed_weights 
                     .panels = (w->m + LOWBIT_PANEL_ROWS - 1) / LOWBIT_PANEL_ROWS,
                     .group = w->k, .groups = 1,
                     .x_scales = x_scales, .bias = bias, .yf = yf, .ys = ys, .ldy = ldy, .q = q, .ldq = ldq,
-                    .q_scales = q_scales};
+                    .q_scales = q_scales, .zero_point = f->zero_point};
+    /* int8 by the ISA's own dot_s8 (the values' dot products): no zero point to take off */
+    if (f->bits == 8 && j.t->dot_s8_isa != LOWBIT_ISA_SCALAR) j.dot = j.t->dot_s8, j.zero_point = 0;
     if (epilogue && (epilogue->silu || epilogue->residual)) {
         if (!yf) return LOWBIT_ERR_ARGUMENT;
         if (epilogue->residual && epilogue->ldr < w->m) return LOWBIT_ERR_SHAPE;

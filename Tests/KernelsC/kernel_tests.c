@@ -204,10 +204,8 @@ static void test_kernel_sign_sums(const lowbit_kernel_table *t) {
         }
 }
 
-static void test_dot(const lowbit_kernel_table *t, int bits) {
-    const lowbit_dot_b1_fn dot = lowbit_dot_for_bits(t, bits), ref = lowbit_dot_for_bits(&(lowbit_kernel_table){
-        .dot_b1 = lowbit_dot_b1_scalar, .dot_b2 = lowbit_dot_b2_scalar, .dot_b4 = lowbit_dot_b4_scalar,
-        .dot_b8 = lowbit_dot_b8_scalar}, bits);
+/* dot against ref (named `name` in failures) on random panels and activations, every np and nr */
+static void test_dot_against(lowbit_dot_b1_fn dot, lowbit_dot_b1_fn ref, int bits, const char *name) {
     const int chunk_k = 32 / bits, mask = (1 << bits) - 1;
     /* 8 and more: the unrolled groups of 8 chunks of the AVX-512 kernels, with and without a remainder */
     static const int64_t chunk_counts[] = {1, 3, 5, 7, 8, 9, 16, 23};
@@ -233,7 +231,7 @@ static void test_dot(const lowbit_kernel_table *t, int bits) {
                 int same = 1;
                 for (int q = 0; q < np; q++)
                     same &= memcmp(a + q * LOWBIT_MAX_NR * 16, b + q * LOWBIT_MAX_NR * 16, nr * 16 * sizeof(int32_t)) == 0;
-                CHECK(same, "dot_b%d chunks=%lld np=%d nr=%d differs", bits, (long long)chunks, np, nr);
+                CHECK(same, "%s chunks=%lld np=%d nr=%d differs", name, (long long)chunks, np, nr);
                 free(w), free(x);
             }
     }
@@ -267,6 +265,29 @@ static void test_kernel_dot_wide(const lowbit_kernel_table *t) {
                 }
                 free(w), free(x), free(xi);
             }
+}
+static void test_dot(const lowbit_kernel_table *t, int bits) {
+    static const char *names[] = {[1] = "dot_b1", [2] = "dot_b2", [4] = "dot_b4", [8] = "dot_b8"};
+    test_dot_against(lowbit_dot_for_bits(t, bits), lowbit_dot_for_bits(&(lowbit_kernel_table){
+        .dot_b1 = lowbit_dot_b1_scalar, .dot_b2 = lowbit_dot_b2_scalar, .dot_b4 = lowbit_dot_b4_scalar,
+        .dot_b8 = lowbit_dot_b8_scalar}, bits), bits, names[bits]);
+}
+
+/* The twin against the contract, dot_b8 less 128 * sum(x) per token (exact in int32 here),
+ * then the table's dot_s8 against the twin. */
+static void lowbit_dot_b8_less_zero_point(int64_t chunks, const uint8_t *restrict w, int64_t panel_stride, int np,
+                                          const int8_t *restrict x, int64_t ldx, int nr, int32_t *restrict acc) {
+    lowbit_dot_b8_scalar(chunks, w, panel_stride, np, x, ldx, nr, acc);
+    for (int j = 0; j < nr; j++) {
+        int32_t sum = 0;
+        for (int64_t c = 0; c < chunks * 4; c++) sum += x[j * ldx + c];
+        for (int q = 0; q < np; q++)
+            for (int r = 0; r < 16; r++) acc[(q * LOWBIT_MAX_NR + j) * 16 + r] -= 128 * sum;
+    }
+}
+static void test_kernel_dot_s8(const lowbit_kernel_table *t) {
+    test_dot_against(lowbit_dot_s8_scalar, lowbit_dot_b8_less_zero_point, 8, "dot_s8_scalar vs dot_b8 - 128 sum(x)");
+    test_dot_against(t->dot_s8, lowbit_dot_s8_scalar, 8, "dot_s8");
 }
 static void test_kernel_dot_b1(const lowbit_kernel_table *t) { test_dot(t, 1); }
 static void test_kernel_dot_b2(const lowbit_kernel_table *t) { test_dot(t, 2); }

@@ -43,12 +43,12 @@ struct PackedKernelTests {
 
     @Test("the kernel list names every kernel, and info reports an ISA for each")
     func kernelList() throws {
-        #expect(lowbit_kernel_count() == 22)
+        #expect(lowbit_kernel_count() == 23)
         let backend = try KernelsBackend(isa: .scalar, threads: 1)
         #expect(backend.kernelISAs.allSatisfy { $0.isa == .scalar })
         let best = try KernelsBackend(isa: .best, threads: 1)
         #expect(best.kernelISAs.map(\.kernel) == ["absmax", "sums", "quantize", "sign", "quantize_absmax", "quantize_sums",
-                                                         "sign_sums", "dot_b1", "dot_b2", "dot_b4", "dot_b8", "dot_wide",
+                                                         "sign_sums", "dot_b1", "dot_b2", "dot_b4", "dot_b8", "dot_s8", "dot_wide",
                                                          "softmax", "silu", "silu_backward", "layernorm", "scores",
                                                          "quantize_stochastic", "dequantize", "combine", "adamw",
                                                          "transpose_scaled"])
