@@ -534,6 +534,11 @@ static void test_kernel_quantize_stochastic(const lowbit_kernel_table *t) {
         t->quantize_stochastic(x, n, 127.0f, state, first, a);
         lowbit_quantize_stochastic_scalar(x, n, 127.0f, state, first, b);
         CHECK(memcmp(a, b, n) == 0, "quantize_stochastic n=%lld differs", (long long)n);
+        /* past the range: both clamps */
+        t->quantize_stochastic(x, n, 300.0f, state, first, a);
+        lowbit_quantize_stochastic_scalar(x, n, 300.0f, state, first, b);
+        CHECK(memcmp(a, b, n) == 0 && (n == 1 || a[0] == 127) && a[n - 1] == -127, "quantize_stochastic n=%lld past the range differs",
+              (long long)n);
         /* the first draw of SplitMix64 seeded 0 is 0xE220A8397B1DCDAF: u = 0xE220A8 / 2^24 */
         float half = 0.5f;
         int8_t q;
