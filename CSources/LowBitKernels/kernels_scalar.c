@@ -39,24 +39,26 @@ void lowbit_sign_scalar(const float *restrict x, int64_t n, float threshold, int
 
 LOWBIT_DEFINE_FUSED_BY_PARTS(, lowbit_, _scalar)
 
+/* Code kk of a chunk's row of 4 bytes at wc: in byte kk % 4, at bit (kk / 4) * bits (the
+ * layout of lowbit_code_offset). */
+static inline int chunk_code(const uint8_t *restrict wc, int bits, int kk) {
+    return (wc[kk % 4] >> ((kk / 4) * bits)) & ((1 << bits) - 1);
+}
+
 /* sum of (code - offset) * x: offset 0 for dot_bB, 128 for dot_s8 */
 static inline void dot_scalar(int bits, int offset, int64_t chunks, const uint8_t *restrict w, const int8_t *restrict x,
                               int64_t ldx, int nr, int32_t *restrict acc) {
-    const int chunk_k = 32 / bits, mask = (1 << bits) - 1;
-    for (int j = 0; j < nr; j++) {
+    const int chunk_k = 32 / bits;
+    for (int j = 0; j < nr; j++)
         for (int r = 0; r < LOWBIT_PANEL_ROWS; r++) {
             int32_t s = 0;
             for (int64_t c = 0; c < chunks; c++) {
-                const uint8_t *wc = w + c * LOWBIT_CHUNK_BYTES + r * 4;
                 const int8_t *xc = x + j * ldx + c * chunk_k;
-                for (int kk = 0; kk < chunk_k; kk++) {
-                    const int code = (wc[kk % 4] >> ((kk / 4) * bits)) & mask;
-                    s += (code - offset) * xc[kk];
-                }
+                for (int kk = 0; kk < chunk_k; kk++)
+                    s += (chunk_code(w + c * LOWBIT_CHUNK_BYTES + r * 4, bits, kk) - offset) * xc[kk];
             }
             acc[j * LOWBIT_PANEL_ROWS + r] = s;
         }
-    }
 }
 
 #define DEFINE_DOT(B)                                                                                    \
@@ -78,16 +80,14 @@ void lowbit_dot_s8_scalar(int64_t chunks, const uint8_t *restrict w, int64_t pan
 
 void lowbit_dot_wide_scalar(int bits, int64_t chunks, const uint8_t *restrict w, const int8_t *restrict xi, int nr,
                             int32_t *restrict acc) {
-    const int chunk_k = 32 / bits, mask = (1 << bits) - 1;
+    const int chunk_k = 32 / bits;
+    const int64_t cols = chunks * chunk_k;
     for (int j = 0; j < nr; j++)
         for (int r = 0; r < LOWBIT_PANEL_ROWS; r++) {
             int32_t s = 0;
-            for (int64_t col = 0; col < chunks * chunk_k; col++) {
-                const uint8_t *wc = w + col / chunk_k * LOWBIT_CHUNK_BYTES + r * 4;
-                const int kk = (int)(col % chunk_k);
-                const int code = (wc[kk % 4] >> ((kk / 4) * bits)) & mask;
-                s += code * xi[((col / 4) * nr + j) * 4 + col % 4];
-            }
+            for (int64_t col = 0; col < cols; col++)
+                s += chunk_code(w + col / chunk_k * LOWBIT_CHUNK_BYTES + r * 4, bits, (int)(col % chunk_k)) *
+                     xi[((col / 4) * nr + j) * 4 + col % 4];
             acc[j * LOWBIT_PANEL_ROWS + r] = s;
         }
 }
