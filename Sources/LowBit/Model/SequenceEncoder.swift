@@ -64,8 +64,10 @@ public final class SequenceEncoder {
             // An evaluation pass keeps nothing for a backward, so it can take the sequences a
             // few at a time, every row-wise step alike: the activations of a chunk stay in the
             // core's L2 between the passes over them (the design's batch of 32 at 60 steps took
-            // 8 % longer in one piece), and every result is the same to the bit. Threaded
-            // kernels get as many rows per thread.
+            // 8 % longer in one piece), and every result is the same to the bit where LowBit's
+            // kernels take the products (OpenBLAS's Haswell and Zen sgemm order a row's sums by
+            // where it falls in the call: there, to rounding). Threaded kernels get as many
+            // rows per thread.
             let threads = (exec.backend as? KernelsBackend)?.threads ?? 1
             let chunk = max(1, evaluationRows * threads / s.steps)
             if s.batch > chunk {
@@ -95,7 +97,8 @@ public final class SequenceEncoder {
         if prunesLastBlock, let final = blocks.last {
             // Only each sequence's last real step leaves the encoder, so the last block takes
             // the other rows no further than their keys and values, in every pass: the same
-            // outputs and gradients, 3/16 of the multiply-adds fewer at four blocks. The
+            // outputs and gradients (to rounding where OpenBLAS's rows depend on the call, as
+            // above), 3/16 of the multiply-adds fewer at four blocks. The
             // static-range statistics of the layers after its attention are then over the
             // rows those layers see in deployment.
             for block in blocks.dropLast() { h = try block.forward(h, s, exec) }
