@@ -338,8 +338,11 @@ static lowbit_status run(const lowbit_context *ctx, const lowbit_packed_weights 
                     .group = w->k, .groups = 1,
                     .x_scales = x_scales, .bias = bias, .yf = yf, .ys = ys, .ldy = ldy, .q = q, .ldq = ldq,
                     .q_scales = q_scales, .zero_point = f->zero_point};
-    /* int8 by the ISA's own dot_s8 (the values' dot products): no zero point to take off */
-    if (f->bits == 8 && j.t->dot_s8_isa != LOWBIT_ISA_SCALAR) j.dot = j.t->dot_s8, j.zero_point = 0;
+    /* int8 by dot_s8 (the values' dot products, no zero point to take off) where the ISA whose
+     * dot_b8 runs has its own: a table that kept a lower ISA's dot_s8 beside its own dot_b8
+     * (VNNI's vpdpbusd) keeps the faster dot_b8 */
+    if (f->bits == 8 && j.t->dot_s8_isa == j.t->dot_b8_isa && j.t->dot_s8_isa != LOWBIT_ISA_SCALAR)
+        j.dot = j.t->dot_s8, j.zero_point = 0;
     if (epilogue && (epilogue->silu || epilogue->residual)) {
         if (!yf) return LOWBIT_ERR_ARGUMENT;
         if (epilogue->residual && epilogue->ldr < w->m) return LOWBIT_ERR_SHAPE;
